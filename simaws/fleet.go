@@ -42,7 +42,7 @@ type Options struct {
 	Projects           int    // tagged projects "proj_001".., spread round-robin over Clusters; default 4
 	Clusters           int    // "cygni-prod", "cygni-staging", then "cygni-c3"...; default 2
 	ServicesPerProject int    // deployments "web", "worker", then "svc3"...; default 2
-	Untagged           int    // services without cygni tags; default 1
+	Untagged           int    // services without cygni tags; default 1, negative for none
 
 	// AccessKeyID and SecretAccessKey are the credentials the endpoint accepts;
 	// default "AKIDSIMULATED" / "simulated-secret".

@@ -233,7 +233,7 @@ func (s *Sim) Truth(svc Service, series string, from, to time.Time) float64 {
 	return total
 }
 
-// ProjectTruth is Truth summed over the services of one project.
+// ProjectTruth is Truth summed over the services tagged with project ("" matches nothing).
 func (s *Sim) ProjectTruth(project, series string, from, to time.Time) float64 {
 	var total float64
 	for _, svc := range s.services {

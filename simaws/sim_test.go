@@ -2,10 +2,12 @@ package simaws
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 // testNow is mid-minute, so the minute it falls in has not ended yet.
@@ -729,4 +732,117 @@ func TestAuth(t *testing.T) {
 	if _, err := g.cloudWatch("AKIDCUSTOM", "s3cret", noRetry()).ListMetrics(ctx, in); err != nil {
 		t.Errorf("custom credentials: %v", err)
 	}
+}
+
+func TestControlRoutes(t *testing.T) {
+	f := newFixture(t, Options{})
+	getJSON := func(path string, v any) int {
+		t.Helper()
+		resp, err := http.Get(f.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if v != nil {
+			if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+				t.Fatalf("decode %s: %v", path, err)
+			}
+		}
+		return resp.StatusCode
+	}
+	var svcs []Service
+	if getJSON("/_sim/services", &svcs); len(svcs) != 9 || svcs[0] != f.sim.Services()[0] {
+		t.Errorf("services: %+v", svcs)
+	}
+
+	from := testNow.Add(-24 * time.Hour).Truncate(time.Hour)
+	to := testNow.Truncate(time.Hour)
+	q := url.Values{"project": {"proj_001"}, "series": {SeriesCPUSeconds}, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}
+	var tv struct{ Value float64 }
+	if code := getJSON("/_sim/truth?"+q.Encode(), &tv); code != 200 || tv.Value != f.sim.ProjectTruth("proj_001", SeriesCPUSeconds, from, to) || tv.Value == 0 {
+		t.Errorf("project truth: %d %v", code, tv.Value)
+	}
+	q.Set("deployment", "worker")
+	if code := getJSON("/_sim/truth?"+q.Encode(), &tv); code != 200 || tv.Value != f.sim.Truth(f.sim.Services()[1], SeriesCPUSeconds, from, to) {
+		t.Errorf("deployment truth: %d %v", code, tv.Value)
+	}
+	for name, bad := range map[string]url.Values{
+		"no project":   {"series": {SeriesCPUSeconds}, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}},
+		"bad series":   {"project": {"proj_001"}, "series": {"cpu"}, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}},
+		"bad from":     {"project": {"proj_001"}, "series": {SeriesCPUSeconds}, "from": {"yesterday"}, "to": {to.Format(time.RFC3339)}},
+		"unknown proj": {"project": {"proj_999"}, "series": {SeriesCPUSeconds}, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}},
+	} {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		if code := getJSON("/_sim/truth?"+bad.Encode(), &e); code < 400 || e.Error.Code == "" {
+			t.Errorf("%s: %d %+v", name, code, e)
+		}
+	}
+
+	resp, err := http.Post(f.url+"/_sim/faults", "application/json", strings.NewReader(`{"ThrottleECS": 1, "LateBy": "5m", "Partial": "90s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := f.sim.currentFaults(); resp.StatusCode != 200 || got != (Faults{ThrottleECS: 1, LateBy: 5 * time.Minute, Partial: 90 * time.Second}) {
+		t.Errorf("faults: %d %+v", resp.StatusCode, got)
+	}
+	resp, err = http.Post(f.url+"/_sim/faults", "application/json", strings.NewReader(`{"LateBy": "soon"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad duration: %d", resp.StatusCode)
+	}
+	if _, err := f.ecs.ListClusters(context.Background(), &ecs.ListClustersInput{}); err != nil {
+		t.Fatal(err)
+	}
+	var calls map[string]int
+	if getJSON("/_sim/calls", &calls); calls["ListClusters"] != 2 {
+		t.Errorf("calls %v, want 2 ListClusters (one throttled)", calls)
+	}
+}
+
+// BenchmarkGetMetricData measures one GetMetricData call of 500 queries × 60 minutes through
+// the handler (CBOR decode, data model, CBOR encode), without the network:
+//
+//	go test -run '^$' -bench GetMetricData -benchmem ./simaws
+func BenchmarkGetMetricData(b *testing.B) {
+	s := New(Options{Projects: 100, ServicesPerProject: 3, Now: func() time.Time { return testNow }})
+	svcs := s.Services()
+	metrics := []string{"CpuReserved", "CpuUtilized", "MemoryReserved", "MemoryUtilized", "NetworkTxBytes", "RunningTaskCount"}
+	queries := make(cbor.List, 500)
+	for i := range queries {
+		svc := svcs[i%len(svcs)]
+		queries[i] = cbor.Map{
+			"Id": cbor.String(idFor(i)),
+			"MetricStat": cbor.Map{
+				"Metric": cbor.Map{
+					"Namespace":  cbor.String(namespaceContainerInsi),
+					"MetricName": cbor.String(metrics[i%len(metrics)]),
+					"Dimensions": cbor.List{
+						cbor.Map{"Name": cbor.String("ClusterName"), "Value": cbor.String(svc.Cluster)},
+						cbor.Map{"Name": cbor.String("ServiceName"), "Value": cbor.String(svc.Name)},
+					},
+				},
+				"Period": cbor.Uint(60),
+				"Stat":   cbor.String("Sum"),
+			},
+		}
+	}
+	end := testNow.Truncate(time.Hour)
+	body := cbor.Encode(cbor.Map{
+		"MetricDataQueries": queries,
+		"StartTime":         &cbor.Tag{ID: 1, Value: cbor.Float64(end.Add(-time.Hour).Unix())},
+		"EndTime":           &cbor.Tag{ID: 1, Value: cbor.Float64(end.Unix())},
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, apiErr := s.getMetricData(body); apiErr != nil {
+			b.Fatal(apiErr)
+		}
+	}
+	b.ReportMetric(float64(500*60*b.N)/b.Elapsed().Seconds(), "datapoints/s")
 }
