@@ -23,16 +23,16 @@ import (
 
 // Series names, the product's stored series (DESIGN.md), accepted by Truth and ProjectTruth.
 const (
-	SeriesCPUSeconds       = "cygni_cpu_seconds"
-	SeriesCPUUsedSeconds   = "cygni_cpu_used_seconds"
-	SeriesMemoryGBHours    = "cygni_memory_gb_hours"
-	SeriesMemoryUsedGBHrs  = "cygni_memory_used_gb_hours"
-	SeriesRunningTasks     = "cygni_running_tasks"
-	SeriesEgressBytes      = "cygni_egress_bytes"
-	SeriesRequests         = "cygni_requests"
-	accountID              = "123456789012"
-	namespaceContainerInsi = "ECS/ContainerInsights"
-	namespaceALB           = "AWS/ApplicationELB"
+	SeriesCPUSeconds        = "cygni_cpu_seconds"
+	SeriesCPUUsedSeconds    = "cygni_cpu_used_seconds"
+	SeriesMemoryGBHours     = "cygni_memory_gb_hours"
+	SeriesMemoryUsedGBHours = "cygni_memory_used_gb_hours"
+	SeriesRunningTasks      = "cygni_running_tasks"
+	SeriesEgressBytes       = "cygni_egress_bytes"
+	SeriesRequests          = "cygni_requests"
+	accountID               = "123456789012"
+	nsContainerInsights     = "ECS/ContainerInsights"
+	nsALB                   = "AWS/ApplicationELB"
 )
 
 // Options configures the simulated fleet and endpoint. Zero values take the documented defaults.

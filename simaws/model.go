@@ -157,7 +157,7 @@ func (s *Sim) indexMetrics() {
 	for i, svc := range s.services {
 		dims := [][2]string{{"ClusterName", svc.Cluster}, {"ServiceName", svc.Name}}
 		for k := mCPUReserved; k <= mRunningTaskCount; k++ {
-			lm := listedMetric{namespaceContainerInsi, kindNames[k], dims, metricRef{i, k}}
+			lm := listedMetric{nsContainerInsights, kindNames[k], dims, metricRef{i, k}}
 			s.listed = append(s.listed, lm)
 			s.byKey[metricKey(lm.namespace, lm.name, lm.dims)] = lm.ref
 		}
@@ -167,7 +167,7 @@ func (s *Sim) indexMetrics() {
 			continue
 		}
 		dims := [][2]string{{"TargetGroup", s.svc[i].tgSuffix}, {"LoadBalancer", svc.LoadBalancer}}
-		lm := listedMetric{namespaceALB, kindNames[mRequestCount], dims, metricRef{i, mRequestCount}}
+		lm := listedMetric{nsALB, kindNames[mRequestCount], dims, metricRef{i, mRequestCount}}
 		s.listed = append(s.listed, lm)
 		s.byKey[metricKey(lm.namespace, lm.name, lm.dims)] = lm.ref
 	}
@@ -182,7 +182,7 @@ func seriesKind(series string) (metricKind, bool) {
 		return mCPUUtilized, true
 	case SeriesMemoryGBHours:
 		return mMemoryReserved, true
-	case SeriesMemoryUsedGBHrs:
+	case SeriesMemoryUsedGBHours:
 		return mMemoryUtilized, true
 	case SeriesRunningTasks:
 		return mRunningTaskCount, true

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
@@ -94,13 +95,13 @@ func (f *fixture) ecsClient(akid, secret string, r aws.Retryer) *ecs.Client {
 
 // metricQuery builds a MetricDataQuery for one metric of svc.
 func metricQuery(id string, svc Service, metric, stat string, period int32) cwtypes.MetricDataQuery {
-	ns := namespaceContainerInsi
+	ns := nsContainerInsights
 	dims := []cwtypes.Dimension{
 		{Name: aws.String("ClusterName"), Value: aws.String(svc.Cluster)},
 		{Name: aws.String("ServiceName"), Value: aws.String(svc.Name)},
 	}
 	if metric == "RequestCount" {
-		ns = namespaceALB
+		ns = nsALB
 		_, tg, _ := strings.Cut(svc.TargetGroupARN, ":targetgroup/")
 		dims = []cwtypes.Dimension{
 			{Name: aws.String("LoadBalancer"), Value: aws.String(svc.LoadBalancer)},
@@ -279,7 +280,7 @@ var seriesMetrics = []struct {
 	{SeriesCPUSeconds, "CpuReserved", "Sum", func(v float64) float64 { return v * 60 / 1024 }},
 	{SeriesCPUUsedSeconds, "CpuUtilized", "Sum", func(v float64) float64 { return v * 60 / 1024 }},
 	{SeriesMemoryGBHours, "MemoryReserved", "Sum", func(v float64) float64 { return v / 1024 / 60 }},
-	{SeriesMemoryUsedGBHrs, "MemoryUtilized", "Sum", func(v float64) float64 { return v / 1024 / 60 }},
+	{SeriesMemoryUsedGBHours, "MemoryUtilized", "Sum", func(v float64) float64 { return v / 1024 / 60 }},
 	{SeriesRunningTasks, "RunningTaskCount", "Average", func(v float64) float64 { return v }},
 	{SeriesEgressBytes, "NetworkTxBytes", "Sum", func(v float64) float64 { return v * 60 }},
 	{SeriesRequests, "RequestCount", "Sum", func(v float64) float64 { return v }},
@@ -525,7 +526,7 @@ func TestListMetrics(t *testing.T) {
 	svc := f.sim.Services()[0]
 	_, tg, _ := strings.Cut(svc.TargetGroupARN, ":targetgroup/")
 	out, err := f.cw.ListMetrics(context.Background(), &cloudwatch.ListMetricsInput{
-		Namespace:  aws.String(namespaceALB),
+		Namespace:  aws.String(nsALB),
 		MetricName: aws.String("RequestCount"),
 		Dimensions: []cwtypes.DimensionFilter{{Name: aws.String("TargetGroup"), Value: aws.String("targetgroup/" + tg)}},
 	})
@@ -549,7 +550,7 @@ func TestListMetrics(t *testing.T) {
 	seen := map[string]bool{}
 	pages := 0
 	p := cloudwatch.NewListMetricsPaginator(f.cw, &cloudwatch.ListMetricsInput{
-		Namespace:  aws.String(namespaceContainerInsi),
+		Namespace:  aws.String(nsContainerInsights),
 		Dimensions: []cwtypes.DimensionFilter{{Name: aws.String("ServiceName")}},
 	})
 	for p.HasMorePages() {
@@ -694,7 +695,7 @@ func TestFaultsDefaultRetryer(t *testing.T) {
 	f := newFixture(t, Options{})
 	c := f.cloudWatch("AKIDSIMULATED", "simulated-secret", nil) // the SDK's own default retryer and backoff
 	f.sim.SetFaults(Faults{ThrottleCloudWatch: 1})
-	_, err := c.ListMetrics(context.Background(), &cloudwatch.ListMetricsInput{Namespace: aws.String(namespaceALB)})
+	_, err := c.ListMetrics(context.Background(), &cloudwatch.ListMetricsInput{Namespace: aws.String(nsALB)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -706,7 +707,7 @@ func TestFaultsDefaultRetryer(t *testing.T) {
 func TestAuth(t *testing.T) {
 	f := newFixture(t, Options{})
 	ctx := context.Background()
-	in := &cloudwatch.ListMetricsInput{Namespace: aws.String(namespaceALB)}
+	in := &cloudwatch.ListMetricsInput{Namespace: aws.String(nsALB)}
 	if _, err := f.cloudWatch("AKIDWRONG", "simulated-secret", noRetry()).ListMetrics(ctx, in); apiCode(err) != "InvalidClientTokenId" {
 		t.Errorf("bad key: %v", err)
 	}
@@ -820,7 +821,7 @@ func BenchmarkGetMetricData(b *testing.B) {
 			"Id": cbor.String(idFor(i)),
 			"MetricStat": cbor.Map{
 				"Metric": cbor.Map{
-					"Namespace":  cbor.String(namespaceContainerInsi),
+					"Namespace":  cbor.String(nsContainerInsights),
 					"MetricName": cbor.String(metrics[i%len(metrics)]),
 					"Dimensions": cbor.List{
 						cbor.Map{"Name": cbor.String("ClusterName"), "Value": cbor.String(svc.Cluster)},
@@ -845,4 +846,27 @@ func BenchmarkGetMetricData(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(500*60*b.N)/b.Elapsed().Seconds(), "datapoints/s")
+}
+
+// TestEnvironmentEndpoint points unmodified clients at the simulator the standard way, as a
+// user of `cygni-usage sim-aws` does.
+func TestEnvironmentEndpoint(t *testing.T) {
+	f := newFixture(t, Options{})
+	t.Setenv("AWS_ENDPOINT_URL", f.url)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSIMULATED")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "simulated-secret")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_PROFILE", "")
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ecs.NewFromConfig(cfg).ListClusters(context.Background(), &ecs.ListClustersInput{}); err != nil {
+		t.Errorf("ECS: %v", err)
+	}
+	if _, err := cloudwatch.NewFromConfig(cfg).ListMetrics(context.Background(), &cloudwatch.ListMetricsInput{}); err != nil {
+		t.Errorf("CloudWatch: %v", err)
+	}
 }
