@@ -30,9 +30,12 @@ const (
 	SeriesRunningTasks      = "cygni_running_tasks"
 	SeriesEgressBytes       = "cygni_egress_bytes"
 	SeriesRequests          = "cygni_requests"
-	accountID               = "123456789012"
-	nsContainerInsights     = "ECS/ContainerInsights"
-	nsALB                   = "AWS/ApplicationELB"
+)
+
+const (
+	accountID           = "123456789012"
+	nsContainerInsights = "ECS/ContainerInsights"
+	nsALB               = "AWS/ApplicationELB"
 )
 
 // Options configures the simulated fleet and endpoint. Zero values take the documented defaults.
