@@ -1,0 +1,110 @@
+// Package api is the HTTP surface of cygni-usage: the seed's REST endpoints, the
+// Prometheus-compatible query API, health and self-metrics. Handlers depend on small interfaces
+// defined here (consumer side); errors are typed kinds mapped to status codes in one place
+// (errors.go) and rendered as {"error": {"code", "message"}}.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// ReadyFunc reports whether the service can answer (nil) or why not.
+type ReadyFunc func() error
+
+// Options are the server's dependencies. Each group of endpoints adds its own embedded struct,
+// defined beside its handlers.
+type Options struct {
+	Logger   *slog.Logger
+	Gatherer prometheus.Gatherer // client_golang registry (TSDB, rules, HTTP)
+	Metrics  *metrics.Set        // VictoriaMetrics set of our own counters
+	Ready    ReadyFunc           // nil: always ready
+
+	AuthDeps
+	NotificationDeps
+	UsageDeps
+	PromDeps
+	BillingDeps
+	AlertingDeps
+}
+
+// Server routes requests to handlers.
+type Server struct {
+	opts   Options
+	logger *slog.Logger
+	router *mux.Router
+}
+
+// New builds the router. It starts nothing.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	s := &Server{opts: opts, logger: opts.Logger.With("component", "api"), router: mux.NewRouter()}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	r := s.router
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/metrics", s.metrics).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, NotFound("no route %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, &Error{Kind: KindBadRequest, Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+	})
+
+	s.registerNotifications(r)
+	s.registerUsage(r)
+	s.registerProm(r)
+	s.registerBilling(r)
+	s.registerAlerting(r)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(); err != nil {
+			WriteError(w, &Error{Kind: KindUnavailable, Code: "not_ready", Message: err.Error()})
+			return
+		}
+	}
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// metrics writes the client_golang registry and then our VictoriaMetrics set, in the
+// Prometheus text format, as one response.
+func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	if s.opts.Gatherer != nil {
+		mfs, err := s.opts.Gatherer.Gather()
+		if err != nil {
+			s.logger.Warn("gather metrics; writing what was gathered", "err", err)
+		}
+		enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				s.logger.Warn("encode metrics; response cut short", "err", err)
+				return
+			}
+		}
+	}
+	s.opts.Metrics.WritePrometheus(w)
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/alecthomas/kingpin/v2"
+)
+
+type demoCmd struct{}
+
+func registerDemo(app *kingpin.Application) (string, command) {
+	cl := app.Command("demo", "Run everything in one process on embedded defaults with the simulated AWS, and print what to open.")
+	return cl.FullCommand(), &demoCmd{}
+}
+
+func (c *demoCmd) run(g *globals) error {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	cfg.AWS.Simulated = true
+	p, err := open(cfg)
+	if err != nil {
+		return err
+	}
+	all, _ := parseParts("")
+	if err := p.wire(all); err != nil {
+		p.close()
+		return err
+	}
+	url, err := p.serveHTTP()
+	if err != nil {
+		p.close()
+		return err
+	}
+	fmt.Fprintf(os.Stdout, "\nCygni Usage demo is running.\n  URL:            %s\n  health:         %s/healthz\n  self-metrics:   %s/metrics\n  simulated AWS:  %s\nPress Ctrl-C to stop; the next start continues where this one stopped.\n\n", url, url, url, p.simURL)
+	return p.runAll(p.reload)
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/cygni/usage/api"
+	"github.com/cygni/usage/config"
+	"github.com/cygni/usage/simaws"
+	"github.com/cygni/usage/tsdb"
+)
+
+// loadConfig reads --config and applies the command-line overrides.
+func loadConfig(g *globals) (*config.Config, error) {
+	cfg, err := config.Load(g.configFile)
+	if err != nil {
+		return nil, err
+	}
+	if g.dataDir != "" {
+		cfg.DataDir = g.dataDir
+	}
+	if g.listen != "" {
+		cfg.Listen = g.listen
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// process is everything one cygni-usage process runs, built from the configuration.
+type process struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	vm     *metrics.Set
+	db     *tsdb.DB
+	sim    *simaws.Sim    // non-nil when the simulated AWS runs in-process
+	simURL string         // its base URL
+	api    api.Options    // filled by the parts, then served
+	actors []actor        // long-running parts
+	closer []func() error // closed in reverse order on exit
+	ready  func() error
+}
+
+// actor is one member of the run group.
+type actor struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+func (p *process) add(name string, run func(ctx context.Context) error) {
+	p.actors = append(p.actors, actor{name: name, run: run})
+}
+
+// open builds the shared parts: logger, registries, TSDB and, if configured, the simulated AWS.
+func open(cfg *config.Config) (*process, error) {
+	p := &process{cfg: cfg, logger: newLogger(cfg.LogLevel), reg: prometheus.NewRegistry(), vm: metrics.NewSet()}
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	db, err := tsdb.Open(p.logger, p.reg, tsdb.Options{
+		Dir:              filepath.Join(cfg.DataDir, "tsdb"),
+		Retention:        cfg.TSDB.Retention.D(),
+		OutOfOrderWindow: cfg.TSDB.OutOfOrderWindow.D(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.db = db
+	p.closer = append(p.closer, db.Close)
+	if cfg.AWS.Simulated {
+		if err := p.startSim(); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// startSim serves the simulated AWS on a loopback port and points the AWS SDK at it through
+// the standard environment (AWS_ENDPOINT_URL and static credentials), exactly as a user would
+// point the product at any endpoint.
+func (p *process) startSim() error {
+	p.sim = simaws.New(simaws.Options{Seed: p.cfg.AWS.SimulatedSeed})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen for the simulated AWS: %w", err)
+	}
+	srv := &http.Server{Handler: p.sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	p.closer = append(p.closer, srv.Close)
+	p.simURL = "http://" + ln.Addr().String()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL":      p.simURL,
+		"AWS_ACCESS_KEY_ID":     "AKIDSIMULATED",
+		"AWS_SECRET_ACCESS_KEY": "simulated-secret",
+		"AWS_REGION":            "us-east-1",
+	} {
+		if err := os.Setenv(k, v); err != nil {
+			return fmt.Errorf("set %s: %w", k, err)
+		}
+	}
+	p.logger.Info("simulated AWS endpoint started", "url", p.simURL)
+	return nil
+}
+
+func (p *process) close() {
+	for i := len(p.closer) - 1; i >= 0; i-- {
+		if err := p.closer[i](); err != nil {
+			p.logger.Warn("close on exit; continuing shutdown", "err", err)
+		}
+	}
+	p.closer = nil
+}
+
+// serveHTTP adds the HTTP server to the run group. The listener is opened now so that the
+// address is known (and a busy port fails) before anything else starts.
+func (p *process) serveHTTP() (string, error) {
+	ln, err := net.Listen("tcp", p.cfg.Listen)
+	if err != nil {
+		return "", fmt.Errorf("listen on %s: %w", p.cfg.Listen, err)
+	}
+	opts := p.api
+	opts.Logger = p.logger
+	opts.Gatherer = p.reg
+	opts.Metrics = p.vm
+	opts.Ready = p.ready
+	srv := &http.Server{Handler: api.New(opts), ReadHeaderTimeout: 10 * time.Second}
+	p.add("http", func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve HTTP: %w", err)
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			return nil
+		}
+	})
+	return "http://" + ln.Addr().String(), nil
+}
+
+// runAll runs every actor until one returns or a signal arrives, then shuts all down and
+// closes the shared parts. SIGHUP calls onReload (rule files) without stopping anything.
+func (p *process) runAll(onReload func()) error {
+	defer p.close()
+	var g run.Group
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	{
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		g.Add(func() error {
+			for {
+				select {
+				case s := <-sig:
+					if s == syscall.SIGHUP {
+						if onReload != nil {
+							onReload()
+						}
+						continue
+					}
+					p.logger.Info("signal received; shutting down", "signal", s.String())
+					return nil
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}, func(error) { signal.Stop(sig); cancel() })
+	}
+	for _, a := range p.actors {
+		actx, acancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			err := a.run(actx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", a.name, err)
+			}
+			return nil
+		}, func(error) { acancel() })
+	}
+	return g.Run()
+}

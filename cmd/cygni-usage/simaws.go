@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/cygni/usage/simaws"
+)
+
+type simAWSCmd struct {
+	addr string
+	seed int64
+}
+
+func registerSimAWS(app *kingpin.Application) (string, command) {
+	c := &simAWSCmd{}
+	cl := app.Command("sim-aws", "Serve the simulated AWS endpoint (ECS and CloudWatch wire protocols) alone.")
+	cl.Flag("addr", "Listen address.").Default("127.0.0.1:4566").StringVar(&c.addr)
+	cl.Flag("seed", "Seed of the simulated fleet.").Default("1").Int64Var(&c.seed)
+	return cl.FullCommand(), c
+}
+
+func (c *simAWSCmd) run(*globals) error {
+	sim := simaws.New(simaws.Options{Seed: c.seed})
+	fmt.Printf("simulated AWS on http://%s (access key AKIDSIMULATED, secret simulated-secret)\n", c.addr)
+	fmt.Printf("  export AWS_ENDPOINT_URL=http://%s AWS_ACCESS_KEY_ID=AKIDSIMULATED AWS_SECRET_ACCESS_KEY=simulated-secret AWS_REGION=us-east-1\n", c.addr)
+	srv := &http.Server{Addr: c.addr, Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}

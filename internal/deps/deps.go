@@ -1,0 +1,46 @@
+//go:build tools
+
+// Package deps pins the project's dependencies while the packages that use them are being
+// written; it is never built. Remove an import once real code imports the package.
+package deps
+
+import (
+	_ "github.com/VictoriaMetrics/metrics"
+	_ "github.com/alecthomas/kingpin/v2"
+	_ "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	_ "github.com/aws/aws-sdk-go-v2/config"
+	_ "github.com/aws/aws-sdk-go-v2/credentials"
+	_ "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	_ "github.com/aws/aws-sdk-go-v2/service/ecs"
+	_ "github.com/aws/smithy-go"
+	_ "github.com/aws/smithy-go/encoding/cbor"
+	_ "github.com/cenkalti/backoff/v5"
+	_ "github.com/compose-spec/compose-go/v2/loader"
+	_ "github.com/emersion/go-smtp"
+	_ "github.com/gorilla/mux"
+	_ "github.com/grafana/grafana-plugin-sdk-go/backend"
+	_ "github.com/grafana/grafana-plugin-sdk-go/backend/datasource"
+	_ "github.com/grafana/grafana-plugin-sdk-go/data"
+	_ "github.com/grafana/grafana-plugin-sdk-go/experimental/datasourcetest"
+	_ "github.com/hashicorp/go-plugin"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/oklog/run"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/testutil"
+	_ "github.com/prometheus/prometheus/model/rulefmt"
+	_ "github.com/prometheus/prometheus/notifier"
+	_ "github.com/prometheus/prometheus/promql"
+	_ "github.com/prometheus/prometheus/promql/promqltest"
+	_ "github.com/prometheus/prometheus/rules"
+	_ "github.com/prometheus/prometheus/tsdb"
+	_ "github.com/prometheus/prometheus/web/api/v1"
+	_ "github.com/schollz/progressbar/v3"
+	_ "github.com/shopspring/decimal"
+	_ "github.com/stripe/stripe-go/v76"
+	_ "github.com/stripe/stripe-go/v76/billing/meterevent"
+	_ "github.com/stripe/stripe-go/v76/usagerecord"
+	_ "github.com/wneessen/go-mail"
+	_ "go.uber.org/goleak"
+	_ "gopkg.in/yaml.v3"
+	_ "modernc.org/sqlite"
+)

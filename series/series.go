@@ -1,0 +1,45 @@
+// Package series is the contract between the collector, the query layer, billing and alerting:
+// the names, labels and units of the usage series kept in the TSDB.
+//
+// Every usage sample is a per-period amount, not a cumulative counter: one sample per series per
+// collection period, stamped at the END of its period, whose value is the usage inside
+// (end − period, end]. sum_over_time(x[1h]) evaluated at an hour boundary is therefore the exact
+// hourly amount. A late correction to a period is written as a further sample inside the same
+// period (at end − k ms), so sums stay exact and nothing is ever overwritten.
+package series
+
+// Usage series, one sample per period (DESIGN.md, "Series model").
+const (
+	CPUSeconds         = "cygni_cpu_seconds"          // vCPU-seconds reserved (billed)
+	CPUUsedSeconds     = "cygni_cpu_used_seconds"     // vCPU-seconds used
+	MemoryGBHours      = "cygni_memory_gb_hours"      // GB-hours reserved (billed), GB = 2^30 bytes
+	MemoryUsedGBHours  = "cygni_memory_used_gb_hours" // GB-hours used
+	RunningTasks       = "cygni_running_tasks"        // mean running tasks in the period (a gauge)
+	EgressBytes        = "cygni_egress_bytes"         // bytes sent out
+	Requests           = "cygni_requests"             // HTTP(S) requests through the ALB
+	StorageGBHours     = "cygni_storage_gb_hours"     // reserved for EBS/EFS ("coming soon"); nothing writes it yet
+	ObjectStorageGBHrs = "cygni_object_storage_gb_hours"
+)
+
+// Derived series, written back into the TSDB for the rule engine.
+const (
+	ProjectBudgetUSD          = "cygni_project_budget_usd"
+	ProjectCostUSD            = "cygni_project_cost_usd"
+	ProjectCostMonthToDateUSD = "cygni_project_cost_month_to_date_usd"
+	ProjectCostForecastUSD    = "cygni_project_cost_forecast_month_usd"
+)
+
+// Label names.
+const (
+	LabelProject    = "project"
+	LabelDeployment = "deployment"
+	LabelCluster    = "cluster"
+	LabelRegion     = "region"
+	LabelResource   = "resource"
+)
+
+// Usage lists the collected usage series in a stable order.
+var Usage = []string{CPUSeconds, CPUUsedSeconds, MemoryGBHours, MemoryUsedGBHours, RunningTasks, EgressBytes, Requests}
+
+// GiB is the number of bytes in one "GB" everywhere in Cygni (memory, egress, storage), as AWS bills it.
+const GiB = 1 << 30

@@ -1,0 +1,108 @@
+// Package tsdb owns the embedded Prometheus TSDB that keeps every usage series.
+//
+// It is the only package that touches *tsdb.DB: everyone else sees storage.Appendable and
+// storage.Queryable (or a narrower interface of their own). The DB runs with an out-of-order
+// window that covers the collector's look-back and its gap backfills, because CloudWatch data
+// arrives late and corrections are appended behind the head. Committed samples are in the WAL
+// before Commit returns, so a kill -9 loses nothing that was committed: the WAL replays on Open.
+package tsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
+	promtsdb "github.com/prometheus/prometheus/tsdb"
+)
+
+// Options configure the embedded TSDB. Zero values take the defaults.
+type Options struct {
+	// Dir is the directory of the TSDB (blocks and WAL). Required.
+	Dir string
+	// Retention is how long samples are kept. Default 400 days.
+	Retention time.Duration
+	// OutOfOrderWindow is how far behind the newest sample a sample may still be appended.
+	// It must cover the collector's look-back and the gaps it backfills. Default 15 days
+	// (CloudWatch's retention of 1-minute data).
+	OutOfOrderWindow time.Duration
+}
+
+// Defaults for Options.
+const (
+	DefaultRetention        = 400 * 24 * time.Hour
+	DefaultOutOfOrderWindow = 15 * 24 * time.Hour
+)
+
+// DB is the embedded TSDB. It implements storage.Storage.
+type DB struct {
+	db     *promtsdb.DB
+	logger *slog.Logger
+}
+
+var _ storage.Storage = (*DB)(nil)
+
+// Open opens (or creates) the TSDB in opts.Dir and replays its WAL.
+func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("tsdb: directory is empty")
+	}
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.OutOfOrderWindow == 0 {
+		opts.OutOfOrderWindow = DefaultOutOfOrderWindow
+	}
+	if opts.Retention < 0 || opts.OutOfOrderWindow < 0 {
+		return nil, fmt.Errorf("tsdb: negative retention %s or out-of-order window %s", opts.Retention, opts.OutOfOrderWindow)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create TSDB directory: %w", err)
+	}
+	o := promtsdb.DefaultOptions()
+	o.RetentionDuration = opts.Retention.Milliseconds()
+	o.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
+	// As Prometheus does: blocks grow up to a tenth of the retention, at most 31 days.
+	maxBlock := min(opts.Retention/10, 31*24*time.Hour)
+	if maxBlock > 2*time.Hour {
+		o.MaxBlockDuration = maxBlock.Milliseconds()
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "tsdb")
+	db, err := promtsdb.Open(opts.Dir, logger, reg, o, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open TSDB in %s: %w", opts.Dir, err)
+	}
+	return &DB{db: db, logger: logger}, nil
+}
+
+// Appender returns a new appender. Samples become visible and durable on Commit.
+func (d *DB) Appender(ctx context.Context) storage.Appender { return d.db.Appender(ctx) }
+
+// AppenderV2 returns a new appender of Prometheus' next append interface.
+func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 { return d.db.AppenderV2(ctx) }
+
+// Querier returns a querier over [mint, maxt] in milliseconds.
+func (d *DB) Querier(mint, maxt int64) (storage.Querier, error) { return d.db.Querier(mint, maxt) }
+
+// ChunkQuerier returns a chunk querier over [mint, maxt] in milliseconds.
+func (d *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return d.db.ChunkQuerier(mint, maxt)
+}
+
+// StartTime returns the oldest timestamp stored, in milliseconds.
+func (d *DB) StartTime() (int64, error) { return d.db.StartTime() }
+
+// Close flushes and closes the TSDB.
+func (d *DB) Close() error {
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("close TSDB: %w", err)
+	}
+	return nil
+}
