@@ -1,11 +1,150 @@
 package config
 
-// AlertingConfig configures the rule engine and notification channels (filled in by the
-// alerting issue).
-type AlertingConfig struct{}
+import (
+	"fmt"
+	"net/mail"
+	"net/url"
+	"path/filepath"
+	"time"
+)
 
-func (c *AlertingConfig) setDefaults() {}
+// SMTP transport security modes.
+const (
+	SMTPTLSNone     = "none"     // plain SMTP (loopback relays, tests)
+	SMTPTLSStartTLS = "starttls" // STARTTLS upgrade, required (default; port 587)
+	SMTPTLSImplicit = "tls"      // implicit TLS (SMTPS; port 465)
+)
 
-func (c *AlertingConfig) applyEnv(getenv func(string) string) {}
+// AlertingConfig configures the rule engine and the notification channels.
+type AlertingConfig struct {
+	// Enabled runs the rule manager and the notification senders (default true).
+	Enabled bool `yaml:"enabled"`
+	// RuleFiles are globs of Prometheus rule files. Empty (the default): the rules shipped in
+	// the binary (alerting/rules/*.yml), written to <data_dir>/rules/shipped on start.
+	RuleFiles []string `yaml:"rule_files"`
+	// EvaluationInterval is how often every rule group is evaluated (default 1m).
+	EvaluationInterval Duration `yaml:"evaluation_interval"`
+	// MaxBackoff caps the exponential back-off between delivery attempts of one e-mail or
+	// webhook (default 10m). Messages are never dropped.
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// SMTP is the outgoing mail server. No host: e-mails are kept in the outbox, unsent.
+	SMTP SMTPConfig `yaml:"smtp"`
+	// Webhook is the chat-integration channel. No URL: no webhooks.
+	Webhook WebhookConfig `yaml:"webhook"`
+}
 
-func (c *AlertingConfig) validate() error { return nil }
+// SMTPConfig is the outgoing mail server.
+type SMTPConfig struct {
+	Host string `yaml:"host"`
+	// Port defaults by TLS mode: 587 (starttls), 465 (tls), 25 (none).
+	Port int `yaml:"port"`
+	// TLS is none, starttls (default) or tls.
+	TLS      string `yaml:"tls"`
+	Username string `yaml:"username"`
+	// Password; CYGNI_SMTP_PASSWORD overrides it.
+	Password Secret `yaml:"password"`
+	// From is the sender address, e.g. "Cygni Billing <billing@cygni.dev>".
+	From string `yaml:"from"`
+}
+
+// WebhookConfig is a JSON POST endpoint signed with HMAC-SHA256.
+type WebhookConfig struct {
+	URL string `yaml:"url"`
+	// Secret keys the X-Cygni-Signature HMAC; CYGNI_WEBHOOK_SECRET overrides it.
+	Secret Secret `yaml:"secret"`
+	// Timeout of one delivery attempt (default 10s).
+	Timeout Duration `yaml:"timeout"`
+}
+
+func (c *AlertingConfig) setDefaults() {
+	c.Enabled = true
+	c.EvaluationInterval = Duration(time.Minute)
+	c.MaxBackoff = Duration(10 * time.Minute)
+	c.SMTP.TLS = SMTPTLSStartTLS
+	c.Webhook.Timeout = Duration(10 * time.Second)
+}
+
+func (c *AlertingConfig) applyEnv(getenv func(string) string) {
+	if v := getenv("CYGNI_SMTP_PASSWORD"); v != "" {
+		c.SMTP.Password = Secret(v)
+	}
+	if v := getenv("CYGNI_WEBHOOK_SECRET"); v != "" {
+		c.Webhook.Secret = Secret(v)
+	}
+}
+
+func (c *AlertingConfig) validate() error {
+	for i, g := range c.RuleFiles {
+		if g == "" {
+			return fmt.Errorf("'alerting.rule_files[%d]' is empty", i)
+		}
+		if _, err := filepath.Match(g, ""); err != nil {
+			return fmt.Errorf("'alerting.rule_files[%d]' is %q: %v", i, g, err)
+		}
+	}
+	if err := positive("alerting.evaluation_interval", c.EvaluationInterval); err != nil {
+		return err
+	}
+	if err := positive("alerting.max_backoff", c.MaxBackoff); err != nil {
+		return err
+	}
+	if err := c.SMTP.validate(); err != nil {
+		return err
+	}
+	return c.Webhook.validate()
+}
+
+// Addr returns host:port with the port defaulted by TLS mode.
+func (c SMTPConfig) Addr() (string, int) {
+	if c.Port != 0 {
+		return c.Host, c.Port
+	}
+	switch c.TLS {
+	case SMTPTLSImplicit:
+		return c.Host, 465
+	case SMTPTLSNone:
+		return c.Host, 25
+	}
+	return c.Host, 587
+}
+
+func (c SMTPConfig) validate() error {
+	switch c.TLS {
+	case SMTPTLSNone, SMTPTLSStartTLS, SMTPTLSImplicit:
+	default:
+		return fmt.Errorf("'alerting.smtp.tls' is %q; want none, starttls or tls", c.TLS)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("'alerting.smtp.port' is %d; want 1-65535", c.Port)
+	}
+	if c.Host == "" {
+		return nil
+	}
+	if c.From == "" {
+		return fmt.Errorf("'alerting.smtp.from' is empty but 'alerting.smtp.host' is %q", c.Host)
+	}
+	if _, err := mail.ParseAddress(c.From); err != nil {
+		return fmt.Errorf("'alerting.smtp.from' is %q: %v", c.From, err)
+	}
+	if c.Password != "" && c.Username == "" {
+		return fmt.Errorf("'alerting.smtp.username' is empty but a password is set")
+	}
+	return nil
+}
+
+func (c WebhookConfig) validate() error {
+	if err := positive("alerting.webhook.timeout", c.Timeout); err != nil {
+		return err
+	}
+	if c.URL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("'alerting.webhook.url' is %q; want an absolute http(s) URL", c.URL)
+	}
+	if c.Secret == "" {
+		return fmt.Errorf("'alerting.webhook.secret' is empty; webhooks are signed (set it or CYGNI_WEBHOOK_SECRET)")
+	}
+	return nil
+}
