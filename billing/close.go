@@ -1,0 +1,281 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/store"
+)
+
+// closeChunk is how many hours one transaction closes.
+const closeChunk = 24 * time.Hour
+
+// hourKey names one project's metric in one hour.
+type hourKey struct {
+	project string
+	metric  string
+	hour    int64 // unix seconds of the hour's start
+}
+
+// amounts are exact usage amounts in stored units.
+type amounts map[hourKey]decimal.Decimal
+
+// hourlyAmounts returns the exact usage of every project and billed metric for each hour in
+// [from, to) (both on hour boundaries), in the series' stored units: the sum of the samples
+// stamped in (h, h+1h]. Series without a project label are not billed.
+func (b *Biller) hourlyAmounts(ctx context.Context, from, to time.Time) (amounts, error) {
+	out := amounts{}
+	if !from.Before(to) {
+		return out, nil
+	}
+	q, err := b.opts.Queryable.Querier(from.UnixMilli()+1, to.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("open a TSDB querier: %w", err)
+	}
+	defer q.Close()
+	for _, name := range b.names {
+		def := Metrics[name]
+		ss := q.Select(ctx, false, nil,
+			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, def.series),
+			labels.MustNewMatcher(labels.MatchRegexp, series.LabelProject, ".+"))
+		var it chunkenc.Iterator
+		for ss.Next() {
+			s := ss.At()
+			project := s.Labels().Get(series.LabelProject)
+			it = s.Iterator(it)
+			for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+				if vt != chunkenc.ValFloat {
+					continue
+				}
+				t, v := it.At()
+				// A sample stamped at t belongs to the hour containing t−1ms: (h, h+1h].
+				hour := time.UnixMilli(t - 1).UTC().Truncate(time.Hour).Unix()
+				k := hourKey{project: project, metric: name, hour: hour}
+				out[k] = out[k].Add(decimal.NewFromFloat(v))
+			}
+			if err := it.Err(); err != nil {
+				return nil, fmt.Errorf("read %s of %s: %w", def.series, project, err)
+			}
+		}
+		if err := ss.Err(); err != nil {
+			return nil, fmt.Errorf("select %s: %w", def.series, err)
+		}
+	}
+	return out, nil
+}
+
+// entry is one row to write: an hour's amount (revision 0) or a correction's difference.
+type entry struct {
+	key      hourKey
+	revision int
+	amount   decimal.Decimal
+}
+
+// Identifier is the deterministic identifier (and idempotency key) of a row.
+func Identifier(project, metric string, hour time.Time, revision int) string {
+	return fmt.Sprintf("cygni-%s-%s-%s-r%d", project, metric, hour.UTC().Format("2006010215"), revision)
+}
+
+// floorDiv returns floor(a / u) for u > 0, exactly.
+func floorDiv(a, u decimal.Decimal) decimal.Decimal {
+	q, r := a.QuoRem(u, 0)
+	if r.IsNegative() {
+		q = q.Sub(decimal.NewFromInt(1))
+	}
+	return q
+}
+
+// plan turns entries (sorted) into rows, advancing the carries: each row reports
+// floor(carried amount / unit) − quantity reported so far, never below zero.
+func (b *Biller) plan(entries []entry, carries map[[2]string]*store.BillingCarry) ([]store.BillingReport, []store.BillingCarry) {
+	rows := make([]store.BillingReport, 0, len(entries))
+	changed := map[[2]string]bool{}
+	for _, e := range entries {
+		ck := [2]string{e.key.project, e.key.metric}
+		c := carries[ck]
+		if c == nil {
+			c = &store.BillingCarry{ProjectID: e.key.project, Metric: e.key.metric}
+			carries[ck] = c
+		}
+		c.Amount = c.Amount.Add(e.amount)
+		q := floorDiv(c.Amount, b.units[e.key.metric]).IntPart() - c.Quantity
+		if q < 0 {
+			q = 0 // over-reported after a downward correction: later hours absorb it
+		}
+		c.Quantity += q
+		changed[ck] = true
+		state := store.BillingPending
+		if q == 0 {
+			state = store.BillingCarried
+		}
+		hour := time.Unix(e.key.hour, 0).UTC()
+		rows = append(rows, store.BillingReport{
+			ProjectID: e.key.project, Metric: e.key.metric, Hour: hour, Revision: e.revision,
+			Amount: e.amount, Quantity: q, Identifier: Identifier(e.key.project, e.key.metric, hour, e.revision), State: state,
+		})
+	}
+	keys := make([][2]string, 0, len(changed))
+	for k := range changed {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i][0] < keys[j][0] || keys[i][0] == keys[j][0] && keys[i][1] < keys[j][1]
+	})
+	cs := make([]store.BillingCarry, 0, len(keys))
+	for _, k := range keys {
+		cs = append(cs, *carries[k])
+	}
+	return rows, cs
+}
+
+func (b *Biller) loadCarries(ctx context.Context) (map[[2]string]*store.BillingCarry, error) {
+	list, err := b.opts.Store.BillingCarries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[[2]string]*store.BillingCarry, len(list))
+	for i := range list {
+		m[[2]string{list[i].ProjectID, list[i].Metric}] = &list[i]
+	}
+	return m, nil
+}
+
+func sortEntries(es []entry) {
+	sort.Slice(es, func(i, j int) bool {
+		a, c := es[i].key, es[j].key
+		if a.hour != c.hour {
+			return a.hour < c.hour
+		}
+		if a.project != c.project {
+			return a.project < c.project
+		}
+		if a.metric != c.metric {
+			return a.metric < c.metric
+		}
+		return es[i].revision < es[j].revision
+	})
+}
+
+// closeHours closes every hour that ended at least SettleDelay before now and is not closed
+// yet, a day per transaction.
+func (b *Biller) closeHours(ctx context.Context, now time.Time) error {
+	wm, err := b.opts.Store.BillingWatermark(ctx)
+	if err != nil {
+		return err
+	}
+	end := now.Add(-b.opts.SettleDelay).Truncate(time.Hour)
+	if wm.IsZero() {
+		wm = now.Add(-b.opts.Backfill).Truncate(time.Hour)
+	}
+	for wm.Before(end) {
+		chunkEnd := wm.Add(closeChunk)
+		if chunkEnd.After(end) {
+			chunkEnd = end
+		}
+		am, err := b.hourlyAmounts(ctx, wm, chunkEnd)
+		if err != nil {
+			return err
+		}
+		entries := make([]entry, 0, len(am))
+		for k, a := range am {
+			if !a.IsZero() {
+				entries = append(entries, entry{key: k, amount: a})
+			}
+		}
+		sortEntries(entries)
+		carries, err := b.loadCarries(ctx)
+		if err != nil {
+			return err
+		}
+		rows, cs := b.plan(entries, carries)
+		if err := b.opts.Store.AppendBillingReports(ctx, rows, cs, chunkEnd); err != nil {
+			return fmt.Errorf("close hours %s to %s: %w", wm.Format(time.RFC3339), chunkEnd.Format(time.RFC3339), err)
+		}
+		b.logger.Debug("hours closed", "from", wm, "to", chunkEnd, "rows", len(rows))
+		wm = chunkEnd
+	}
+	return nil
+}
+
+// recordedHours sums the outbox rows per project, metric and hour.
+type recorded struct {
+	amount      decimal.Decimal
+	maxRevision int
+}
+
+func (b *Biller) recorded(ctx context.Context, from, to time.Time) (map[hourKey]recorded, []store.BillingReport, error) {
+	rows, err := b.opts.Store.ListBillingReports(ctx, store.BillingReportFilter{From: from, To: to})
+	if err != nil {
+		return nil, nil, err
+	}
+	m := map[hourKey]recorded{}
+	for _, r := range rows {
+		k := hourKey{project: r.ProjectID, metric: r.Metric, hour: r.Hour.Unix()}
+		rec := m[k]
+		rec.amount = rec.amount.Add(r.Amount)
+		rec.maxRevision = max(rec.maxRevision, r.Revision)
+		m[k] = rec
+	}
+	return m, rows, nil
+}
+
+// recheck recomputes the closed hours of the last RecheckWindow (never beyond Stripe's
+// window) and writes a correction row for each hour whose exact amount changed.
+func (b *Biller) recheck(ctx context.Context, now time.Time) error {
+	wm, err := b.opts.Store.BillingWatermark(ctx)
+	if err != nil || wm.IsZero() {
+		return err
+	}
+	from := now.Add(-min(b.opts.RecheckWindow, b.opts.Window)).Truncate(time.Hour).Add(time.Hour)
+	if !from.Before(wm) {
+		return nil
+	}
+	am, err := b.hourlyAmounts(ctx, from, wm)
+	if err != nil {
+		return err
+	}
+	rec, _, err := b.recorded(ctx, from, wm)
+	if err != nil {
+		return err
+	}
+	var entries []entry
+	for k, a := range am {
+		r, ok := rec[k]
+		if d := a.Sub(r.amount); !d.IsZero() {
+			rev := 0
+			if ok {
+				rev = r.maxRevision + 1
+			}
+			entries = append(entries, entry{key: k, revision: rev, amount: d})
+		}
+	}
+	for k, r := range rec {
+		if _, ok := am[k]; !ok && !r.amount.IsZero() {
+			if _, known := b.units[k.metric]; known {
+				entries = append(entries, entry{key: k, revision: r.maxRevision + 1, amount: r.amount.Neg()})
+			}
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	sortEntries(entries)
+	carries, err := b.loadCarries(ctx)
+	if err != nil {
+		return err
+	}
+	rows, cs := b.plan(entries, carries)
+	if err := b.opts.Store.AppendBillingReports(ctx, rows, cs, time.Time{}); err != nil {
+		return fmt.Errorf("write corrections: %w", err)
+	}
+	b.corrections.Add(len(rows))
+	b.logger.Info("late data corrected", "rows", len(rows), "from", from, "to", wm)
+	return nil
+}
