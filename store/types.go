@@ -28,10 +28,10 @@ var DefaultBudgetLimit = decimal.NewFromInt(100)
 type Team struct {
 	ID               string // "team_…"
 	Name             string
-	BillingEmail     string // the billing contact (warning e-mails)
-	BillingAnchorDay int    // 1..28: the day of month the billing period starts (UTC); 1 = calendar month
+	BillingEmail     string           // the billing contact (warning e-mails)
+	BillingAnchorDay int              // 1..28: the day of month the billing period starts (UTC); 1 = calendar month
 	DefaultLimit     *decimal.Decimal // nil: the global default
-	StripeCustomerID string // "" until mapped
+	StripeCustomerID string           // "" until mapped
 	CreatedAt        time.Time
 }
 

@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Notification limits.
+const (
+	DefaultNotificationLimit = 20
+	MaxNotificationLimit     = 100
+)
+
+// NotificationQuery selects a page of a team's notifications.
+type NotificationQuery struct {
+	Limit      int    // 1..MaxNotificationLimit; 0 means DefaultNotificationLimit
+	Cursor     string // NextCursor of the previous page; "" for the first
+	UnreadOnly bool
+}
+
+// NotificationPage is one page, newest first.
+type NotificationPage struct {
+	Items       []Notification
+	NextCursor  string // "" on the last page
+	UnreadCount int    // the team's unread notifications in total
+}
+
+// ErrBadCursor: the cursor was not made by ListNotifications.
+var ErrBadCursor = errors.New("malformed cursor")
+
+// CreateNotification stores a notification. An empty ID gets a fresh "ntf_…" id (callers that
+// need idempotency pass a deterministic one: an existing ID is ErrConflict); a zero CreatedAt is
+// now; an empty severity is "info".
+func (s *Store) CreateNotification(ctx context.Context, n Notification) (Notification, error) {
+	if n.ID == "" {
+		n.ID = newID(PrefixNotification)
+	}
+	if err := CheckID(PrefixNotification, n.ID); err != nil {
+		return Notification{}, fmt.Errorf("create notification: %w", err)
+	}
+	if n.Type == "" {
+		return Notification{}, fmt.Errorf("create notification: the type is empty")
+	}
+	if n.Severity == "" {
+		n.Severity = "info"
+	}
+	if n.Severity != "info" && n.Severity != "warning" && n.Severity != "critical" {
+		return Notification{}, fmt.Errorf("create notification: severity %q; want info, warning or critical", n.Severity)
+	}
+	if n.CreatedAt.IsZero() {
+		n.CreatedAt = s.now()
+	}
+	n.CreatedAt = n.CreatedAt.UTC().Truncate(time.Microsecond)
+	if n.Payload == nil {
+		n.Payload = map[string]any{}
+	}
+	payload, err := json.Marshal(n.Payload)
+	if err != nil {
+		return Notification{}, fmt.Errorf("create notification: encode the payload: %w", err)
+	}
+	n.ReadAt = nil
+	_, err = s.exec(ctx, `INSERT INTO notifications (id, team_id, project_id, type, severity, message, payload, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, n.ID, n.TeamID, n.ProjectID, n.Type, n.Severity, n.Message, string(payload), n.CreatedAt)
+	switch {
+	case isUniqueViolation(err):
+		return Notification{}, fmt.Errorf("create notification %s: %w", n.ID, ErrConflict)
+	case isForeignKeyViolation(err):
+		return Notification{}, fmt.Errorf("create notification: team %s: %w", n.TeamID, ErrNotFound)
+	case err != nil:
+		return Notification{}, fmt.Errorf("create notification: %w", err)
+	}
+	return n, nil
+}
+
+const notificationColumns = "seq, id, team_id, project_id, type, severity, message, payload, created_at, read_at"
+
+func scanNotification(sc interface{ Scan(...any) error }) (Notification, int64, error) {
+	var n Notification
+	var seq int64
+	var payload string
+	var read sql.NullTime
+	if err := sc.Scan(&seq, &n.ID, &n.TeamID, &n.ProjectID, &n.Type, &n.Severity, &n.Message, &payload, &n.CreatedAt, &read); err != nil {
+		return Notification{}, 0, err
+	}
+	n.CreatedAt = n.CreatedAt.UTC()
+	if read.Valid {
+		r := read.Time.UTC()
+		n.ReadAt = &r
+	}
+	if err := json.Unmarshal([]byte(payload), &n.Payload); err != nil {
+		return Notification{}, 0, fmt.Errorf("decode the payload of notification %s: %w", n.ID, err)
+	}
+	return n, seq, nil
+}
+
+// encodeCursor makes an opaque cursor from the last sequence number of a page.
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("n" + strconv.FormatInt(seq, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.HasPrefix(string(b), "n") {
+		return 0, ErrBadCursor
+	}
+	seq, err := strconv.ParseInt(string(b[1:]), 10, 64)
+	if err != nil || seq <= 0 {
+		return 0, ErrBadCursor
+	}
+	return seq, nil
+}
+
+// ListNotifications returns a page of a team's notifications, newest first. The cursor is
+// stable: notifications created after the first page do not shift later pages. A cursor not
+// made here is ErrBadCursor, a limit outside 0..MaxNotificationLimit an error.
+func (s *Store) ListNotifications(ctx context.Context, teamID string, q NotificationQuery) (NotificationPage, error) {
+	if q.Limit == 0 {
+		q.Limit = DefaultNotificationLimit
+	}
+	if q.Limit < 1 || q.Limit > MaxNotificationLimit {
+		return NotificationPage{}, fmt.Errorf("list notifications: limit %d is outside 1..%d", q.Limit, MaxNotificationLimit)
+	}
+	query := "SELECT " + notificationColumns + " FROM notifications WHERE team_id = ?"
+	args := []any{teamID}
+	if q.UnreadOnly {
+		query += " AND read_at IS NULL"
+	}
+	if q.Cursor != "" {
+		seq, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return NotificationPage{}, fmt.Errorf("list notifications: %w", err)
+		}
+		query += " AND seq < ?"
+		args = append(args, seq)
+	}
+	query += " ORDER BY seq DESC LIMIT ?"
+	args = append(args, q.Limit+1)
+
+	var page NotificationPage
+	rows, err := s.db.QueryContext(ctx, s.rebind(query), args...)
+	if err != nil {
+		return NotificationPage{}, fmt.Errorf("list notifications: %w", err)
+	}
+	defer rows.Close()
+	var lastSeq int64
+	for rows.Next() {
+		n, seq, err := scanNotification(rows)
+		if err != nil {
+			return NotificationPage{}, fmt.Errorf("list notifications: %w", err)
+		}
+		if len(page.Items) == q.Limit {
+			page.NextCursor = encodeCursor(lastSeq)
+			break
+		}
+		page.Items = append(page.Items, n)
+		lastSeq = seq
+	}
+	if err := rows.Err(); err != nil {
+		return NotificationPage{}, fmt.Errorf("list notifications: %w", err)
+	}
+	rows.Close()
+	if err := s.db.QueryRowContext(ctx, s.rebind("SELECT COUNT(*) FROM notifications WHERE team_id = ? AND read_at IS NULL"), teamID).Scan(&page.UnreadCount); err != nil {
+		return NotificationPage{}, fmt.Errorf("count unread notifications: %w", err)
+	}
+	return page, nil
+}
+
+// MarkNotificationRead marks a team's notification read and returns it. Marking it again keeps
+// the first read time. Another team's notification is ErrNotFound.
+func (s *Store) MarkNotificationRead(ctx context.Context, teamID, id string) (Notification, error) {
+	var n Notification
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE notifications SET read_at = ? WHERE id = ? AND team_id = ? AND read_at IS NULL"),
+			s.now(), id, teamID); err != nil {
+			return err
+		}
+		var err error
+		n, _, err = scanNotification(tx.QueryRowContext(ctx, s.rebind("SELECT "+notificationColumns+" FROM notifications WHERE id = ? AND team_id = ?"), id, teamID))
+		return notFound(err)
+	})
+	if err != nil {
+		return Notification{}, fmt.Errorf("mark notification %s read: %w", id, err)
+	}
+	return n, nil
+}
