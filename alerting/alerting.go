@@ -273,8 +273,14 @@ func CheckFiles(files ...string) error {
 	var msgs []string
 	for _, f := range files {
 		_, errs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, logger)
+		seen := map[string]bool{}
 		for _, err := range errs {
-			msgs = append(msgs, positioned(f, err))
+			for _, m := range positioned(f, err) {
+				if !seen[m] { // the YAML is decoded twice; report each problem once
+					seen[m] = true
+					msgs = append(msgs, m)
+				}
+			}
 		}
 	}
 	if len(msgs) > 0 {
@@ -292,19 +298,26 @@ func (e *CheckError) Error() string {
 	return "invalid rule files:\n" + strings.Join(e.Problems, "\n")
 }
 
-// positioned renders err of file f as "f:line:col: message".
-func positioned(f string, err error) string {
+// positioned renders err of file f as "f:line:col: message" lines (a YAML error may hold
+// several, one per line).
+func positioned(f string, err error) []string {
 	var re *rulefmt.Error
 	if errors.As(err, &re) {
 		// rulefmt.Error reads "line:col: group …" when it knows the position.
-		return f + ":" + re.Error()
+		return []string{f + ":" + re.Error()}
 	}
 	msg := strings.TrimPrefix(err.Error(), f+": ")
-	if sm := lineRe.FindStringSubmatchIndex(msg); sm != nil {
-		line := msg[sm[2]:sm[3]]
-		rest := strings.TrimSpace(msg[:sm[0]] + msg[sm[1]:])
-		rest = strings.TrimSuffix(strings.TrimPrefix(rest, "yaml: "), ":")
-		return f + ":" + line + ": " + rest
+	var out []string
+	for _, part := range strings.Split(msg, "\n") {
+		sm := lineRe.FindStringSubmatchIndex(part)
+		if sm == nil {
+			continue
+		}
+		rest := strings.TrimSpace(part[sm[1]:])
+		out = append(out, f+":"+part[sm[2]:sm[3]]+": "+rest)
 	}
-	return f + ": " + msg
+	if len(out) == 0 {
+		out = append(out, f+": "+strings.ReplaceAll(msg, "\n", " "))
+	}
+	return out
 }
