@@ -1,0 +1,92 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/VictoriaMetrics/metrics"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/smithy-go"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+)
+
+// Clients are the AWS clients the collector needs, built from the standard AWS configuration.
+type Clients struct {
+	CloudWatch *cloudwatch.Client
+	ECS        *ecs.Client
+	// Region is the resolved region (aws.region, else AWS_REGION or the shared config).
+	Region string
+}
+
+// NewClients loads the standard AWS configuration (config.LoadDefaultConfig: AWS_REGION,
+// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL_ECS, the credentials chain) and
+// builds the CloudWatch and ECS clients. region, when not empty, overrides the configured one.
+// Every HTTP attempt (the SDK's retries included) is counted in set as
+// cygni_collector_aws_attempts_total and, when it fails, cygni_collector_aws_attempt_errors_total
+// by error code.
+func NewClients(ctx context.Context, region string, set *metrics.Set) (*Clients, error) {
+	var opts []func(*awsconfig.LoadOptions) error
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: set aws.region in the config file or AWS_REGION")
+	}
+	if set != nil {
+		cfg.APIOptions = append(cfg.APIOptions, attemptCounter(set))
+	}
+	return &Clients{CloudWatch: cloudwatch.NewFromConfig(cfg), ECS: ecs.NewFromConfig(cfg), Region: cfg.Region}, nil
+}
+
+// attemptCounter adds a middleware after the retry middleware, so it sees every attempt.
+func attemptCounter(set *metrics.Set) func(*smithymiddleware.Stack) error {
+	return func(st *smithymiddleware.Stack) error {
+		return st.Finalize.Add(smithymiddleware.FinalizeMiddlewareFunc("CygniAttemptCounter",
+			func(ctx context.Context, in smithymiddleware.FinalizeInput, next smithymiddleware.FinalizeHandler) (smithymiddleware.FinalizeOutput, smithymiddleware.Metadata, error) {
+				svc, op := awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx)
+				out, md, err := next.HandleFinalize(ctx, in)
+				set.GetOrCreateCounter(fmt.Sprintf(`cygni_collector_aws_attempts_total{service=%q,operation=%q}`, svc, op)).Inc()
+				if err != nil {
+					set.GetOrCreateCounter(fmt.Sprintf(`cygni_collector_aws_attempt_errors_total{service=%q,operation=%q,code=%q}`, svc, op, errorCode(err))).Inc()
+				}
+				return out, md, err
+			}), smithymiddleware.After)
+	}
+}
+
+// retryable reports whether the collector's own back-off should try a batch again: throttling,
+// 5xx, PartialData and transport errors are; bad credentials, validation errors and the end of
+// the context are not.
+func retryable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, errPartial) {
+		return true
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		st := re.HTTPStatusCode()
+		if st >= 500 || st == 429 {
+			return true
+		}
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			switch ae.ErrorCode() {
+			case "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled":
+				return true
+			}
+		}
+		return false
+	}
+	return true // transport: connection refused, reset, timeout
+}

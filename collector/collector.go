@@ -1,0 +1,326 @@
+// Package collector is the first stage of the pipeline: it discovers ECS services, reads their
+// usage from CloudWatch (Container Insights and ALB RequestCount) with GetMetricData, converts it
+// to per-period amounts and appends it to the TSDB.
+//
+// Invariants:
+//   - A sample is the usage inside (end − period, end] and is stamped at the period END
+//     (CloudWatch stamps datapoints at the period start; the collector adds the period).
+//   - Corrections without overwrites. The TSDB rejects a different value at an existing
+//     timestamp, and CloudWatch data arrives late, so before appending a window the collector
+//     reads what the TSDB already holds per series and period (the sum S of the k samples in
+//     (end − period, end]). If the new value V equals S (relative tolerance 1e-12) nothing is
+//     written; otherwise the difference V − S is appended at end − k ms (k = 0 writes the first
+//     sample at end itself). sum_over_time over any period-aligned window is therefore exact, and
+//     re-reading a period any number of times never double-counts. cygni_running_tasks follows
+//     the same rule.
+//   - The watermark (a JSON file in the data dir, replaced atomically) only moves past a chunk
+//     after every sample of that chunk is committed to the TSDB. A failed batch stops the
+//     watermark but not the other batches: they commit, and the failed window is read again in
+//     the next cycle. After a restart the collector resumes from the watermark, re-reading the
+//     look-back.
+//   - Untagged services (no cygni:project tag) are collected without a project label
+//     (deployment = service name) and reported; they are never attributed to a guessed project.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// CloudWatchAPI is the part of the CloudWatch client the collector uses.
+type CloudWatchAPI interface {
+	GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error)
+	ListMetrics(ctx context.Context, in *cloudwatch.ListMetricsInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.ListMetricsOutput, error)
+}
+
+// ECSAPI is the part of the ECS client the collector uses.
+type ECSAPI interface {
+	ListClusters(ctx context.Context, in *ecs.ListClustersInput, optFns ...func(*ecs.Options)) (*ecs.ListClustersOutput, error)
+	ListServices(ctx context.Context, in *ecs.ListServicesInput, optFns ...func(*ecs.Options)) (*ecs.ListServicesOutput, error)
+	DescribeServices(ctx context.Context, in *ecs.DescribeServicesInput, optFns ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error)
+}
+
+// Storage is where samples go: *tsdb.DB satisfies it.
+type Storage interface {
+	storage.Appendable
+	storage.Queryable
+}
+
+// Progress reports how much of a collection window is committed.
+type Progress struct {
+	From, To time.Time     // the whole window
+	Done     time.Duration // committed from From onwards
+}
+
+// Options configure a Collector. Zero values take the defaults.
+type Options struct {
+	CloudWatch CloudWatchAPI // required
+	ECS        ECSAPI        // required
+	Storage    Storage       // required
+	// Region is the value of the region label. Required.
+	Region string
+	// DataDir holds the watermark file. Required for Run and RunOnce.
+	DataDir string
+	// Metrics receives the cygni_collector_* counters. Default: a private set.
+	Metrics *metrics.Set
+
+	Interval time.Duration // between runs; default 5m
+	Lookback time.Duration // re-read behind the watermark; default 15m
+	Backfill time.Duration // history read when there is no watermark; default 7d
+	// Chunk is the span of one unit of work (fetch, commit, advance the watermark); default 6h.
+	// It shrinks automatically so that a chunk holds at most MaxChunkPoints datapoints.
+	Chunk time.Duration
+	// MaxChunkPoints bounds the datapoints (queries × periods) held in memory per chunk;
+	// default 2,000,000.
+	MaxChunkPoints int
+	// MaxQueriesPerCall is the number of queries per GetMetricData call, at most 500 (default).
+	MaxQueriesPerCall int
+	// Concurrency is the number of GetMetricData batches in flight; default 4.
+	Concurrency int
+	// RetryMaxElapsed bounds the collector's own back-off around one batch; default 2m.
+	RetryMaxElapsed time.Duration
+	// RetryInitial is the first back-off interval; default 500ms.
+	RetryInitial time.Duration
+	// OnProgress, if set, is called after every committed chunk.
+	OnProgress func(Progress)
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Defaults for Options.
+const (
+	DefaultInterval          = 5 * time.Minute
+	DefaultLookback          = 15 * time.Minute
+	DefaultBackfill          = 7 * 24 * time.Hour
+	DefaultChunk             = 6 * time.Hour
+	DefaultMaxChunkPoints    = 2_000_000
+	DefaultMaxQueriesPerCall = 500
+	DefaultConcurrency       = 4
+	DefaultRetryMaxElapsed   = 2 * time.Minute
+	DefaultRetryInitial      = 500 * time.Millisecond
+)
+
+// WatermarkFile is the name of the watermark file inside Options.DataDir.
+const WatermarkFile = "collector-watermark.json"
+
+// Errors reported by the collector.
+var (
+	// ErrNotReady is returned by Ready until the first collection cycle has completed.
+	ErrNotReady = errors.New("collector: the first collection has not completed yet")
+	// ErrTooOld is returned by Collect when the TSDB rejected samples that lie further behind its
+	// newest sample than the out-of-order window (tsdb.out_of_order_window); the others are stored.
+	ErrTooOld = errors.New("the TSDB rejected samples older than its out-of-order window (tsdb.out_of_order_window)")
+)
+
+// Collector reads CloudWatch into the TSDB on a schedule.
+type Collector struct {
+	opts   Options
+	logger *slog.Logger
+	m      *collectorMetrics
+
+	// discovery state, touched by one cycle at a time (cycleMu)
+	cycleMu   sync.Mutex
+	series    map[string]*target // by label string; kept across cycles for the cached refs
+	untagged  map[string]bool    // service ARNs already logged as untagged
+	lbByTG    map[string]string  // TargetGroup dimension -> LoadBalancer dimension
+	lbListed  time.Time          // when lbByTG was last refreshed from ListMetrics
+	watermark atomic.Int64       // unix ms; 0 = none
+	ready     atomic.Bool
+}
+
+// New validates opts and builds a Collector. It starts no goroutines and does no I/O.
+func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collector, error) {
+	_ = reg // the collector's own metrics live in opts.Metrics (VictoriaMetrics)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CloudWatch == nil || opts.ECS == nil {
+		return nil, errors.New("collector: the CloudWatch and ECS clients are required")
+	}
+	if opts.Storage == nil {
+		return nil, errors.New("collector: storage is required")
+	}
+	if opts.Region == "" {
+		return nil, errors.New("collector: region is empty (set aws.region or AWS_REGION)")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.Interval, DefaultInterval)
+	def(&opts.Lookback, DefaultLookback)
+	def(&opts.Backfill, DefaultBackfill)
+	def(&opts.Chunk, DefaultChunk)
+	def(&opts.RetryMaxElapsed, DefaultRetryMaxElapsed)
+	def(&opts.RetryInitial, DefaultRetryInitial)
+	if opts.MaxChunkPoints == 0 {
+		opts.MaxChunkPoints = DefaultMaxChunkPoints
+	}
+	if opts.MaxQueriesPerCall == 0 {
+		opts.MaxQueriesPerCall = DefaultMaxQueriesPerCall
+	}
+	if opts.Concurrency == 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	switch {
+	case opts.Interval < 0 || opts.Lookback < 0 || opts.Backfill < 0 || opts.Chunk < time.Minute:
+		return nil, fmt.Errorf("collector: interval %s, lookback %s, backfill %s must not be negative and chunk %s at least 1m",
+			opts.Interval, opts.Lookback, opts.Backfill, opts.Chunk)
+	case opts.MaxQueriesPerCall < 1 || opts.MaxQueriesPerCall > 500:
+		return nil, fmt.Errorf("collector: max queries per call is %d; want 1..500", opts.MaxQueriesPerCall)
+	case opts.Concurrency < 1:
+		return nil, fmt.Errorf("collector: concurrency is %d; want at least 1", opts.Concurrency)
+	case opts.MaxChunkPoints < 1:
+		return nil, fmt.Errorf("collector: max chunk points is %d; want at least 1", opts.MaxChunkPoints)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Collector{
+		opts:     opts,
+		logger:   logger.With("component", "collector"),
+		series:   map[string]*target{},
+		untagged: map[string]bool{},
+		lbByTG:   map[string]string{},
+	}
+	c.m = newCollectorMetrics(opts.Metrics, c)
+	return c, nil
+}
+
+// Ready reports nil once the first collection cycle has completed, ErrNotReady before.
+func (c *Collector) Ready() error {
+	if c.ready.Load() {
+		return nil
+	}
+	return ErrNotReady
+}
+
+// Run collects once at once (catching up from the watermark), then every Interval, until ctx
+// ends. A failed cycle is logged and retried at the next tick; Run returns only with ctx.
+func (c *Collector) Run(ctx context.Context) error {
+	t := time.NewTicker(c.opts.Interval)
+	defer t.Stop()
+	for {
+		if err := c.RunOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.logger.Warn("collection cycle failed; the window is read again next cycle",
+				"err", err, "next_in", c.opts.Interval.String())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce runs one scheduled cycle: it reads [watermark − Lookback, now truncated to the
+// minute) — or [now − Backfill, …) without a watermark — chunk by chunk, advancing and persisting
+// the watermark after every committed chunk.
+func (c *Collector) RunOnce(ctx context.Context) error {
+	if c.opts.DataDir == "" {
+		return errors.New("collector: data dir is empty; the watermark has nowhere to go")
+	}
+	c.cycleMu.Lock()
+	defer c.cycleMu.Unlock()
+	now := c.opts.Now()
+	to := now.Truncate(time.Minute)
+	wm, ok, err := readWatermark(c.watermarkPath())
+	if err != nil {
+		return err
+	}
+	var from time.Time
+	if ok {
+		c.watermark.Store(wm.UnixMilli())
+		from = wm.Add(-c.opts.Lookback)
+		c.logger.Debug("resuming from the watermark", "watermark", wm, "from", from, "to", to)
+	} else {
+		from = to.Add(-c.opts.Backfill)
+		c.logger.Info("no watermark; backfilling", "from", from, "to", to)
+	}
+	if err := c.collect(ctx, from, to, true); err != nil {
+		return err
+	}
+	c.m.lastSuccess.Set(float64(c.opts.Now().Unix()))
+	c.ready.Store(true)
+	return nil
+}
+
+// Collect reads [from, to) once (a one-shot backfill), without reading or moving the watermark.
+// Re-reading periods that are already stored writes only corrections, so overlapping an
+// earlier collection is safe.
+func (c *Collector) Collect(ctx context.Context, from, to time.Time) error {
+	if !from.Before(to) {
+		return fmt.Errorf("collector: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	c.cycleMu.Lock()
+	defer c.cycleMu.Unlock()
+	return c.collect(ctx, from, to, false)
+}
+
+// Watermark returns the end of the last committed chunk of a scheduled cycle, and false when
+// there is none yet.
+func (c *Collector) Watermark() (time.Time, bool) {
+	ms := c.watermark.Load()
+	if ms == 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
+}
+
+func (c *Collector) watermarkPath() string { return filepath.Join(c.opts.DataDir, WatermarkFile) }
+
+// collect discovers the services and reads [from, to) chunk by chunk. With advance, the
+// watermark moves after each committed chunk.
+func (c *Collector) collect(ctx context.Context, from, to time.Time, advance bool) error {
+	targets, err := c.discover(ctx)
+	if err != nil {
+		return err
+	}
+	chunks := c.plan(from, to, targets.queries)
+	if len(chunks) == 0 {
+		return nil
+	}
+	total := Progress{From: chunks[0].from, To: chunks[len(chunks)-1].to}
+	rejected := 0
+	for _, ch := range chunks {
+		n, err := c.collectChunk(ctx, targets, ch)
+		rejected += n
+		if err != nil {
+			return fmt.Errorf("collect %s..%s (period %ds): %w",
+				ch.from.Format(time.RFC3339), ch.to.Format(time.RFC3339), ch.period, err)
+		}
+		if advance && ch.to.UnixMilli() > c.watermark.Load() {
+			if err := writeWatermark(c.watermarkPath(), ch.to); err != nil {
+				return err
+			}
+			c.watermark.Store(ch.to.UnixMilli())
+		}
+		if c.opts.OnProgress != nil {
+			total.Done = ch.to.Sub(total.From)
+			c.opts.OnProgress(total)
+		}
+	}
+	if rejected > 0 && !advance {
+		return fmt.Errorf("%w: %d samples", ErrTooOld, rejected)
+	}
+	return nil
+}

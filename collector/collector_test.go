@@ -1,0 +1,294 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cygni/usage/simaws"
+)
+
+// A day of usage for every project and series equals the simulator's ground truth.
+func TestDayExact(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	c := e.collector(t, nil)
+	if err := c.Ready(); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Ready before the first run = %v, want ErrNotReady", err)
+	}
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ready(); err != nil {
+		t.Fatalf("Ready after the first run = %v", err)
+	}
+	from, to := testNow.Add(-24*time.Hour), testNow
+	e.assertProjectsExact(t, from, to)
+
+	// Labels: cluster and region on every series; the untagged service has no project.
+	for _, s := range e.sim.Services() {
+		got := stored(t, e.db, simaws.SeriesCPUSeconds, from, to, eq("cluster", s.Cluster), eq("region", "us-east-1"), eq("deployment", deploymentOf(s)), eq("project", s.Project))
+		assertClose(t, s.Name+" by full label set", got, e.sim.Truth(s, simaws.SeriesCPUSeconds, from, to))
+	}
+	if got := e.set.GetOrCreateGauge("cygni_collector_untagged_services", nil).Get(); got != 1 {
+		t.Errorf("untagged services gauge = %v, want 1", got)
+	}
+	wm, ok, err := readWatermark(filepath.Join(e.dataDir, WatermarkFile))
+	if err != nil || !ok || !wm.Equal(testNow) {
+		t.Errorf("watermark = %v %v %v, want %v", wm, ok, err, testNow)
+	}
+	var buf bytes.Buffer
+	e.set.WritePrometheus(&buf)
+	for _, want := range []string{
+		"cygni_collector_samples_appended_total ",
+		`cygni_collector_aws_calls_total{service="cloudwatch",operation="GetMetricData"}`,
+		`cygni_collector_aws_calls_total{service="ecs",operation="DescribeServices"}`,
+		"cygni_collector_lag_seconds 0",
+		"cygni_collector_last_success_timestamp_seconds ",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, buf.String())
+		}
+	}
+
+	// Re-reading the same day appends nothing.
+	before := counter(e.set, "cygni_collector_samples_appended_total")
+	if err := c.Collect(context.Background(), from, to); err != nil {
+		t.Fatal(err)
+	}
+	if n := counter(e.set, "cygni_collector_samples_appended_total") - before; n != 0 {
+		t.Errorf("re-reading a stored day appended %d samples, want 0", n)
+	}
+	e.assertProjectsExact(t, from, to)
+}
+
+func deploymentOf(s simaws.Service) string {
+	if s.Project == "" {
+		return s.Name
+	}
+	return s.Deployment
+}
+
+// More than 500 queries (several batches) and multi-page answers, with a restart in the middle:
+// no gap, no double count.
+func TestPaginationAndRestart(t *testing.T) {
+	e := newEnv(t, simaws.Options{Projects: 100, ServicesPerProject: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	chunks := 0
+	c := e.collector(t, func(o *Options) {
+		o.Backfill = 12 * time.Hour
+		o.Chunk = 4 * time.Hour // 240 periods × 500 queries = 120,000 datapoints > one page
+		o.OnProgress = func(Progress) {
+			if chunks++; chunks == 2 {
+				cancel() // "killed" after two committed chunks
+			}
+		}
+	})
+	if err := c.RunOnce(ctx); err == nil {
+		t.Fatal("RunOnce survived its cancellation")
+	}
+	wm, ok := c.Watermark()
+	if want := testNow.Add(-4 * time.Hour); !ok || !wm.Equal(want) {
+		t.Fatalf("watermark after two chunks = %v, want %v", wm, want)
+	}
+	calls := e.sim.Calls()
+	if calls["GetMetricData"] <= 2*5 {
+		t.Errorf("GetMetricData calls = %d; want more than one page per batch", calls["GetMetricData"])
+	}
+
+	c2 := e.collector(t, nil) // the restart: a new collector over the same data dir
+	if err := c2.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.assertProjectsExact(t, testNow.Add(-12*time.Hour), testNow)
+}
+
+// Throttling and 500s from CloudWatch and ECS are retried; the result is still exact.
+func TestFaultsStillExact(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	e.sim.SetFaults(simaws.Faults{ThrottleCloudWatch: 5, FailCloudWatch: 4, ThrottleECS: 3, FailECS: 2})
+	c := e.collector(t, func(o *Options) { o.Backfill = 6 * time.Hour })
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.assertProjectsExact(t, testNow.Add(-6*time.Hour), testNow)
+}
+
+// Late data: the first read sees half of the recent minutes; later cycles re-read the look-back
+// and append corrections, never doubling.
+func TestLateDataCorrected(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	e.sim.SetFaults(simaws.Faults{Partial: 10 * time.Minute})
+	c := e.collector(t, func(o *Options) { o.Backfill = 2 * time.Hour })
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start := testNow.Add(-2 * time.Hour)
+	truth := e.sim.ProjectTruth("proj_001", simaws.SeriesCPUSeconds, start, testNow)
+	if got := stored(t, e.db, simaws.SeriesCPUSeconds, start, testNow, eq("project", "proj_001")); got >= truth {
+		t.Fatalf("first read stored %v, truth %v: the partial minutes were not partial", got, truth)
+	}
+	for range 6 {
+		e.clock.Add(5 * time.Minute)
+		if err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The minutes up to now-10m are final; every one of them is exact.
+	end := e.clock.Now().Add(-10 * time.Minute)
+	e.assertProjectsExact(t, start, end)
+	if counter(e.set, "cygni_collector_corrections_appended_total") == 0 {
+		t.Error("no correction samples were appended")
+	}
+}
+
+// Old windows are read at coarser periods (5 min beyond 15 days, 1 h beyond 63 days) and still
+// sum exactly.
+func TestCoarsePeriods(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		from time.Time
+	}{
+		{"5m", testNow.Add(-20 * 24 * time.Hour).Truncate(time.Hour)},
+		{"1h", testNow.Add(-70 * 24 * time.Hour).Truncate(time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, simaws.Options{})
+			c := e.collector(t, nil)
+			to := tc.from.Add(6 * time.Hour)
+			if err := c.Collect(context.Background(), tc.from, to); err != nil {
+				t.Fatal(err)
+			}
+			e.assertProjectsExact(t, tc.from, to)
+		})
+	}
+	t.Run("older than the out-of-order window", func(t *testing.T) {
+		e := newEnv(t, simaws.Options{})
+		c := e.collector(t, func(o *Options) { o.Backfill = time.Hour })
+		if err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		from := testNow.Add(-70 * 24 * time.Hour).Truncate(time.Hour)
+		err := c.Collect(context.Background(), from, from.Add(time.Hour))
+		if !errors.Is(err, ErrTooOld) || !strings.Contains(err.Error(), "tsdb.out_of_order_window") {
+			t.Errorf("err = %v, want ErrTooOld naming the key", err)
+		}
+	})
+}
+
+func TestPlan(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	c := e.collector(t, func(o *Options) { o.Chunk = 6 * time.Hour; o.MaxChunkPoints = 1_000_000 })
+	h := time.Hour
+	for _, tc := range []struct {
+		name     string
+		from, to time.Time
+		queries  int
+		want     []chunk
+	}{
+		{"aligned to 6h", testNow.Add(-7 * h), testNow, 10, []chunk{
+			{testNow.Add(-7 * h), testNow.Add(-6 * h), 60},
+			{testNow.Add(-6 * h), testNow, 60},
+		}},
+		{"bounded by points", testNow.Add(-25 * time.Minute), testNow, 100_000, []chunk{
+			{testNow.Add(-25 * time.Minute), testNow.Add(-20 * time.Minute), 60},
+			{testNow.Add(-20 * time.Minute), testNow.Add(-10 * time.Minute), 60},
+			{testNow.Add(-10 * time.Minute), testNow, 60},
+		}},
+		{"resolutions", testNow.Add(-15*24*h - 2*h), testNow.Add(-15*24*h + 2*h), 10, []chunk{
+			{testNow.Add(-15*24*h - 2*h), testNow.Add(-15 * 24 * h), 300},
+			{testNow.Add(-15 * 24 * h), testNow.Add(-15*24*h + h), 300},
+			{testNow.Add(-15*24*h + h), testNow.Add(-15*24*h + 2*h), 60},
+		}},
+		{"empty", testNow, testNow, 10, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := c.plan(tc.from, tc.to, tc.queries)
+			if len(got) != len(tc.want) {
+				t.Fatalf("plan = %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if !got[i].from.Equal(tc.want[i].from) || !got[i].to.Equal(tc.want[i].to) || got[i].period != tc.want[i].period {
+					t.Errorf("chunk %d = %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+// An unreachable endpoint and bad credentials give clear errors, are retried, and Run keeps going.
+func TestUnreachableAndBadCredentials(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	ln := closedPort(t)
+	for _, tc := range []struct {
+		name, url, akid string
+		want            []string
+	}{
+		{"unreachable", "http://" + ln, "AKIDSIMULATED", []string{ln, "connection refused"}},
+		{"bad credentials", e.url, "AKIDWRONG", []string{"UnrecognizedClientException"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cw, ec := clients(tc.url, tc.akid, "simulated-secret")
+			c := e.collector(t, func(o *Options) {
+				o.CloudWatch, o.ECS = cw, ec
+				o.DataDir = t.TempDir()
+				o.Interval = 20 * time.Millisecond
+			})
+			err := c.RunOnce(context.Background())
+			if err == nil {
+				t.Fatal("RunOnce succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if err := c.Run(ctx); err != nil {
+				t.Errorf("Run = %v, want nil after its context ended", err)
+			}
+			if c.Ready() == nil {
+				t.Error("ready without a successful run")
+			}
+		})
+	}
+}
+
+// closedPort returns a loopback address nobody listens on.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestWatermarkFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", WatermarkFile)
+	if _, ok, err := readWatermark(path); ok || err != nil {
+		t.Fatalf("missing file: ok=%v err=%v", ok, err)
+	}
+	if err := writeWatermark(path, testNow); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := readWatermark(path)
+	if err != nil || !ok || !got.Equal(testNow) {
+		t.Fatalf("read back %v %v %v", got, ok, err)
+	}
+	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readWatermark(path); err == nil || !strings.Contains(err.Error(), "parse watermark") {
+		t.Errorf("corrupt file: err = %v", err)
+	}
+}

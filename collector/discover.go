@@ -1,0 +1,343 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/cygni/usage/series"
+)
+
+// Tags that map an ECS service to a project and deployment.
+const (
+	TagProject    = "cygni:project"
+	TagDeployment = "cygni:deployment"
+)
+
+// CloudWatch namespaces read by the collector.
+const (
+	nsContainerInsights = "ECS/ContainerInsights"
+	nsALB               = "AWS/ApplicationELB"
+)
+
+// conversion turns a CloudWatch statistic of one period into the stored per-period amount.
+type conversion uint8
+
+const (
+	convCPU      conversion = iota // CPU units Sum → vCPU-seconds: Sum × 60 / 1024
+	convMemory                     // MiB Sum → GB-hours: Sum / 1024 / 60
+	convTasks                      // RunningTaskCount Average → task-minutes: Average × period / 60
+	convBytes                      // bytes/s Sum → bytes: Sum × 60
+	convIdentity                   // RequestCount Sum
+)
+
+// apply converts v, a statistic over a period of the given seconds. The operation order is the
+// one of the unit rules in NOTES.md, so per-minute values are bit-identical to a reference that
+// applies the same rules.
+func (k conversion) apply(v float64, period int64) float64 {
+	switch k {
+	case convCPU:
+		return v * 60 / 1024
+	case convMemory:
+		return v / 1024 / 60
+	case convTasks:
+		if period == 60 {
+			return v
+		}
+		return v * float64(period) / 60
+	case convBytes:
+		return v * 60
+	}
+	return v
+}
+
+// containerInsights lists the Container Insights metrics and the series each one fills.
+var containerInsights = []struct {
+	metric, stat, series string
+	conv                 conversion
+}{
+	{"CpuReserved", "Sum", series.CPUSeconds, convCPU},
+	{"CpuUtilized", "Sum", series.CPUUsedSeconds, convCPU},
+	{"MemoryReserved", "Sum", series.MemoryGBHours, convMemory},
+	{"MemoryUtilized", "Sum", series.MemoryUsedGBHours, convMemory},
+	{"RunningTaskCount", "Average", series.RunningTasks, convTasks},
+	{"NetworkTxBytes", "Sum", series.EgressBytes, convBytes},
+}
+
+// target is one stored series. It lives across cycles so that its series reference stays
+// cached; within a chunk exactly one batch owns it.
+type target struct {
+	lset labels.Labels
+	hash uint64
+	ref  storage.SeriesRef
+}
+
+// metricQuery is one CloudWatch metric feeding one target.
+type metricQuery struct {
+	t      *target
+	metric cwtypes.Metric
+	stat   string
+	conv   conversion
+}
+
+// fleetPlan is the outcome of discovery: the queries, packed into batches so that every query of
+// a target is in the same batch (its contributions are summed before the correction rule).
+type fleetPlan struct {
+	queries int
+	batches [][]metricQuery
+}
+
+// service is one discovered ECS service.
+type service struct {
+	arn, cluster, name  string
+	project, deployment string
+	targetGroups        []string // TargetGroup dimension values, "targetgroup/<name>/<id>"
+}
+
+// discover lists the ECS services and builds the queries for every series of every service.
+func (c *Collector) discover(ctx context.Context) (*fleetPlan, error) {
+	svcs, err := c.listServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.resolveLoadBalancers(ctx, svcs); err != nil {
+		return nil, err
+	}
+	untagged := 0
+	byTarget := map[*target][]metricQuery{}
+	var order []*target
+	add := func(t *target, q metricQuery) {
+		if _, ok := byTarget[t]; !ok {
+			order = append(order, t)
+		}
+		q.t = t
+		byTarget[t] = append(byTarget[t], q)
+	}
+	for _, s := range svcs {
+		if s.project == "" {
+			untagged++
+			if !c.untagged[s.arn] {
+				c.untagged[s.arn] = true
+				c.logger.Warn("service has no cygni:project tag; its usage is kept without a project label",
+					"service", s.name, "cluster", s.cluster, "arn", s.arn)
+			}
+		}
+		dims := []cwtypes.Dimension{
+			{Name: aws.String("ClusterName"), Value: aws.String(s.cluster)},
+			{Name: aws.String("ServiceName"), Value: aws.String(s.name)},
+		}
+		for _, m := range containerInsights {
+			add(c.target(m.series, s), metricQuery{
+				metric: cwtypes.Metric{Namespace: aws.String(nsContainerInsights), MetricName: aws.String(m.metric), Dimensions: dims},
+				stat:   m.stat, conv: m.conv,
+			})
+		}
+		for _, tg := range s.targetGroups {
+			lb, ok := c.lbByTG[tg]
+			if !ok {
+				c.logger.Debug("target group has no RequestCount metric yet; skipped this cycle", "target_group", tg, "service", s.name)
+				continue
+			}
+			add(c.target(series.Requests, s), metricQuery{
+				metric: cwtypes.Metric{Namespace: aws.String(nsALB), MetricName: aws.String("RequestCount"), Dimensions: []cwtypes.Dimension{
+					{Name: aws.String("TargetGroup"), Value: aws.String(tg)},
+					{Name: aws.String("LoadBalancer"), Value: aws.String(lb)},
+				}},
+				stat: "Sum", conv: convIdentity,
+			})
+		}
+	}
+	c.m.untagged.Set(float64(untagged))
+	c.m.services.Set(float64(len(svcs)))
+
+	plan := &fleetPlan{}
+	var cur []metricQuery
+	for _, t := range order {
+		qs := byTarget[t]
+		if len(cur)+len(qs) > c.opts.MaxQueriesPerCall && len(cur) > 0 {
+			plan.batches = append(plan.batches, cur)
+			cur = nil
+		}
+		cur = append(cur, qs...)
+		plan.queries += len(qs)
+	}
+	if len(cur) > 0 {
+		plan.batches = append(plan.batches, cur)
+	}
+	return plan, nil
+}
+
+// target returns the cached target for a series of a service, creating it on first sight.
+func (c *Collector) target(name string, s service) *target {
+	b := labels.NewScratchBuilder(5)
+	b.Add(labels.MetricName, name)
+	b.Add(series.LabelCluster, s.cluster)
+	b.Add(series.LabelDeployment, s.deployment)
+	if s.project != "" {
+		b.Add(series.LabelProject, s.project)
+	}
+	b.Add(series.LabelRegion, c.opts.Region)
+	b.Sort()
+	lset := b.Labels()
+	key := lset.String()
+	if t, ok := c.series[key]; ok {
+		return t
+	}
+	t := &target{lset: lset, hash: lset.Hash()}
+	c.series[key] = t
+	return t
+}
+
+// listServices pages through ListClusters, ListServices and DescribeServices (≤10 per call),
+// each call under the collector's back-off.
+func (c *Collector) listServices(ctx context.Context) ([]service, error) {
+	var clusters []string
+	for tok := (*string)(nil); ; {
+		out, err := withRetry(ctx, c, "ListClusters", func() (*ecs.ListClustersOutput, error) {
+			out, err := c.opts.ECS.ListClusters(ctx, &ecs.ListClustersInput{NextToken: tok})
+			c.m.call("ecs", "ListClusters", err)
+			return out, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list ECS clusters: %w", err)
+		}
+		clusters = append(clusters, out.ClusterArns...)
+		if tok = out.NextToken; aws.ToString(tok) == "" {
+			break
+		}
+	}
+	var svcs []service
+	for _, cl := range clusters {
+		var arns []string
+		for tok := (*string)(nil); ; {
+			out, err := withRetry(ctx, c, "ListServices", func() (*ecs.ListServicesOutput, error) {
+				out, err := c.opts.ECS.ListServices(ctx, &ecs.ListServicesInput{Cluster: aws.String(cl), MaxResults: aws.Int32(100), NextToken: tok})
+				c.m.call("ecs", "ListServices", err)
+				return out, err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("list ECS services of %s: %w", cl, err)
+			}
+			arns = append(arns, out.ServiceArns...)
+			if tok = out.NextToken; aws.ToString(tok) == "" {
+				break
+			}
+		}
+		for i := 0; i < len(arns); i += 10 {
+			out, err := withRetry(ctx, c, "DescribeServices", func() (*ecs.DescribeServicesOutput, error) {
+				out, err := c.opts.ECS.DescribeServices(ctx, &ecs.DescribeServicesInput{
+					Cluster:  aws.String(cl),
+					Services: arns[i:min(i+10, len(arns))],
+					Include:  []ecstypes.ServiceField{ecstypes.ServiceFieldTags},
+				})
+				c.m.call("ecs", "DescribeServices", err)
+				return out, err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("describe ECS services of %s: %w", cl, err)
+			}
+			for _, f := range out.Failures {
+				c.logger.Warn("DescribeServices reported a failure; service skipped this cycle",
+					"arn", aws.ToString(f.Arn), "reason", aws.ToString(f.Reason))
+			}
+			for _, d := range out.Services {
+				svcs = append(svcs, toService(d, cl))
+			}
+		}
+	}
+	sort.Slice(svcs, func(i, j int) bool { return svcs[i].arn < svcs[j].arn })
+	return svcs, nil
+}
+
+func toService(d ecstypes.Service, clusterARN string) service {
+	s := service{arn: aws.ToString(d.ServiceArn), name: aws.ToString(d.ServiceName)}
+	cl := aws.ToString(d.ClusterArn)
+	if cl == "" {
+		cl = clusterARN
+	}
+	s.cluster = cl[strings.LastIndexByte(cl, '/')+1:]
+	for _, t := range d.Tags {
+		switch aws.ToString(t.Key) {
+		case TagProject:
+			s.project = aws.ToString(t.Value)
+		case TagDeployment:
+			s.deployment = aws.ToString(t.Value)
+		}
+	}
+	if s.project == "" || s.deployment == "" {
+		s.deployment = s.name
+	}
+	for _, lb := range d.LoadBalancers {
+		arn := aws.ToString(lb.TargetGroupArn)
+		if i := strings.Index(arn, ":targetgroup/"); i >= 0 {
+			s.targetGroups = append(s.targetGroups, arn[i+1:])
+		}
+	}
+	return s
+}
+
+// resolveLoadBalancers fills the TargetGroup → LoadBalancer cache from ListMetrics when a
+// target group is not in it. A miss re-lists at most once per interval.
+func (c *Collector) resolveLoadBalancers(ctx context.Context, svcs []service) error {
+	missing := false
+	for _, s := range svcs {
+		for _, tg := range s.targetGroups {
+			if _, ok := c.lbByTG[tg]; !ok {
+				missing = true
+			}
+		}
+	}
+	if !missing || (!c.lbListed.IsZero() && c.opts.Now().Sub(c.lbListed) < c.opts.Interval) {
+		return nil
+	}
+	found := map[string]string{}
+	for tok := (*string)(nil); ; {
+		out, err := withRetry(ctx, c, "ListMetrics", func() (*cloudwatch.ListMetricsOutput, error) {
+			out, err := c.opts.CloudWatch.ListMetrics(ctx, &cloudwatch.ListMetricsInput{
+				Namespace:  aws.String(nsALB),
+				MetricName: aws.String("RequestCount"),
+				Dimensions: []cwtypes.DimensionFilter{{Name: aws.String("TargetGroup")}},
+				NextToken:  tok,
+			})
+			c.m.call("cloudwatch", "ListMetrics", err)
+			return out, err
+		})
+		if err != nil {
+			return fmt.Errorf("list ALB RequestCount metrics: %w", err)
+		}
+		for _, m := range out.Metrics {
+			if len(m.Dimensions) != 2 {
+				continue // per-AZ and per-LB variants
+			}
+			var tg, lb string
+			for _, d := range m.Dimensions {
+				switch aws.ToString(d.Name) {
+				case "TargetGroup":
+					tg = aws.ToString(d.Value)
+				case "LoadBalancer":
+					lb = aws.ToString(d.Value)
+				}
+			}
+			if tg != "" && lb != "" {
+				found[tg] = lb
+			}
+		}
+		if tok = out.NextToken; aws.ToString(tok) == "" {
+			break
+		}
+	}
+	for tg, lb := range found {
+		c.lbByTG[tg] = lb
+	}
+	c.lbListed = c.opts.Now()
+	return nil
+}

@@ -1,0 +1,74 @@
+package collector
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// watermarkFile is the JSON document of the watermark file.
+type watermarkFile struct {
+	// Watermark is the end of the last chunk whose samples are all committed.
+	Watermark time.Time `json:"watermark"`
+}
+
+// readWatermark returns the persisted watermark, and false when there is none.
+func readWatermark(path string) (time.Time, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read watermark: %w", err)
+	}
+	var w watermarkFile
+	if err := json.Unmarshal(b, &w); err != nil {
+		return time.Time{}, false, fmt.Errorf("parse watermark %s: %w", path, err)
+	}
+	if w.Watermark.IsZero() {
+		return time.Time{}, false, nil
+	}
+	return w.Watermark.UTC(), true, nil
+}
+
+// writeWatermark replaces the watermark file atomically: a temporary file is written and
+// synced, renamed over the old one, and the directory synced.
+func writeWatermark(path string, t time.Time) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create watermark directory: %w", err)
+	}
+	b, err := json.Marshal(watermarkFile{Watermark: t.UTC()})
+	if err != nil {
+		return fmt.Errorf("encode watermark: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".watermark-*.tmp")
+	if err != nil {
+		return fmt.Errorf("create watermark file: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write watermark: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync watermark: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close watermark: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replace watermark: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
