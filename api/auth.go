@@ -2,7 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
+
+	"github.com/cygni/usage/store"
 )
 
 // TokenVerifier resolves a bearer token to its caller. It returns store.ErrInvalidToken (or an
@@ -40,7 +44,45 @@ func (s *Server) authed(min Role, h http.HandlerFunc) http.Handler {
 	})
 }
 
-// authenticate resolves the request's bearer token (filled in by the store issue).
+// authenticate resolves the request's bearer token: a missing, malformed, unknown or revoked
+// token is a 401; a verifier failure is a 500 (logged), never an accidental pass.
 func (s *Server) authenticate(r *http.Request) (Principal, error) {
-	return Principal{}, Unauthorized("authentication is not configured")
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return Principal{}, Unauthorized("missing bearer token: send the header Authorization: Bearer <token>")
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return Principal{}, Unauthorized("the Authorization header is not \"Bearer <token>\"")
+	}
+	if s.opts.Tokens == nil {
+		return Principal{}, Unauthorized("authentication is not configured")
+	}
+	p, err := s.opts.Tokens.VerifyToken(r.Context(), strings.TrimSpace(token))
+	if errors.Is(err, store.ErrInvalidToken) {
+		return Principal{}, Unauthorized("invalid or revoked token")
+	}
+	if err != nil {
+		s.logger.Error("verify bearer token; answering 500", "err", err)
+		return Principal{}, &Error{Kind: KindInternal, Code: "internal", Message: "verify token", Err: err}
+	}
+	return p, nil
+}
+
+// TokenStore is what StoreTokens needs from the metadata store.
+type TokenStore interface {
+	VerifyToken(ctx context.Context, plaintext string) (store.Token, error)
+}
+
+// StoreTokens adapts the metadata store's tokens to a TokenVerifier.
+func StoreTokens(ts TokenStore) TokenVerifier { return storeTokens{ts} }
+
+type storeTokens struct{ ts TokenStore }
+
+func (a storeTokens) VerifyToken(ctx context.Context, token string) (Principal, error) {
+	t, err := a.ts.VerifyToken(ctx, token)
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{TeamID: t.TeamID, Role: Role(t.Role), TokenID: t.ID}, nil
 }
