@@ -1,0 +1,530 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/store"
+)
+
+// Storage is what the Deriver reads and writes: the TSDB.
+type Storage interface {
+	storage.Queryable
+	storage.Appendable
+}
+
+// ProjectSource lists the projects and their teams (the metadata store).
+type ProjectSource interface {
+	AllProjects(ctx context.Context) ([]store.Project, error)
+	GetTeam(ctx context.Context, id string) (store.Team, error)
+}
+
+// RangeSeries records the span of hours the Deriver has derived, so that a restart continues
+// where it stopped: bound="from" and bound="through", values in Unix seconds.
+const RangeSeries = "cygni_query_hourly_derived_seconds"
+
+// DeriverOptions configure a Deriver. Zero values take the defaults.
+type DeriverOptions struct {
+	// Storage is the TSDB. Required.
+	Storage Storage
+	// Engine prices the hours and computes month-to-date costs. Required.
+	Engine *Engine
+	// Projects lists projects and teams for the budget gauges; nil writes no gauges.
+	Projects ProjectSource
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Interval between runs (default 1m).
+	Interval time.Duration
+	// RecentWindow is re-derived on every run, for late data (default 3h; the collector's
+	// look-back is 15m).
+	RecentWindow time.Duration
+	// FullWindow is re-derived every FullEvery, for gap backfills (default 48h, every 1h).
+	FullWindow, FullEvery time.Duration
+	// InitialWindow is how far back the first run derives (default 14d, inside the TSDB's
+	// out-of-order window). Older hours are read from 1-minute samples.
+	InitialWindow time.Duration
+	// Metrics receives the Deriver's counters; nil makes a private set.
+	Metrics *metrics.Set
+}
+
+// Deriver keeps the derived series up to date (an actor, every minute):
+//
+//   - <usage series>:sum1h — one point per series and hour, stamped at the hour's end, with the
+//     same labels as the 1-minute series. When late data changes a derived hour, the difference
+//     is written as a further sample inside the same hour (at the earliest sample − 1 ms), so
+//     nothing is overwritten and sum_over_time over the hour stays exact.
+//   - cygni_project_cost_usd{project,resource} — the hour's cost in USD, the same way.
+//   - cygni_project_budget_usd{project}, cygni_project_cost_month_to_date_usd{project},
+//     cygni_project_cost_forecast_month_usd{project} — gauges stamped at now.
+type Deriver struct {
+	logger *slog.Logger
+	opts   DeriverOptions
+	now    func() time.Time
+
+	mu            sync.Mutex
+	from, through int64 // derived span, ms; through == 0 before the first run
+	lastFull      int64
+
+	runs, samples, appendErrors *metrics.Counter
+	runSeconds                  *metrics.Histogram
+}
+
+// NewDeriver builds a Deriver. It starts no goroutines.
+func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOptions) (*Deriver, error) {
+	if opts.Storage == nil || opts.Engine == nil {
+		return nil, errors.New("query: deriver needs Storage and Engine")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.Interval, time.Minute)
+	def(&opts.RecentWindow, 3*time.Hour)
+	def(&opts.FullWindow, 48*time.Hour)
+	def(&opts.FullEvery, time.Hour)
+	def(&opts.InitialWindow, 14*24*time.Hour)
+	for _, d := range []time.Duration{opts.Interval, opts.RecentWindow, opts.FullWindow, opts.FullEvery, opts.InitialWindow} {
+		if d < 0 {
+			return nil, fmt.Errorf("query: negative deriver duration %s", d)
+		}
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	vm := opts.Metrics
+	return &Deriver{
+		logger: logger.With("component", "deriver"), opts: opts, now: opts.Now,
+		runs:         vm.GetOrCreateCounter(`cygni_query_deriver_runs_total`),
+		samples:      vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`),
+		appendErrors: vm.GetOrCreateCounter(`cygni_query_deriver_append_errors_total`),
+		runSeconds:   vm.GetOrCreateHistogram(`cygni_query_deriver_run_duration_seconds`),
+	}, nil
+}
+
+// Range returns the span of hours whose hourly series are complete; Engine's HourlyRange.
+func (d *Deriver) Range() (from, through time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.through == 0 {
+		return time.Time{}, time.Time{}
+	}
+	return time.UnixMilli(d.from).UTC(), time.UnixMilli(d.through).UTC()
+}
+
+// Run derives every Interval until ctx ends. A failed run is logged and retried next time.
+func (d *Deriver) Run(ctx context.Context) error {
+	t := time.NewTicker(d.opts.Interval)
+	defer t.Stop()
+	for {
+		if err := d.Step(ctx); err != nil && ctx.Err() == nil {
+			d.logger.Warn("derive series; retrying on the next tick", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Step is one run: derive the hours that closed (a day of backlog at most), re-derive the recent
+// window (and the full window when due), then write the gauges.
+func (d *Deriver) Step(ctx context.Context) error {
+	start := time.Now()
+	defer func() { d.runs.Inc(); d.runSeconds.UpdateDuration(start) }()
+	now := d.now().UnixMilli()
+	target := floorTo(now, hourMs)
+	d.mu.Lock()
+	from, through, lastFull := d.from, d.through, d.lastFull
+	d.mu.Unlock()
+	if through == 0 {
+		f, t, ok, err := d.readRange(ctx, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			f = target - d.opts.InitialWindow.Milliseconds()
+			f = floorTo(f, hourMs)
+			t = f
+		}
+		from, through = f, t
+	}
+	lo := min(through, target-d.opts.RecentWindow.Milliseconds())
+	if now-lastFull >= d.opts.FullEvery.Milliseconds() {
+		lo = min(lo, target-d.opts.FullWindow.Milliseconds())
+		lastFull = now
+	}
+	lo = max(floorTo(lo, hourMs), from)
+	hi := min(target, max(through, lo)+24*hourMs)
+	if hi > lo {
+		if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(hi)); err != nil {
+			return err
+		}
+	}
+	if hi > through {
+		through = hi
+		if err := d.writeRange(ctx, from, through, now); err != nil {
+			return err
+		}
+	}
+	d.mu.Lock()
+	d.from, d.through, d.lastFull = from, through, lastFull
+	d.mu.Unlock()
+	if d.opts.Projects != nil {
+		return d.WriteGauges(ctx, time.UnixMilli(now))
+	}
+	return nil
+}
+
+func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64, ok bool, err error) {
+	q, err := d.opts.Storage.Querier(now-MaxRange.Milliseconds(), now)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("open TSDB querier: %w", err)
+	}
+	defer q.Close()
+	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, RangeSeries))
+	var it chunkenc.Iterator
+	var got [2]bool
+	for ss.Next() {
+		s := ss.At()
+		it = s.Iterator(it)
+		var last float64
+		var have bool
+		for it.Next() == chunkenc.ValFloat {
+			_, last = it.At()
+			have = true
+		}
+		if !have {
+			continue
+		}
+		switch s.Labels().Get("bound") {
+		case "from":
+			from, got[0] = int64(last)*1000, true
+		case "through":
+			through, got[1] = int64(last)*1000, true
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return 0, 0, false, fmt.Errorf("read %s: %w", RangeSeries, err)
+	}
+	return from, through, got[0] && got[1] && through >= from, nil
+}
+
+func (d *Deriver) writeRange(ctx context.Context, from, through, now int64) error {
+	w := d.newWriter(ctx)
+	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "from"), now, float64(from/1000))
+	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "through"), now, float64(through/1000))
+	return w.commit()
+}
+
+// hourSums is the per-hour float sum of one series over the derived span.
+type hourSums struct {
+	lbls labels.Labels
+	sums []ksum
+	has  []bool
+	min  []int64 // earliest sample of each hour (existing derived series only)
+}
+
+// Derive recomputes the hourly series and the hourly cost series for the hours in [from, to)
+// (whole hours) from the 1-minute samples, and writes what changed. It is idempotent.
+func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
+	lo, hi := floorTo(from.UnixMilli(), hourMs), ceilTo(to.UnixMilli(), hourMs)
+	n := int((hi - lo) / hourMs)
+	if n <= 0 {
+		return nil
+	}
+	raw := map[string]*hourSums{} // by the labels of the hourly series
+	usageNames := ""
+	for i, name := range seriesOf {
+		if i > 0 {
+			usageNames += "|"
+		}
+		usageNames += name
+	}
+	hourly := func(l labels.Labels) labels.Labels {
+		b := labels.NewBuilder(l)
+		b.Set(labels.MetricName, HourlyName(l.Get(labels.MetricName)))
+		return b.Labels()
+	}
+	err := d.scan(ctx, lo, hi, usageNames, n, raw, hourly, false)
+	if err != nil {
+		return err
+	}
+	have := map[string]*hourSums{}
+	derivedNames := ""
+	for i, name := range seriesOf {
+		if i > 0 {
+			derivedNames += "|"
+		}
+		derivedNames += HourlyName(name)
+	}
+	if err := d.scan(ctx, lo, hi, derivedNames+"|"+series.ProjectCostUSD, n, have, nil, true); err != nil {
+		return err
+	}
+
+	w := d.newWriter(ctx)
+	// Hourly usage series, and the per-project hourly amounts for the cost series.
+	type projHour struct {
+		project string
+		hour    int
+	}
+	amounts := map[projHour]*Amounts{}
+	for key, r := range raw {
+		m := metricByName[r.lbls.Get(labels.MetricName)]
+		project := r.lbls.Get(series.LabelProject)
+		for h := range n {
+			if !r.has[h] {
+				continue
+			}
+			want := r.sums[h].value()
+			w.reconcile(r.lbls, key, have, h, lo, want)
+			if project == "" {
+				continue
+			}
+			v, err := fixed(m, want)
+			if err != nil {
+				return err
+			}
+			ph := projHour{project, h}
+			a := amounts[ph]
+			if a == nil {
+				a = new(Amounts)
+				amounts[ph] = a
+			}
+			a[m] += v
+		}
+	}
+	for ph, a := range amounts {
+		c := d.opts.Engine.prices.cost(d.opts.Engine.prices.sheet(lo+int64(ph.hour)*hourMs), a)
+		for _, res := range Resources {
+			l := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, ph.project, series.LabelResource, string(res))
+			w.reconcile(l, l.String(), have, ph.hour, lo, c.Of(res).InexactFloat64())
+		}
+	}
+	return w.commit()
+}
+
+// scan sums the samples of the series named by the regexp names into out, per hour of [lo, hi).
+// Raw 1-minute samples belong to the hour of their minute's start; derived hourly samples to the
+// hour ending at ceil(t, 1h). rename maps a raw series to the key of its derived series.
+func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, out map[string]*hourSums, rename func(labels.Labels) labels.Labels, derived bool) error {
+	q, err := d.opts.Storage.Querier(lo+1, hi)
+	if err != nil {
+		return fmt.Errorf("open TSDB querier: %w", err)
+	}
+	defer q.Close()
+	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, names))
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		l := s.Labels()
+		if rename != nil {
+			l = rename(l)
+		}
+		key := l.String()
+		hs := out[key]
+		if hs == nil {
+			hs = &hourSums{lbls: l, sums: make([]ksum, n), has: make([]bool, n), min: make([]int64, n)}
+			out[key] = hs
+		}
+		it = s.Iterator(it)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt != chunkenc.ValFloat {
+				continue
+			}
+			t, v := it.At()
+			var h int64
+			if derived {
+				h = (ceilTo(t, hourMs) - hourMs - lo) / hourMs
+			} else {
+				h = (floorTo(ceilTo(t, minuteMs)-minuteMs, hourMs) - lo) / hourMs
+			}
+			if h < 0 || h >= int64(n) {
+				continue
+			}
+			if !hs.has[h] || t < hs.min[h] {
+				hs.min[h] = t
+			}
+			hs.sums[h].add(v)
+			hs.has[h] = true
+		}
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("read series %s: %w", l, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return fmt.Errorf("select series %s: %w", names, err)
+	}
+	return nil
+}
+
+// writer appends derived samples, committing in batches.
+type writer struct {
+	d   *Deriver
+	ctx context.Context
+	app storage.Appender
+	n   int
+	err error
+}
+
+func (d *Deriver) newWriter(ctx context.Context) *writer {
+	return &writer{d: d, ctx: ctx, app: d.opts.Storage.Appender(ctx)}
+}
+
+func (w *writer) add(l labels.Labels, t int64, v float64) {
+	if w.err != nil {
+		return
+	}
+	if _, err := w.app.Append(0, l, t, v); err != nil {
+		// An hour older than the TSDB's out-of-order window cannot be written; queries read
+		// its 1-minute samples instead.
+		w.d.appendErrors.Inc()
+		w.d.logger.Debug("append derived sample; skipped", "series", l.String(), "t", t, "err", err)
+		return
+	}
+	w.d.samples.Inc()
+	w.n++
+	if w.n >= 5000 {
+		w.err = w.app.Commit()
+		w.app = w.d.opts.Storage.Appender(w.ctx)
+		w.n = 0
+	}
+}
+
+func (w *writer) commit() error {
+	if w.err != nil {
+		_ = w.app.Rollback()
+		return fmt.Errorf("commit derived samples: %w", w.err)
+	}
+	if err := w.app.Commit(); err != nil {
+		return fmt.Errorf("commit derived samples: %w", err)
+	}
+	return nil
+}
+
+// reconcile writes the difference between want and what the derived series already holds for
+// hour h: a first sample at the hour's end, or a correction just before the earliest one.
+func (w *writer) reconcile(l labels.Labels, key string, have map[string]*hourSums, h int, lo int64, want float64) {
+	end := lo + int64(h+1)*hourMs
+	hs := have[key]
+	if hs == nil || !hs.has[h] {
+		w.add(l, end, want)
+		return
+	}
+	got := hs.sums[h].value()
+	diff := want - got
+	if math.Abs(diff) <= 1e-12*math.Max(1, math.Abs(want)) {
+		return
+	}
+	w.add(l, hs.min[h]-1, diff)
+	hs.sums[h].add(diff)
+	hs.min[h]--
+}
+
+// WriteGauges writes, for every project, its effective budget, its cost in the current billing
+// period so far and the period's forecast, stamped at now.
+func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
+	projects, err := d.opts.Projects.AllProjects(ctx)
+	if err != nil {
+		return fmt.Errorf("list projects: %w", err)
+	}
+	byTeam := map[string][]store.Project{}
+	for _, p := range projects {
+		byTeam[p.TeamID] = append(byTeam[p.TeamID], p)
+	}
+	w := d.newWriter(ctx)
+	ts := now.UnixMilli()
+	for teamID, ps := range byTeam {
+		team, err := d.opts.Projects.GetTeam(ctx, teamID)
+		if err != nil {
+			return fmt.Errorf("get team %s: %w", teamID, err)
+		}
+		ids := make([]string, len(ps))
+		for i, p := range ps {
+			ids[i] = p.ID
+		}
+		f, err := d.opts.Engine.Forecast(ctx, ids, team.BillingAnchorDay, now)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			l := func(name string) labels.Labels {
+				return labels.FromStrings(labels.MetricName, name, series.LabelProject, p.ID)
+			}
+			w.add(l(series.ProjectBudgetUSD), ts, store.EffectiveLimit(p, team).InexactFloat64())
+			fc := f[p.ID]
+			w.add(l(series.ProjectCostMonthToDateUSD), ts, fc.MonthToDate.Total().InexactFloat64())
+			w.add(l(series.ProjectCostForecastUSD), ts, fc.Forecast.InexactFloat64())
+		}
+	}
+	return w.commit()
+}
+
+// ProjectForecast is a project's cost in the current billing period so far and its forecast.
+type ProjectForecast struct {
+	PeriodStart, PeriodEnd time.Time
+	MonthToDate            Cost
+	// Forecast is MonthToDate plus the cost rate of the last 24 hours over the rest of the
+	// period, unrounded.
+	Forecast decimal.Decimal
+}
+
+// Forecast returns the billing period's cost so far and its end-of-period forecast for each
+// project (all of one team, whose billing anchor day is anchorDay).
+func (e *Engine) Forecast(ctx context.Context, projects []string, anchorDay int, now time.Time) (map[string]ProjectForecast, error) {
+	start, end := BillingPeriod(now, anchorDay)
+	cut := now.Truncate(time.Minute)
+	out := make(map[string]ProjectForecast, len(projects))
+	for _, p := range projects {
+		out[p] = ProjectForecast{PeriodStart: start, PeriodEnd: end}
+	}
+	if len(projects) == 0 {
+		return out, nil
+	}
+	mtd, err := e.Rollup(ctx, projects, []time.Time{start, cut}, ByProject)
+	if err != nil {
+		return nil, fmt.Errorf("month-to-date cost: %w", err)
+	}
+	win := cut.Add(-24 * time.Hour)
+	recent, err := e.Rollup(ctx, projects, []time.Time{win, cut}, ByProject)
+	if err != nil {
+		return nil, fmt.Errorf("recent cost rate: %w", err)
+	}
+	remaining := decimal.NewFromInt(int64(end.Sub(cut) / time.Minute))
+	day := decimal.NewFromInt(24 * 60)
+	for _, p := range projects {
+		f := out[p]
+		if row, ok := mtd.Rows[Key{Project: p}]; ok {
+			f.MonthToDate = row[0].Cost
+		}
+		f.Forecast = f.MonthToDate.Total()
+		if row, ok := recent.Rows[Key{Project: p}]; ok {
+			f.Forecast = f.Forecast.Add(row[0].Cost.Total().Mul(remaining).DivRound(day, costPrecision))
+		}
+		out[p] = f
+	}
+	return out, nil
+}

@@ -1,0 +1,128 @@
+package query
+
+import (
+	"sort"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/config"
+	"github.com/cygni/usage/series"
+)
+
+// Resource is a priced line of the bill.
+type Resource string
+
+// Resources, the values of the resource label of cygni_project_cost_usd.
+const (
+	Compute    Resource = "compute"   // reserved vCPU-hours
+	Memory     Resource = "memory"    // reserved memory GB-hours
+	Bandwidth  Resource = "bandwidth" // egress GB
+	ReqRes     Resource = "requests"  // millions of requests
+	StorageRes Resource = "storage"   // storage GB-hours
+)
+
+// Resources lists the priced resources in a stable order.
+var Resources = []Resource{Compute, Memory, Bandwidth, ReqRes, StorageRes}
+
+// Cost is an exact, unrounded amount in USD per resource. Render it with Round or StringFixed
+// only at the edge.
+type Cost struct {
+	Compute, Memory, Bandwidth, Requests, Storage decimal.Decimal
+}
+
+// Total is the sum of the resources.
+func (c Cost) Total() decimal.Decimal {
+	return c.Compute.Add(c.Memory).Add(c.Bandwidth).Add(c.Requests).Add(c.Storage)
+}
+
+// Of returns the cost of one resource.
+func (c Cost) Of(r Resource) decimal.Decimal {
+	switch r {
+	case Compute:
+		return c.Compute
+	case Memory:
+		return c.Memory
+	case Bandwidth:
+		return c.Bandwidth
+	case ReqRes:
+		return c.Requests
+	default:
+		return c.Storage
+	}
+}
+
+// Add returns c + d.
+func (c Cost) Add(d Cost) Cost {
+	return Cost{
+		Compute: c.Compute.Add(d.Compute), Memory: c.Memory.Add(d.Memory), Bandwidth: c.Bandwidth.Add(d.Bandwidth),
+		Requests: c.Requests.Add(d.Requests), Storage: c.Storage.Add(d.Storage),
+	}
+}
+
+// Prices is the price list: sheets sorted by the instant they take effect.
+type Prices struct {
+	sheets []config.PriceSheet
+	from   []int64 // ms; the first is math.MinInt64
+}
+
+// NewPrices builds the price list from the configuration (already validated). No sheets means
+// the defaults.
+func NewPrices(c config.PricingConfig) Prices {
+	sheets := c.Sheets
+	if len(sheets) == 0 {
+		sheets = []config.PriceSheet{config.DefaultPriceSheet()}
+	}
+	p := Prices{sheets: sheets, from: make([]int64, len(sheets))}
+	for i, s := range sheets {
+		p.from[i] = s.EffectiveFrom.UnixMilli()
+		if i == 0 {
+			p.from[i] = minTime
+		}
+	}
+	return p
+}
+
+// Sheet returns the index of the sheet that prices the hour starting at t (ms).
+func (p Prices) sheet(t int64) int {
+	return sort.Search(len(p.from), func(i int) bool { return p.from[i] > t }) - 1
+}
+
+// SheetAt returns the prices in force at t.
+func (p Prices) SheetAt(t time.Time) config.PriceSheet { return p.sheets[p.sheet(t.UnixMilli())] }
+
+var (
+	secondsPerHour = decimal.NewFromInt(3600)
+	bytesPerGB     = decimal.NewFromInt(series.GiB)
+	million        = decimal.NewFromInt(1_000_000)
+)
+
+// costPrecision is the number of decimals kept by the one inexact step, vCPU-seconds / 3600.
+const costPrecision = 20
+
+// cost prices amounts with sheet i.
+func (p Prices) cost(i int, a *Amounts) Cost {
+	s := p.sheets[i]
+	var c Cost
+	if a[CPUSeconds] != 0 {
+		c.Compute = a.Decimal(CPUSeconds).Mul(s.VCPUHour.Decimal).DivRound(secondsPerHour, costPrecision)
+	}
+	if a[MemoryGBHours] != 0 {
+		c.Memory = a.Decimal(MemoryGBHours).Mul(s.MemoryGBHour.Decimal)
+	}
+	if a[EgressBytes] != 0 {
+		// Exact: 1/2^30 has 30 decimals.
+		c.Bandwidth = a.Decimal(EgressBytes).Mul(s.EgressGB.Decimal).DivRound(bytesPerGB, 40)
+	}
+	if a[Requests] != 0 {
+		c.Requests = a.Decimal(Requests).Mul(s.MillionRequests.Decimal).DivRound(million, 40)
+	}
+	if a[StorageGBHours] != 0 {
+		c.Storage = a.Decimal(StorageGBHours).Mul(s.StorageGBHour.Decimal)
+	}
+	return c
+}
+
+func defaultPricing() config.PricingConfig {
+	return config.PricingConfig{Sheets: []config.PriceSheet{config.DefaultPriceSheet()}}
+}

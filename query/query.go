@@ -1,0 +1,412 @@
+// Package query is the read side of the usage series: exact calendar rollups by hour, day, ISO
+// week and month in any IANA time zone, per project and per deployment, priced with the
+// configured price sheets; the hourly downsampled series and the derived cost series the rule
+// engine reads; and right-sizing recommendations.
+//
+// Invariants:
+//   - Usage samples are per-period amounts stamped at the END of their period (package series):
+//     a sample stamped at t belongs to the 1-minute period starting at ceil(t, 1m) − 1m, so late
+//     corrections written at end − k ms land in the same period. Hourly points
+//     (<series>:sum1h) belong to the hour starting at ceil(t, 1h) − 1h.
+//   - A bucket sums the periods that START inside it. Whole hours inside a bucket are read from
+//     the hourly series once the Deriver has derived them; partial hours (time zones with
+//     half-hour offsets) and hours not yet derived are read from the 1-minute samples.
+//   - The amount of one series in one hour is rounded once to a fixed point (Amounts); every
+//     sum above it is an exact integer sum, and money is priced from those hourly amounts in
+//     exact decimals with the sheet in force at each hour's start, never through a float.
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/series"
+)
+
+const (
+	minuteMs = int64(time.Minute / time.Millisecond)
+	hourMs   = int64(time.Hour / time.Millisecond)
+	minTime  = math.MinInt64
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Storage is the TSDB. Required.
+	Storage storage.Queryable
+	// Prices is the price list. Zero: the default prices.
+	Prices Prices
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// HourlyRange returns the span [from, through) in which the hourly series are complete
+	// (Deriver.Range). Hours outside it are read from 1-minute samples. Nil means an empty span:
+	// every query reads 1-minute samples.
+	HourlyRange func() (from, through time.Time)
+}
+
+// Engine answers usage and cost questions over the TSDB. It is safe for concurrent use.
+type Engine struct {
+	logger      *slog.Logger
+	db          storage.Queryable
+	prices      Prices
+	now         func() time.Time
+	hourlyRange func() (from, through time.Time)
+}
+
+// New builds an Engine. It starts no goroutines.
+func New(logger *slog.Logger, _ prometheus.Registerer, opts Options) (*Engine, error) {
+	if opts.Storage == nil {
+		return nil, errors.New("query: Storage is nil")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Prices.sheets == nil {
+		opts.Prices = NewPrices(defaultPricing())
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.HourlyRange == nil {
+		opts.HourlyRange = func() (time.Time, time.Time) { return time.Time{}, time.Time{} }
+	}
+	return &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, now: opts.Now, hourlyRange: opts.HourlyRange}, nil
+}
+
+// Prices returns the engine's price list.
+func (e *Engine) Prices() Prices { return e.prices }
+
+// Now returns the engine's clock.
+func (e *Engine) Now() time.Time { return e.now() }
+
+// Grouping says which labels a rollup keeps.
+type Grouping int
+
+// Groupings.
+const (
+	ByTotal      Grouping = iota // one row per bucket
+	ByProject                    // one row per project and bucket
+	ByDeployment                 // one row per project, deployment and bucket
+)
+
+// Key identifies a rollup's row: empty fields are summed over.
+type Key struct{ Project, Deployment string }
+
+// Bucket is one bucket of a rollup: exact usage and cost.
+type Bucket struct {
+	Start, End time.Time
+	Usage      Amounts
+	Cost       Cost
+}
+
+// Rollup is the answer of Engine.Rollup.
+type Rollup struct {
+	Bounds []time.Time      // n+1 boundaries
+	Rows   map[Key][]Bucket // each row has n buckets
+}
+
+// Keys returns the row keys sorted by project, then deployment.
+func (r *Rollup) Keys() []Key {
+	keys := make([]Key, 0, len(r.Rows))
+	for k := range r.Rows {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Project != keys[j].Project {
+			return keys[i].Project < keys[j].Project
+		}
+		return keys[i].Deployment < keys[j].Deployment
+	})
+	return keys
+}
+
+// Total sums every row into one row of n buckets.
+func (r *Rollup) Total() []Bucket {
+	out := r.empty()
+	for _, row := range r.Rows {
+		for i := range row {
+			_ = out[i].Usage.Add(&row[i].Usage)
+			out[i].Cost = out[i].Cost.Add(row[i].Cost)
+		}
+	}
+	return out
+}
+
+func (r *Rollup) empty() []Bucket {
+	n := max(len(r.Bounds)-1, 0)
+	out := make([]Bucket, n)
+	for i := range out {
+		out[i].Start, out[i].End = r.Bounds[i], r.Bounds[i+1]
+	}
+	return out
+}
+
+// Rollup sums the usage of projects (at least one) over the buckets bounds (n+1 boundaries),
+// grouped by g, and prices it.
+func (e *Engine) Rollup(ctx context.Context, projects []string, bounds []time.Time, g Grouping) (*Rollup, error) {
+	r := &Rollup{Bounds: bounds, Rows: map[Key][]Bucket{}}
+	if len(bounds) < 2 || len(projects) == 0 {
+		return r, nil
+	}
+	rd := newReader(e, bounds, g)
+	if err := rd.read(ctx, projectMatcher(projects)); err != nil {
+		return nil, err
+	}
+	for ck, a := range rd.cells {
+		row, ok := r.Rows[ck.key]
+		if !ok {
+			row = r.empty()
+			r.Rows[ck.key] = row
+		}
+		b := &row[ck.bucket]
+		if err := b.Usage.Add(a); err != nil {
+			return nil, err
+		}
+		b.Cost = b.Cost.Add(e.prices.cost(ck.sheet, a))
+	}
+	return r, nil
+}
+
+// projectMatcher matches the project label against a set of project IDs.
+func projectMatcher(projects []string) *labels.Matcher {
+	if len(projects) == 1 {
+		return labels.MustNewMatcher(labels.MatchEqual, series.LabelProject, projects[0])
+	}
+	q := make([]string, len(projects))
+	for i, p := range projects {
+		q[i] = regexp.QuoteMeta(p)
+	}
+	return labels.MustNewMatcher(labels.MatchRegexp, series.LabelProject, strings.Join(q, "|"))
+}
+
+// cellKey is one accumulator: a row, a bucket and the price sheet of its hours.
+type cellKey struct {
+	key    Key
+	bucket int
+	sheet  int
+}
+
+// reader sums samples into cells.
+type reader struct {
+	e       *Engine
+	bounds  []int64  // ms
+	derived [2]int64 // hourly points are used for hours inside [derived[0], derived[1])
+	group   Grouping
+	cells   map[cellKey]*Amounts
+}
+
+func newReader(e *Engine, bounds []time.Time, g Grouping) *reader {
+	b := make([]int64, len(bounds))
+	for i, t := range bounds {
+		b[i] = t.UnixMilli()
+	}
+	from, through := e.hourlyRange()
+	return &reader{e: e, bounds: b, derived: [2]int64{from.UnixMilli(), through.UnixMilli()}, group: g, cells: map[cellKey]*Amounts{}}
+}
+
+// bucketOf returns the bucket containing t, or -1.
+func (r *reader) bucketOf(t int64) int {
+	if t < r.bounds[0] || t >= r.bounds[len(r.bounds)-1] {
+		return -1
+	}
+	return sort.Search(len(r.bounds), func(i int) bool { return r.bounds[i] > t }) - 1
+}
+
+// hourly reports whether the hour starting at h is read from the hourly series: it lies whole
+// inside one bucket and has been derived.
+func (r *reader) hourly(h int64) bool {
+	if h < r.derived[0] || h+hourMs > r.derived[1] {
+		return false
+	}
+	b := r.bucketOf(h)
+	return b >= 0 && b == r.bucketOf(h+hourMs-1)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func floorTo(t, step int64) int64 { return floorDiv(t, step) * step }
+func ceilTo(t, step int64) int64  { return -floorDiv(-t, step) * step }
+
+// read sums the samples of the matching series into r.cells.
+func (r *reader) read(ctx context.Context, ms ...*labels.Matcher) error {
+	lo, hi := r.bounds[0], r.bounds[len(r.bounds)-1]
+	// Hourly points for whole derived hours.
+	anyHourly := false
+	for h := floorTo(lo, hourMs); h < hi; h += hourMs {
+		if r.hourly(h) {
+			anyHourly = true
+			break
+		}
+	}
+	if anyHourly {
+		names := make([]string, 0, NumMetrics)
+		for _, n := range seriesOf {
+			names = append(names, regexp.QuoteMeta(HourlyName(n)))
+		}
+		if err := r.selectInto(ctx, floorTo(lo, hourMs)+1, ceilTo(hi, hourMs), true, nil, strings.Join(names, "|"), ms); err != nil {
+			return err
+		}
+	}
+	// 1-minute samples for the other hours, one range per run of such hours.
+	names := make([]string, 0, NumMetrics)
+	for _, n := range seriesOf {
+		names = append(names, regexp.QuoteMeta(n))
+	}
+	var runs [][2]int64
+	for h := floorTo(lo, hourMs); h < hi; h += hourMs {
+		if r.hourly(h) {
+			continue
+		}
+		a, b := max(h, lo), min(h+hourMs, hi)
+		if n := len(runs); n > 0 && runs[n-1][1] == a {
+			runs[n-1][1] = b
+		} else {
+			runs = append(runs, [2]int64{a, b})
+		}
+	}
+	for _, run := range runs {
+		if err := r.selectInto(ctx, run[0]+1, run[1], false, &run, strings.Join(names, "|"), ms); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selectInto reads the series whose name matches names over samples stamped in [mint, maxt].
+// Hourly points are assigned to the hour ending at ceil(t, 1h); minute samples to the minute
+// ending at ceil(t, 1m), and only if that minute starts inside run and its hour is not hourly.
+func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts bool, run *[2]int64, names string, ms []*labels.Matcher) error {
+	q, err := r.e.db.Querier(mint, maxt)
+	if err != nil {
+		return fmt.Errorf("open TSDB querier: %w", err)
+	}
+	defer q.Close()
+	matchers := append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, names)}, ms...)
+	ss := q.Select(ctx, false, nil, matchers...)
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		lbls := s.Labels()
+		m, ok := metricByName[lbls.Get(labels.MetricName)]
+		if !ok {
+			continue
+		}
+		key := r.keyOf(lbls)
+		it = s.Iterator(it)
+		// Accumulate one (hour, bucket) cell at a time; samples come in time order.
+		var (
+			cur      int64 = minTime
+			curB           = -1
+			sum      ksum
+			hasValue bool
+		)
+		flush := func() error {
+			if !hasValue {
+				return nil
+			}
+			v, err := fixed(m, sum.value())
+			if err != nil {
+				return err
+			}
+			ck := cellKey{key: key, bucket: curB, sheet: r.e.prices.sheet(cur)}
+			a := r.cells[ck]
+			if a == nil {
+				a = new(Amounts)
+				r.cells[ck] = a
+			}
+			s, overflow := addInt64(a[m], v)
+			if overflow {
+				return ErrOverflow
+			}
+			a[m] = s
+			sum, hasValue = ksum{}, false
+			return nil
+		}
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt != chunkenc.ValFloat {
+				continue
+			}
+			t, v := it.At()
+			var start, hour int64
+			if hourlyPts {
+				hour = ceilTo(t, hourMs) - hourMs
+				if !r.hourly(hour) {
+					continue
+				}
+				start = hour
+			} else {
+				start = ceilTo(t, minuteMs) - minuteMs
+				if start < run[0] || start >= run[1] {
+					continue
+				}
+				hour = floorTo(start, hourMs)
+			}
+			b := r.bucketOf(start)
+			if b < 0 {
+				continue
+			}
+			if hour != cur || b != curB {
+				if err := flush(); err != nil {
+					return err
+				}
+				cur, curB = hour, b
+			}
+			sum.add(v)
+			hasValue = true
+		}
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("read series %s: %w", lbls, err)
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return fmt.Errorf("select usage series: %w", err)
+	}
+	return nil
+}
+
+func (r *reader) keyOf(l labels.Labels) Key {
+	switch r.group {
+	case ByProject:
+		return Key{Project: l.Get(series.LabelProject)}
+	case ByDeployment:
+		return Key{Project: l.Get(series.LabelProject), Deployment: l.Get(series.LabelDeployment)}
+	}
+	return Key{}
+}
+
+// AverageTasks is the mean number of running tasks over [start, end) clipped to the minutes
+// that have ended by now: task-minutes / minutes, to four decimals.
+func AverageTasks(a *Amounts, start, end, now time.Time) decimal.Decimal {
+	if now.Before(end) {
+		end = now.Truncate(time.Minute)
+	}
+	mins := int64(end.Sub(start) / time.Minute)
+	if mins <= 0 || a[TaskMinutes] == 0 {
+		return decimal.Zero
+	}
+	return a.Decimal(TaskMinutes).DivRound(decimal.NewFromInt(mins), 4)
+}

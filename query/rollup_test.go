@@ -1,0 +1,187 @@
+package query
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/config"
+	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/simaws"
+)
+
+func mustLoc(tb testing.TB, name string) *time.Location {
+	tb.Helper()
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
+
+// truthAmount is the simulator's ground truth for one metric of a row over [from, to).
+func truthAmount(sim *simaws.Sim, k Key, m Metric, from, to time.Time) float64 {
+	var total float64
+	for _, svc := range sim.Services() {
+		if svc.Project != k.Project || (k.Deployment != "" && svc.Deployment != k.Deployment) {
+			continue
+		}
+		total += sim.Truth(svc, seriesOf[m], from, to)
+	}
+	return total
+}
+
+// checkAmounts compares a bucket with the ground truth: exact for vCPU-seconds (multiples of
+// 1/256), bytes, requests and task-minutes; memory within the nano-GB-hour rounding of each
+// series-hour.
+func checkAmounts(t *testing.T, sim *simaws.Sim, k Key, b Bucket) {
+	t.Helper()
+	hours := b.End.Sub(b.Start).Hours() + 1
+	for _, m := range []Metric{CPUSeconds, CPUUsedSeconds, MemoryGBHours, MemoryUsedGBHours, TaskMinutes, EgressBytes, Requests} {
+		want := truthAmount(sim, k, m, b.Start, b.End)
+		got := b.Usage.Decimal(m)
+		switch m {
+		case MemoryGBHours, MemoryUsedGBHours:
+			if d := math.Abs(got.InexactFloat64() - want); d > hours*2*5e-10+1e-9 {
+				t.Errorf("%v %s [%s, %s): got %s, truth %v (off by %g)", k, seriesOf[m], b.Start, b.End, got, want, d)
+			}
+		default:
+			if !got.Equal(decimal.NewFromFloat(want)) {
+				t.Errorf("%v %s [%s, %s): got %s, truth %v", k, seriesOf[m], b.Start, b.End, got, want)
+			}
+		}
+	}
+}
+
+func TestRollupMatchesGroundTruth(t *testing.T) {
+	ny, kolkata := mustLoc(t, "America/New_York"), mustLoc(t, "Asia/Kolkata")
+	utc := time.UTC
+	d := func(y int, m time.Month, day, h int, loc *time.Location) time.Time { return time.Date(y, m, day, h, 0, 0, 0, loc) }
+	cases := []struct {
+		name     string
+		from, to time.Time
+		g        GroupBy
+		loc      *time.Location
+		buckets  int
+		lengths  map[int]time.Duration // bucket index → expected length
+	}{
+		{"seed example by day", d(2024, 1, 1, 0, utc), time.Date(2024, 1, 31, 23, 59, 59, 0, utc), Day, utc, 31, nil},
+		{"year boundary by hour", d(2023, 12, 31, 21, utc), d(2024, 1, 1, 3, utc), Hour, utc, 6, nil},
+		{"leap day by day", d(2024, 2, 28, 0, utc), d(2024, 3, 2, 0, utc), Day, utc, 3, map[int]time.Duration{1: 24 * time.Hour}},
+		{"leap day by hour", d(2024, 2, 29, 22, utc), d(2024, 3, 1, 2, utc), Hour, utc, 4, nil},
+		{"months", d(2024, 1, 1, 0, utc), d(2024, 2, 29, 12, utc), Month, utc, 2, map[int]time.Duration{1: 29 * 24 * time.Hour}},
+		{"ISO weeks", d(2023, 12, 31, 0, utc), d(2024, 2, 1, 0, utc), Week, utc, 5, nil},
+		{"DST spring New York", d(2024, 3, 9, 0, ny), d(2024, 3, 12, 0, ny), Day, ny, 3, map[int]time.Duration{1: 23 * time.Hour}},
+		{"DST spring New York by hour", d(2024, 3, 10, 0, ny), d(2024, 3, 10, 5, ny), Hour, ny, 4, nil},
+		{"DST fall New York", d(2024, 11, 2, 0, ny), d(2024, 11, 4, 0, ny), Day, ny, 2, map[int]time.Duration{1: 25 * time.Hour}},
+		{"half-hour zone", d(2024, 1, 2, 0, kolkata), d(2024, 1, 4, 0, kolkata), Day, kolkata, 2, nil},
+		{"half-hour zone by hour", d(2024, 1, 2, 0, kolkata), d(2024, 1, 2, 3, kolkata), Hour, kolkata, 3, nil},
+		{"month in New York", d(2024, 2, 1, 0, ny), d(2024, 2, 2, 0, ny), Month, ny, 1, map[int]time.Duration{0: 29 * 24 * time.Hour}},
+	}
+	first, last := fixtureRanges[0][0], fixtureRanges[0][1]
+	modes := map[string]func() (time.Time, time.Time){
+		"minute samples": nil,
+		"hourly points":  spanRange(first, last),
+	}
+	for mode, hr := range modes {
+		e := newEngine(t, shared.db, Prices{}, hr)
+		for _, tc := range cases {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				bounds, err := Buckets(tc.from, tc.to, tc.g, tc.loc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(bounds)-1 != tc.buckets {
+					t.Fatalf("%d buckets %v, want %d", len(bounds)-1, bounds, tc.buckets)
+				}
+				for i, want := range tc.lengths {
+					if got := bounds[i+1].Sub(bounds[i]); got != want {
+						t.Errorf("bucket %d is %s long, want %s", i, got, want)
+					}
+				}
+				for _, g := range []Grouping{ByProject, ByDeployment} {
+					r, err := e.Rollup(context.Background(), shared.projects(), bounds, g)
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantRows := 2
+					if g == ByDeployment {
+						wantRows = 4
+					}
+					if len(r.Rows) != wantRows {
+						t.Fatalf("grouping %d: %d rows %v, want %d (untagged services must not count)", g, len(r.Rows), r.Keys(), wantRows)
+					}
+					for _, k := range r.Keys() {
+						for _, b := range r.Rows[k] {
+							checkAmounts(t, shared.sim, k, b)
+						}
+					}
+					for i, b := range r.Total() {
+						if b.Usage[CPUSeconds] == 0 {
+							t.Errorf("bucket %d [%s, %s) has no usage: the fixture does not cover it", i, b.Start, b.End)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// expectedCost prices the ground truth hour by hour: each series' hourly amount rounded to the
+// fixed point, times the price of the sheet in force at the hour's start.
+func expectedCost(sim *simaws.Sim, p Prices, project string, from, to time.Time) decimal.Decimal {
+	total := decimal.Zero
+	for h := from; h.Before(to); h = h.Add(time.Hour) {
+		s := p.SheetAt(h)
+		for _, svc := range sim.Services() {
+			if svc.Project != project {
+				continue
+			}
+			q := func(m Metric) decimal.Decimal {
+				v := sim.Truth(svc, seriesOf[m], h, h.Add(time.Hour))
+				return decimal.NewFromFloat(v).Round(-exponent[m])
+			}
+			total = total.
+				Add(q(CPUSeconds).Div(decimal.NewFromInt(3600)).Mul(s.VCPUHour.Decimal)).
+				Add(q(MemoryGBHours).Mul(s.MemoryGBHour.Decimal)).
+				Add(q(EgressBytes).Div(decimal.NewFromInt(series.GiB)).Mul(s.EgressGB.Decimal)).
+				Add(q(Requests).Div(decimal.NewFromInt(1e6)).Mul(s.MillionRequests.Decimal))
+		}
+	}
+	return total
+}
+
+func TestCostWithMidMonthPriceChange(t *testing.T) {
+	change := time.Date(2024, 1, 15, 12, 0, 0, 0, time.UTC)
+	prices := NewPrices(config.PricingConfig{Sheets: []config.PriceSheet{
+		config.DefaultPriceSheet(),
+		{EffectiveFrom: change, VCPUHour: dec("0.08"), MemoryGBHour: dec("0.01"), EgressGB: dec("0.12"), StorageGBHour: dec("0.0001"), MillionRequests: dec("0.55")},
+	}})
+	jan := []time.Time{time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC)}
+	for mode, hr := range map[string]func() (time.Time, time.Time){"minute samples": nil, "hourly points": spanRange(fixtureRanges[0][0], fixtureRanges[0][1])} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEngine(t, shared.db, prices, hr)
+			r, err := e.Rollup(context.Background(), shared.projects(), jan, ByProject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range shared.projects() {
+				got := r.Rows[Key{Project: p}][0].Cost.Total()
+				want := expectedCost(shared.sim, prices, p, jan[0], jan[1])
+				if !got.Round(10).Equal(want.Round(10)) {
+					t.Errorf("%s January cost = %s, want %s", p, got.Round(10), want.Round(10))
+				}
+				// Priced with the old sheet only, the month must differ: the change is visible.
+				old := expectedCost(shared.sim, NewPrices(config.PricingConfig{}), p, jan[0], jan[1])
+				if got.Round(2).Equal(old.Round(2)) {
+					t.Errorf("%s: the price change did not change the cost (%s)", p, got)
+				}
+			}
+		})
+	}
+}
+
+func dec(s string) config.Decimal { return config.Decimal{Decimal: decimal.RequireFromString(s)} }
