@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // CollectorConfig configures collection from CloudWatch.
 type CollectorConfig struct {
@@ -10,20 +13,51 @@ type CollectorConfig struct {
 	Lookback Duration `yaml:"lookback"`
 	// Backfill is how much history the first run reads when there is no watermark (default 168h).
 	Backfill Duration `yaml:"backfill"`
+	// Chunk is the span of one unit of work: fetched, committed, then the watermark advances
+	// (default 6h). It shrinks automatically for very large fleets to bound memory.
+	Chunk Duration `yaml:"chunk"`
+	// Concurrency is the number of GetMetricData calls in flight (default 4).
+	Concurrency int `yaml:"concurrency"`
+	// MaxQueriesPerCall is the number of metric queries per GetMetricData call, 1..500 (default 500).
+	MaxQueriesPerCall int `yaml:"max_queries_per_call"`
+	// RetryMaxElapsed bounds the back-off around one failing AWS call before the cycle gives up
+	// and retries at the next interval (default 2m).
+	RetryMaxElapsed Duration `yaml:"retry_max_elapsed"`
 }
 
 func (c *CollectorConfig) setDefaults() {
 	c.Interval = Duration(5 * time.Minute)
 	c.Lookback = Duration(15 * time.Minute)
 	c.Backfill = Duration(7 * 24 * time.Hour)
+	c.Chunk = Duration(6 * time.Hour)
+	c.Concurrency = 4
+	c.MaxQueriesPerCall = 500
+	c.RetryMaxElapsed = Duration(2 * time.Minute)
 }
 
 func (c *CollectorConfig) validate() error {
-	if err := positive("collector.interval", c.Interval); err != nil {
-		return err
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"collector.interval", c.Interval},
+		{"collector.lookback", c.Lookback},
+		{"collector.backfill", c.Backfill},
+		{"collector.chunk", c.Chunk},
+		{"collector.retry_max_elapsed", c.RetryMaxElapsed},
+	} {
+		if err := positive(d.key, d.v); err != nil {
+			return err
+		}
 	}
-	if err := positive("collector.lookback", c.Lookback); err != nil {
-		return err
+	if c.Chunk.D() < time.Minute || c.Chunk.D()%time.Minute != 0 {
+		return fmt.Errorf("'collector.chunk' is %s; it must be a whole number of minutes, at least 1m", c.Chunk.D())
 	}
-	return positive("collector.backfill", c.Backfill)
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		return fmt.Errorf("'collector.concurrency' is %d; want 1..64", c.Concurrency)
+	}
+	if c.MaxQueriesPerCall < 1 || c.MaxQueriesPerCall > 500 {
+		return fmt.Errorf("'collector.max_queries_per_call' is %d; want 1..500 (CloudWatch's limit)", c.MaxQueriesPerCall)
+	}
+	return nil
 }

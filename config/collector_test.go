@@ -1,0 +1,47 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCollectorConfigFiles loads testdata/collector*.yml: *.good.yml must load, *.bad.yml must
+// fail with an error naming the key.
+func TestCollectorConfigFiles(t *testing.T) {
+	for _, tc := range []struct {
+		file, wantErr string
+	}{
+		{"collector.good.yml", ""},
+		{"collector-unknown-key.bad.yml", `line 3: field intervall is not a known key of config.CollectorConfig`},
+		{"collector-interval.bad.yml", `'collector.interval' is 0s; it must be positive`},
+		{"collector-duration.bad.yml", `line 2: "soon" is not a duration`},
+		{"collector-queries.bad.yml", `'collector.max_queries_per_call' is 501; want 1..500`},
+		{"collector-concurrency.bad.yml", `'collector.concurrency' is 0; want 1..64`},
+		{"collector-chunk.bad.yml", `'collector.chunk' is 1m30s; it must be a whole number of minutes`},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Parse(b)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Collector
+			if got.Interval.D() != time.Minute || got.Lookback.D() != 30*time.Minute || got.Backfill.D() != 14*24*time.Hour ||
+				got.Chunk.D() != 2*time.Hour || got.Concurrency != 8 || got.MaxQueriesPerCall != 250 || got.RetryMaxElapsed.D() != 30*time.Second {
+				t.Errorf("collector = %+v", got)
+			}
+		})
+	}
+}
