@@ -94,7 +94,7 @@ func floorDiv(a, u decimal.Decimal) decimal.Decimal {
 
 // plan turns entries (sorted) into rows, advancing the carries: each row reports
 // floor(carried amount / unit) − quantity reported so far, never below zero.
-func (b *Biller) plan(entries []entry, carries map[[2]string]*store.BillingCarry) ([]store.BillingReport, []store.BillingCarry) {
+func (b *Biller) plan(now time.Time, entries []entry, carries map[[2]string]*store.BillingCarry) ([]store.BillingReport, []store.BillingCarry) {
 	rows := make([]store.BillingReport, 0, len(entries))
 	changed := map[[2]string]bool{}
 	for _, e := range entries {
@@ -119,6 +119,7 @@ func (b *Biller) plan(entries []entry, carries map[[2]string]*store.BillingCarry
 		rows = append(rows, store.BillingReport{
 			ProjectID: e.key.project, Metric: e.key.metric, Hour: hour, Revision: e.revision,
 			Amount: e.amount, Quantity: q, Identifier: Identifier(e.key.project, e.key.metric, hour, e.revision), State: state,
+			NextAttemptAt: now,
 		})
 	}
 	keys := make([][2]string, 0, len(changed))
@@ -194,7 +195,7 @@ func (b *Biller) closeHours(ctx context.Context, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		rows, cs := b.plan(entries, carries)
+		rows, cs := b.plan(now, entries, carries)
 		if err := b.opts.Store.AppendBillingReports(ctx, rows, cs, chunkEnd); err != nil {
 			return fmt.Errorf("close hours %s to %s: %w", wm.Format(time.RFC3339), chunkEnd.Format(time.RFC3339), err)
 		}
@@ -271,7 +272,7 @@ func (b *Biller) recheck(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	rows, cs := b.plan(entries, carries)
+	rows, cs := b.plan(now, entries, carries)
 	if err := b.opts.Store.AppendBillingReports(ctx, rows, cs, time.Time{}); err != nil {
 		return fmt.Errorf("write corrections: %w", err)
 	}

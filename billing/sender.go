@@ -67,6 +67,24 @@ func classify(err error) errorClass {
 	}
 }
 
+// savedFailure reports whether Stripe may have saved this failed result under the idempotency
+// key: it does for a 5xx answered after the request began executing; not for 429 (rejected
+// before execution) nor for network errors (then the request may have succeeded, and the same
+// key must be reused to deduplicate it).
+func savedFailure(err error) bool {
+	var se *stripe.Error
+	return errors.As(err, &se) && se.HTTPStatusCode >= 500
+}
+
+// IdempotencyKey is the key of a row's request: its identifier, plus the key generation once
+// that advanced.
+func IdempotencyKey(r store.BillingReport) string {
+	if r.KeyGeneration == 0 {
+		return r.Identifier
+	}
+	return r.Identifier + "-k" + strconv.Itoa(r.KeyGeneration)
+}
+
 // errorText is a short reason for the outbox and the API.
 func errorText(err error) string {
 	var se *stripe.Error
@@ -160,6 +178,9 @@ func (b *Biller) sendOne(ctx context.Context, now time.Time, r store.BillingRepo
 	r.LastError = errorText(sendErr)
 	switch classify(sendErr) {
 	case classRetry:
+		if savedFailure(sendErr) {
+			r.KeyGeneration++ // Stripe replays a saved 5xx for the same key: the next try needs a new one
+		}
 		r.State = store.BillingPending
 		r.NextAttemptAt = now.Add(b.backoff(r.Attempts))
 		b.retried.Inc()
@@ -236,7 +257,7 @@ func (b *Biller) post(ctx context.Context, r store.BillingReport, dest string) e
 		}
 		p.Context = ctx
 		// The key names the content: a later revision resends a different total under a new key.
-		p.SetIdempotencyKey(r.Identifier + "-q" + strconv.FormatInt(total, 10))
+		p.SetIdempotencyKey(IdempotencyKey(r) + "-q" + strconv.FormatInt(total, 10))
 		_, err = b.stripe.usageRecords.New(p)
 		return err
 	}
@@ -250,7 +271,7 @@ func (b *Biller) post(ctx context.Context, r store.BillingReport, dest string) e
 		},
 	}
 	p.Context = ctx
-	p.SetIdempotencyKey(r.Identifier)
+	p.SetIdempotencyKey(IdempotencyKey(r))
 	_, err := b.stripe.meterEvents.New(p)
 	return err
 }

@@ -42,8 +42,11 @@ type BillingReport struct {
 	// the revisions before it.
 	Amount decimal.Decimal
 	// Quantity is the whole number of configured units this row reports (after carrying).
-	Quantity      int64
-	Identifier    string // deterministic; Stripe's identifier and idempotency key
+	Quantity   int64
+	Identifier string // deterministic; Stripe's identifier and idempotency key
+	// KeyGeneration advances only when Stripe may have saved a failed result under the current
+	// idempotency key (a 5xx, an operator's retry), never on a crash.
+	KeyGeneration int
 	State         string
 	Attempts      int
 	NextAttemptAt time.Time
@@ -73,13 +76,13 @@ type BillingReportFilter struct {
 }
 
 const billingReportColumns = `r.id, r.project_id, COALESCE(p.team_id, ''), r.metric, r.hour, r.revision, r.amount, r.quantity,
-	r.identifier, r.state, r.attempts, r.next_attempt_at, r.last_error, r.stripe_ref, r.created_at, r.sent_at`
+	r.identifier, r.key_generation, r.state, r.attempts, r.next_attempt_at, r.last_error, r.stripe_ref, r.created_at, r.sent_at`
 
 func scanBillingReport(sc interface{ Scan(...any) error }) (BillingReport, error) {
 	var r BillingReport
 	var sent sql.NullTime
 	if err := sc.Scan(&r.ID, &r.ProjectID, &r.TeamID, &r.Metric, &r.Hour, &r.Revision, &r.Amount, &r.Quantity,
-		&r.Identifier, &r.State, &r.Attempts, &r.NextAttemptAt, &r.LastError, &r.StripeRef, &r.CreatedAt, &sent); err != nil {
+		&r.Identifier, &r.KeyGeneration, &r.State, &r.Attempts, &r.NextAttemptAt, &r.LastError, &r.StripeRef, &r.CreatedAt, &sent); err != nil {
 		return r, err
 	}
 	r.Hour = r.Hour.UTC()
@@ -242,8 +245,8 @@ func (s *Store) UpdateBillingReport(ctx context.Context, r BillingReport) error 
 	if next.IsZero() {
 		next = s.now()
 	}
-	res, err := s.exec(ctx, `UPDATE billing_reports SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?, stripe_ref = ?, sent_at = ?
-		WHERE id = ?`, r.State, r.Attempts, next.UTC(), r.LastError, r.StripeRef, sent, r.ID)
+	res, err := s.exec(ctx, `UPDATE billing_reports SET state = ?, key_generation = ?, attempts = ?, next_attempt_at = ?, last_error = ?, stripe_ref = ?, sent_at = ?
+		WHERE id = ?`, r.State, r.KeyGeneration, r.Attempts, next.UTC(), r.LastError, r.StripeRef, sent, r.ID)
 	if err != nil {
 		return fmt.Errorf("update billing report %d: %w", r.ID, err)
 	}
@@ -253,7 +256,8 @@ func (s *Store) UpdateBillingReport(ctx context.Context, r BillingReport) error 
 	return nil
 }
 
-// RetryBillingReport moves a failed, held or expired row of the team back to pending, due now.
+// RetryBillingReport moves a failed, held or expired row of the team back to pending, due now,
+// under a new idempotency key (Stripe keeps the failed result of the old one).
 // Another team's or an unknown row is ErrNotFound; a row in another state is ErrConflict.
 func (s *Store) RetryBillingReport(ctx context.Context, teamID string, id int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
@@ -266,7 +270,7 @@ func (s *Store) RetryBillingReport(ctx context.Context, teamID string, id int64)
 		if state != BillingFailed && state != BillingHeld && state != BillingExpired {
 			return fmt.Errorf("billing report %d is %s: %w", id, state, ErrConflict)
 		}
-		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE billing_reports SET state = 'pending', next_attempt_at = ?, last_error = '' WHERE id = ?"), s.now(), id); err != nil {
+		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE billing_reports SET state = 'pending', key_generation = key_generation + 1, next_attempt_at = ?, last_error = '' WHERE id = ?"), s.now(), id); err != nil {
 			return fmt.Errorf("retry billing report %d: %w", id, err)
 		}
 		return nil
