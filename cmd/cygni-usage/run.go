@@ -21,6 +21,7 @@ import (
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/simaws"
+	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
 )
 
@@ -52,6 +53,7 @@ type process struct {
 	reg    *prometheus.Registry
 	vm     *metrics.Set
 	db     *tsdb.DB
+	store  *store.Store   // the metadata store
 	sim    *simaws.Sim    // non-nil when the simulated AWS runs in-process
 	simURL string         // its base URL
 	api    api.Options    // filled by the parts, then served
@@ -84,6 +86,10 @@ func open(cfg *config.Config) (*process, error) {
 	}
 	p.db = db
 	p.closer = append(p.closer, db.Close)
+	if err := p.openStore(); err != nil {
+		p.close()
+		return nil, err
+	}
 	if cfg.AWS.Simulated {
 		if err := p.startSim(); err != nil {
 			p.close()

@@ -7,6 +7,7 @@ func (p *process) wire(ps parts) error {
 		part string
 		fn   func() error
 	}{
+		{"api", p.wireStore},
 		{"collector", p.wireCollector},
 	} {
 		if ps[w.part] {
