@@ -62,4 +62,5 @@ var commands = []func(app *kingpin.Application) (string, command){
 	registerDemo,
 	registerSimAWS,
 	registerCheckConfig,
+	registerCollect,
 }

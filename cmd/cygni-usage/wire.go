@@ -1,5 +1,11 @@
 package main
 
+import (
+	"os"
+
+	"github.com/cygni/usage/collector"
+)
+
 // wire builds the parts the process runs and adds them to the run group and the API options.
 // Each part has its own wireX method, in the file of its part.
 func (p *process) wire(ps parts) error {
@@ -22,5 +28,29 @@ func (p *process) wire(ps parts) error {
 // reload is called on SIGHUP.
 func (p *process) reload() {}
 
-// wireCollector adds the CloudWatch collector (filled in by the collector).
-func (p *process) wireCollector() error { return nil }
+// wireCollector adds the CloudWatch collector: it catches up from the watermark (or backfills
+// collector.backfill on first start, with a progress bar on stderr when stderr is a terminal or
+// the AWS is simulated), then collects every collector.interval. /readyz reports not ready until
+// its first cycle has completed.
+func (p *process) wireCollector() error {
+	bars := &progressBars{}
+	var onProgress func(collector.Progress)
+	if fi, err := os.Stderr.Stat(); p.cfg.AWS.Simulated || (err == nil && fi.Mode()&os.ModeCharDevice != 0) {
+		onProgress = bars.update
+	}
+	col, err := p.newCollector(onProgress)
+	if err != nil {
+		return err
+	}
+	prev := p.ready
+	p.ready = func() error {
+		if prev != nil {
+			if err := prev(); err != nil {
+				return err
+			}
+		}
+		return col.Ready()
+	}
+	p.add("collector", col.Run)
+	return nil
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/cygni/usage/collector"
+)
+
+// collectCmd is `cygni-usage collect --from T --to T`: a one-shot backfill.
+type collectCmd struct {
+	from, to string
+}
+
+func registerCollect(app *kingpin.Application) (string, command) {
+	c := &collectCmd{}
+	cl := app.Command("collect", "Read a window from CloudWatch into the TSDB once (a backfill), with a progress bar. Re-reading stored periods writes only corrections.")
+	cl.Flag("from", "Start of the window, RFC 3339 (2024-01-31T00:00:00Z) or YYYY-MM-DD (UTC midnight).").Required().StringVar(&c.from)
+	cl.Flag("to", "End of the window (exclusive), RFC 3339 or YYYY-MM-DD; at most now.").Required().StringVar(&c.to)
+	return cl.FullCommand(), c
+}
+
+// parseTimeFlag parses an RFC 3339 time or a YYYY-MM-DD date (midnight UTC).
+func parseTimeFlag(flag, s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time (2024-01-31T00:00:00Z) or a date (2024-01-31)", flag, s)
+}
+
+func (c *collectCmd) run(g *globals) error {
+	from, err := parseTimeFlag("--from", c.from)
+	if err != nil {
+		return err
+	}
+	to, err := parseTimeFlag("--to", c.to)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Minute)
+	if to.After(now) {
+		to = now
+	}
+	if !from.Before(to) {
+		return fmt.Errorf("--from %s is not before --to %s (the end is capped at now, %s)",
+			from.Format(time.RFC3339), to.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	p, err := open(cfg)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	bars := &progressBars{always: true}
+	col, err := p.newCollector(bars.update)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	if err := col.Collect(ctx, from, to); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "collected %s .. %s in %s\n", from.Format(time.RFC3339), to.Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// newCollector builds the collector from the configuration and the standard AWS configuration
+// (which the simulated AWS of the demo sets through the environment).
+func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.Collector, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	clients, err := collector.NewClients(ctx, p.cfg.AWS.Region, p.vm)
+	if err != nil {
+		return nil, err
+	}
+	cc := p.cfg.Collector
+	return collector.New(p.logger, p.reg, collector.Options{
+		CloudWatch:        clients.CloudWatch,
+		ECS:               clients.ECS,
+		Storage:           p.db,
+		Region:            clients.Region,
+		DataDir:           p.cfg.DataDir,
+		Metrics:           p.vm,
+		Interval:          cc.Interval.D(),
+		Lookback:          cc.Lookback.D(),
+		Backfill:          cc.Backfill.D(),
+		Chunk:             cc.Chunk.D(),
+		Concurrency:       cc.Concurrency,
+		MaxQueriesPerCall: cc.MaxQueriesPerCall,
+		RetryMaxElapsed:   cc.RetryMaxElapsed.D(),
+		OnProgress:        onProgress,
+	})
+}
+
+// progressBars draws a progress bar on stderr for every collection window longer than an hour
+// (the first backfill, a gap after an outage, a one-shot collect); live cycles draw nothing.
+type progressBars struct {
+	always bool // draw for every window (the collect command)
+	bar    *progressbar.ProgressBar
+	from   time.Time
+}
+
+func (b *progressBars) update(pr collector.Progress) {
+	total := pr.To.Sub(pr.From)
+	if !b.always && total < time.Hour {
+		return
+	}
+	if b.bar == nil || !b.from.Equal(pr.From) {
+		b.from = pr.From
+		b.bar = progressbar.NewOptions64(int64(total/time.Minute),
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetDescription(fmt.Sprintf("collecting %s .. %s (minutes)", pr.From.Format(time.RFC3339), pr.To.Format(time.RFC3339))),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }),
+		)
+	}
+	_ = b.bar.Set64(int64(pr.Done / time.Minute))
+	if pr.Done >= total {
+		_ = b.bar.Finish()
+		b.bar = nil
+	}
+}
