@@ -1,8 +1,785 @@
 package api
 
-import "github.com/gorilla/mux"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
 
-// UsageDeps are the dependencies of the usage endpoints.
-type UsageDeps struct{}
+	"github.com/gorilla/mux"
+	"github.com/shopspring/decimal"
 
-func (s *Server) registerUsage(r *mux.Router) {}
+	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/store"
+)
+
+// UsageQuerier answers usage and cost questions (query.Engine).
+type UsageQuerier interface {
+	Rollup(ctx context.Context, projects []string, bounds []time.Time, g query.Grouping) (*query.Rollup, error)
+	Forecast(ctx context.Context, projects []string, anchorDay int, now time.Time) (map[string]query.ProjectForecast, error)
+	Recommendations(ctx context.Context, projects []string, now time.Time) ([]query.Recommendation, error)
+	Now() time.Time
+}
+
+// UsageStore is what the usage endpoints need from the metadata store.
+type UsageStore interface {
+	GetProject(ctx context.Context, teamID, projectID string) (store.Project, error)
+	ListProjects(ctx context.Context, teamID string) ([]store.Project, error)
+	GetTeam(ctx context.Context, id string) (store.Team, error)
+	SetBudgetLimit(ctx context.Context, teamID, projectID string, limit decimal.Decimal) error
+}
+
+// UsageDeps are the dependencies of the usage endpoints; nil parts make them answer 503.
+type UsageDeps struct {
+	Usage         UsageQuerier
+	UsageProjects UsageStore
+}
+
+// MaxBudgetLimit is the largest budget limit POST /api/usage/limits accepts, in USD.
+var MaxBudgetLimit = decimal.NewFromInt(1_000_000)
+
+func (s *Server) registerUsage(r *mux.Router) {
+	r.Handle("/api/usage/analytics", s.authed(RoleMember, s.usageAnalytics)).Methods(http.MethodGet)
+	r.Handle("/api/usage/summary", s.authed(RoleMember, s.usageSummary)).Methods(http.MethodGet)
+	r.Handle("/api/usage/export", s.authed(RoleMember, s.usageExport)).Methods(http.MethodGet)
+	r.Handle("/api/usage/limits", s.authed(RoleMember, s.usageLimits)).Methods(http.MethodGet)
+	r.Handle("/api/usage/limits", s.authed(RoleAdmin, s.setUsageLimit)).Methods(http.MethodPost)
+	r.Handle("/api/usage/recommendations", s.authed(RoleMember, s.usageRecommendations)).Methods(http.MethodGet)
+	r.Handle("/api/projects/{projectId}/budget", s.authed(RoleMember, s.projectBudget)).Methods(http.MethodGet)
+	r.HandleFunc("/api/openapi.json", s.openAPI).Methods(http.MethodGet)
+}
+
+// usageReady reports a 503 when the usage dependencies are not wired.
+func (s *Server) usageReady() error {
+	if s.opts.Usage == nil || s.opts.UsageProjects == nil {
+		return &Error{Kind: KindUnavailable, Code: "unavailable", Message: "the usage query layer is not running in this process"}
+	}
+	return nil
+}
+
+// usageFail writes err, logging internal ones.
+func (s *Server) usageFail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		if errors.Is(err, context.Canceled) {
+			return
+		}
+		s.logger.Error("usage request", "path", r.URL.Path, "err", err)
+	}
+	WriteError(w, err)
+}
+
+// ---- JSON rendering of exact decimals ----
+
+// number renders a decimal as a JSON number with exactly the digits given (never a float).
+type number string
+
+func (n number) MarshalJSON() ([]byte, error) { return []byte(n), nil }
+
+func numFixed(d decimal.Decimal, places int32) number { return number(d.StringFixed(places)) }
+func numRound(d decimal.Decimal, places int32) number { return number(d.Round(places).String()) }
+
+// money renders an amount in USD as a string with 6 decimals (analytics, export) or 2 (bills).
+func money(d decimal.Decimal, places int32) string { return d.StringFixed(places) }
+
+var gib = decimal.NewFromInt(series.GiB)
+
+// metricsJSON are the usage quantities of one bucket, project or total.
+type metricsJSON struct {
+	CPUSeconds         number `json:"cpuSeconds"`
+	CPUHours           number `json:"cpuHours"`
+	MemoryGBHours      number `json:"memoryGbHours"`
+	ContainerInstances number `json:"containerInstances"`
+	EgressGB           number `json:"egressGB"`
+	Requests           number `json:"requests"`
+	StorageGBHours     number `json:"storageGbHours"`
+}
+
+func toMetricsJSON(a *query.Amounts, start, end, now time.Time) metricsJSON {
+	return metricsJSON{
+		CPUSeconds:         numRound(a.Decimal(query.CPUSeconds), 6),
+		CPUHours:           numRound(a.Decimal(query.CPUSeconds).DivRound(decimal.NewFromInt(3600), 6), 6),
+		MemoryGBHours:      numRound(a.Decimal(query.MemoryGBHours), 6),
+		ContainerInstances: numRound(query.AverageTasks(a, start, end, now), 4),
+		EgressGB:           numRound(a.Decimal(query.EgressBytes).DivRound(gib, 9), 9),
+		Requests:           numRound(a.Decimal(query.Requests), 0),
+		StorageGBHours:     numRound(a.Decimal(query.StorageGBHours), 6),
+	}
+}
+
+// costJSON is a cost breakdown in USD, amounts as decimal strings.
+type costJSON struct {
+	Compute   string `json:"compute"`
+	Memory    string `json:"memory"`
+	Bandwidth string `json:"bandwidth"`
+	Requests  string `json:"requests"`
+	Storage   string `json:"storage"`
+	Total     string `json:"total"`
+}
+
+func toCostJSON(c query.Cost, places int32) costJSON {
+	return costJSON{
+		Compute: money(c.Compute, places), Memory: money(c.Memory, places), Bandwidth: money(c.Bandwidth, places),
+		Requests: money(c.Requests, places), Storage: money(c.Storage, places), Total: money(c.Total(), places),
+	}
+}
+
+// ---- parameters ----
+
+// parseDate reads an ISO 8601 date-time (RFC 3339, fractional seconds allowed) or a date
+// (YYYY-MM-DD, midnight in loc).
+func parseDate(r *http.Request, name string, loc *time.Location, required bool) (time.Time, bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		if required {
+			return time.Time{}, false, BadParam(name, "is required (ISO 8601, e.g. 2024-01-01T00:00:00Z)")
+		}
+		return time.Time{}, false, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, true, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02", v, loc); err == nil {
+		return t, true, nil
+	}
+	return time.Time{}, false, BadParam(name, "%q is not an ISO 8601 date (e.g. 2024-01-01T00:00:00Z or 2024-01-01)", v)
+}
+
+func parseTZ(r *http.Request) (*time.Location, error) {
+	v := r.URL.Query().Get("tz")
+	if v == "" {
+		return time.UTC, nil
+	}
+	if v == "Local" {
+		return nil, BadParam("tz", "%q is not an IANA time zone name (e.g. America/New_York)", v)
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		return nil, BadParam("tz", "%q is not an IANA time zone name (e.g. America/New_York)", v)
+	}
+	return loc, nil
+}
+
+// checkParams rejects parameters the endpoint does not know, so a typo is not silently ignored.
+func checkParams(r *http.Request, known ...string) error {
+	for k := range r.URL.Query() {
+		found := false
+		for _, n := range known {
+			if k == n {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return BadParam(k, "is not a parameter of %s (known: %s)", r.URL.Path, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// teamProjects returns the caller's projects: all of the team, or the one named by projectId
+// (404 for an unknown or another team's project).
+func (s *Server) teamProjects(ctx context.Context, teamID, projectID string) ([]store.Project, error) {
+	if projectID != "" {
+		p, err := s.opts.UsageProjects.GetProject(ctx, teamID, projectID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, NotFound("project %q not found", projectID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []store.Project{p}, nil
+	}
+	ps, err := s.opts.UsageProjects.ListProjects(ctx, teamID)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].ID < ps[j].ID })
+	return ps, nil
+}
+
+func projectIDs(ps []store.Project) []string {
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+// rangeError maps the query layer's range errors to 400s naming the parameter.
+func rangeError(err error) error {
+	switch {
+	case errors.Is(err, query.ErrRangeOrder):
+		return BadParam("startDate", "is after endDate")
+	case errors.Is(err, query.ErrRangeTooLarge):
+		return BadParam("endDate", "%s", strings.TrimPrefix(err.Error(), ""))
+	}
+	return err
+}
+
+// ---- GET /api/usage/analytics ----
+
+type analyticsBucketJSON struct {
+	Period string `json:"period"`
+	Start  string `json:"start"`
+	End    string `json:"end"`
+	metricsJSON
+	Cost costJSON `json:"cost"`
+}
+
+type analyticsProjectJSON struct {
+	ProjectID   string                `json:"projectId"`
+	ProjectName string                `json:"projectName"`
+	Data        []analyticsBucketJSON `json:"data"`
+}
+
+type analyticsJSON struct {
+	ProjectID *string               `json:"projectId"`
+	StartDate string                `json:"startDate"`
+	EndDate   string                `json:"endDate"`
+	GroupBy   string                `json:"groupBy"`
+	TZ        string                `json:"tz"`
+	Data      []analyticsBucketJSON `json:"data"`
+	Totals    struct {
+		metricsJSON
+		Cost costJSON `json:"cost"`
+	} `json:"totals"`
+	Projects []analyticsProjectJSON `json:"projects"`
+}
+
+func (s *Server) usageAnalytics(w http.ResponseWriter, r *http.Request) {
+	if err := s.analytics(w, r); err != nil {
+		s.usageFail(w, r, err)
+	}
+}
+
+func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
+	if err := s.usageReady(); err != nil {
+		return err
+	}
+	if err := checkParams(r, "projectId", "startDate", "endDate", "groupBy", "tz"); err != nil {
+		return err
+	}
+	loc, err := parseTZ(r)
+	if err != nil {
+		return err
+	}
+	from, _, err := parseDate(r, "startDate", loc, true)
+	if err != nil {
+		return err
+	}
+	to, _, err := parseDate(r, "endDate", loc, true)
+	if err != nil {
+		return err
+	}
+	g := query.Day
+	if v := r.URL.Query().Get("groupBy"); v != "" {
+		if g, err = query.ParseGroupBy(v); err != nil {
+			return BadParam("groupBy", "%q is not one of hour, day, week, month", v)
+		}
+	}
+	bounds, err := query.Buckets(from, to, g, loc)
+	if err != nil {
+		return rangeError(err)
+	}
+	p, _ := PrincipalFrom(r.Context())
+	projectID := r.URL.Query().Get("projectId")
+	ps, err := s.teamProjects(r.Context(), p.TeamID, projectID)
+	if err != nil {
+		return err
+	}
+	ru, err := s.opts.Usage.Rollup(r.Context(), projectIDs(ps), bounds, query.ByProject)
+	if err != nil {
+		return err
+	}
+	now := s.opts.Usage.Now()
+	out := analyticsJSON{StartDate: from.Format(time.RFC3339), EndDate: to.Format(time.RFC3339), GroupBy: string(g), TZ: loc.String()}
+	if projectID != "" {
+		out.ProjectID = &projectID
+	}
+	buckets := func(bs []query.Bucket) []analyticsBucketJSON {
+		d := make([]analyticsBucketJSON, len(bs))
+		for i, b := range bs {
+			d[i] = analyticsBucketJSON{
+				Period: b.Start.In(loc).Format(time.RFC3339), Start: b.Start.In(loc).Format(time.RFC3339), End: b.End.In(loc).Format(time.RFC3339),
+				metricsJSON: toMetricsJSON(&b.Usage, b.Start, b.End, now), Cost: toCostJSON(b.Cost, 6),
+			}
+		}
+		return d
+	}
+	total := ru.Total()
+	out.Data = buckets(total)
+	var all query.Amounts
+	var cost query.Cost
+	for _, b := range total {
+		if err := all.Add(&b.Usage); err != nil {
+			return err
+		}
+		cost = cost.Add(b.Cost)
+	}
+	if len(bounds) > 1 {
+		out.Totals.metricsJSON = toMetricsJSON(&all, bounds[0], bounds[len(bounds)-1], now)
+	} else {
+		out.Totals.metricsJSON = toMetricsJSON(&all, from, from, now)
+	}
+	out.Totals.Cost = toCostJSON(cost, 6)
+	out.Projects = []analyticsProjectJSON{}
+	for _, pr := range ps {
+		row, ok := ru.Rows[query.Key{Project: pr.ID}]
+		if !ok {
+			continue
+		}
+		out.Projects = append(out.Projects, analyticsProjectJSON{ProjectID: pr.ID, ProjectName: pr.Name, Data: buckets(row)})
+	}
+	WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// ---- GET /api/usage/summary ----
+
+type summaryProjectJSON struct {
+	ProjectID   string      `json:"projectId"`
+	ProjectName string      `json:"projectName"`
+	Cost        costJSON    `json:"cost"`
+	TotalCost   string      `json:"totalCost"`
+	Metrics     metricsJSON `json:"metrics"`
+}
+
+type summaryJSON struct {
+	PeriodStart  string               `json:"periodStart"`
+	PeriodEnd    string               `json:"periodEnd"`
+	TotalCost    string               `json:"totalCost"`
+	Cost         costJSON             `json:"cost"`
+	MetricTotals metricsJSON          `json:"metricTotals"`
+	Projects     []summaryProjectJSON `json:"projects"`
+}
+
+func (s *Server) usageSummary(w http.ResponseWriter, r *http.Request) {
+	if err := s.summary(w, r); err != nil {
+		s.usageFail(w, r, err)
+	}
+}
+
+func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
+	if err := s.usageReady(); err != nil {
+		return err
+	}
+	if err := checkParams(r); err != nil {
+		return err
+	}
+	p, _ := PrincipalFrom(r.Context())
+	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
+	if err != nil {
+		return err
+	}
+	ps, err := s.teamProjects(r.Context(), p.TeamID, "")
+	if err != nil {
+		return err
+	}
+	now := s.opts.Usage.Now()
+	start, end := query.BillingPeriod(now, team.BillingAnchorDay)
+	cut := now.Truncate(time.Minute)
+	ru, err := s.opts.Usage.Rollup(r.Context(), projectIDs(ps), []time.Time{start, cut}, query.ByProject)
+	if err != nil {
+		return err
+	}
+	out := summaryJSON{PeriodStart: start.Format(time.RFC3339), PeriodEnd: end.Format(time.RFC3339), Projects: make([]summaryProjectJSON, 0, len(ps))}
+	var all query.Amounts
+	var cost query.Cost
+	for _, pr := range ps {
+		var b query.Bucket
+		if row, ok := ru.Rows[query.Key{Project: pr.ID}]; ok {
+			b = row[0]
+		}
+		if err := all.Add(&b.Usage); err != nil {
+			return err
+		}
+		cost = cost.Add(b.Cost)
+		out.Projects = append(out.Projects, summaryProjectJSON{
+			ProjectID: pr.ID, ProjectName: pr.Name, Cost: toCostJSON(b.Cost, 2), TotalCost: money(b.Cost.Total(), 2),
+			Metrics: toMetricsJSON(&b.Usage, start, cut, now),
+		})
+	}
+	out.Cost = toCostJSON(cost, 2)
+	out.TotalCost = money(cost.Total(), 2)
+	out.MetricTotals = toMetricsJSON(&all, start, cut, now)
+	WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// ---- GET/POST /api/usage/limits ----
+
+type limitProjectJSON struct {
+	ProjectID      string `json:"projectId"`
+	ProjectName    string `json:"projectName"`
+	BudgetLimit    number `json:"budgetLimit"`
+	BudgetExceeded bool   `json:"budgetExceeded"`
+	Suspended      bool   `json:"suspended"`
+	Deployments    int    `json:"deployments"`
+}
+
+type limitsJSON struct {
+	DefaultLimit number             `json:"defaultLimit"`
+	Projects     []limitProjectJSON `json:"projects"`
+}
+
+// limitNumber renders a limit as the seed does: 100, 250.5.
+func limitNumber(d decimal.Decimal) number { return number(d.String()) }
+
+func (s *Server) usageLimits(w http.ResponseWriter, r *http.Request) {
+	if err := s.limits(w, r); err != nil {
+		s.usageFail(w, r, err)
+	}
+}
+
+func (s *Server) limits(w http.ResponseWriter, r *http.Request) error {
+	if err := s.usageReady(); err != nil {
+		return err
+	}
+	if err := checkParams(r); err != nil {
+		return err
+	}
+	p, _ := PrincipalFrom(r.Context())
+	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
+	if err != nil {
+		return err
+	}
+	ps, err := s.teamProjects(r.Context(), p.TeamID, "")
+	if err != nil {
+		return err
+	}
+	f, err := s.opts.Usage.Forecast(r.Context(), projectIDs(ps), team.BillingAnchorDay, s.opts.Usage.Now())
+	if err != nil {
+		return err
+	}
+	def := store.DefaultBudgetLimit
+	if team.DefaultLimit != nil {
+		def = *team.DefaultLimit
+	}
+	out := limitsJSON{DefaultLimit: limitNumber(def), Projects: make([]limitProjectJSON, 0, len(ps))}
+	for _, pr := range ps {
+		out.Projects = append(out.Projects, limitEntry(pr, team, f[pr.ID]))
+	}
+	WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func limitEntry(p store.Project, t store.Team, f query.ProjectForecast) limitProjectJSON {
+	limit := store.EffectiveLimit(p, t)
+	return limitProjectJSON{
+		ProjectID: p.ID, ProjectName: p.Name, BudgetLimit: limitNumber(limit),
+		BudgetExceeded: f.MonthToDate.Total().GreaterThanOrEqual(limit) && !f.MonthToDate.Total().IsZero(),
+		Suspended:      p.Suspended, Deployments: p.Deployments,
+	}
+}
+
+func (s *Server) setUsageLimit(w http.ResponseWriter, r *http.Request) {
+	if err := s.setLimit(w, r); err != nil {
+		s.usageFail(w, r, err)
+	}
+}
+
+func (s *Server) setLimit(w http.ResponseWriter, r *http.Request) error {
+	if err := s.usageReady(); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
+	if err != nil {
+		return &Error{Kind: KindTooLarge, Code: "body_too_large", Message: "the request body is larger than 64 KiB"}
+	}
+	var req struct {
+		ProjectID   *string      `json:"projectId"`
+		BudgetLimit *json.Number `json:"budgetLimit"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		msg := err.Error()
+		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			return BadParam(strings.Trim(f, `"`), "is not a field of the request (known: projectId, budgetLimit)")
+		}
+		return &Error{Kind: KindBadRequest, Code: "invalid_body", Message: "body: not a JSON object {\"projectId\", \"budgetLimit\"}: " + msg}
+	}
+	if dec.More() {
+		return &Error{Kind: KindBadRequest, Code: "invalid_body", Message: "body: more than one JSON value"}
+	}
+	if req.ProjectID == nil || *req.ProjectID == "" {
+		return BadParam("projectId", "is required")
+	}
+	if req.BudgetLimit == nil {
+		return BadParam("budgetLimit", "is required (a positive amount in USD, e.g. 200 or 150.50)")
+	}
+	limit, err := decimal.NewFromString(req.BudgetLimit.String())
+	switch {
+	case err != nil:
+		return BadParam("budgetLimit", "%q is not a number", req.BudgetLimit.String())
+	case !limit.IsPositive():
+		return BadParam("budgetLimit", "%s must be positive", limit)
+	case limit.Exponent() < -2 && !limit.Equal(limit.Round(2)):
+		return BadParam("budgetLimit", "%s has more than 2 decimals", req.BudgetLimit.String())
+	case limit.GreaterThan(MaxBudgetLimit):
+		return BadParam("budgetLimit", "%s is above the maximum of %s USD; contact support for larger limits", limit, MaxBudgetLimit)
+	}
+	limit = limit.Round(2)
+	p, _ := PrincipalFrom(r.Context())
+	if _, err := s.teamProjects(r.Context(), p.TeamID, *req.ProjectID); err != nil {
+		return err
+	}
+	if err := s.opts.UsageProjects.SetBudgetLimit(r.Context(), p.TeamID, *req.ProjectID, limit); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return NotFound("project %q not found", *req.ProjectID)
+		}
+		return err
+	}
+	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
+	if err != nil {
+		return err
+	}
+	pr, err := s.opts.UsageProjects.GetProject(r.Context(), p.TeamID, *req.ProjectID)
+	if err != nil {
+		return err
+	}
+	f, err := s.opts.Usage.Forecast(r.Context(), []string{pr.ID}, team.BillingAnchorDay, s.opts.Usage.Now())
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, limitEntry(pr, team, f[pr.ID]))
+	return nil
+}
+
+// ---- GET /api/projects/{projectId}/budget ----
+
+type budgetJSON struct {
+	ProjectID   string `json:"projectId"`
+	Used        number `json:"used"`
+	Limit       number `json:"limit"`
+	Remaining   number `json:"remaining"`
+	PercentUsed number `json:"percentUsed"`
+	Status      string `json:"status"`
+	Breakdown   struct {
+		Compute struct {
+			Cost     string `json:"cost"`
+			CPUHours string `json:"cpuHours"`
+		} `json:"compute"`
+		Memory struct {
+			Cost    string `json:"cost"`
+			GBHours string `json:"gbHours"`
+		} `json:"memory"`
+		Storage struct {
+			Cost    string `json:"cost"`
+			GBHours string `json:"gbHours"`
+		} `json:"storage"`
+		Bandwidth struct {
+			Cost     string `json:"cost"`
+			EgressGB string `json:"egressGB"`
+		} `json:"bandwidth"`
+		Requests struct {
+			Cost     string `json:"cost"`
+			Requests string `json:"requests"`
+		} `json:"requests"`
+	} `json:"breakdown"`
+	Forecast    number `json:"forecast"`
+	PeriodStart string `json:"periodStart"`
+	PeriodEnd   string `json:"periodEnd"`
+}
+
+// Budget thresholds (seed: alerts at 80 % and 100 %).
+var (
+	warningPercent  = decimal.NewFromInt(80)
+	exceededPercent = decimal.NewFromInt(100)
+)
+
+func (s *Server) projectBudget(w http.ResponseWriter, r *http.Request) {
+	if err := s.budget(w, r); err != nil {
+		s.usageFail(w, r, err)
+	}
+}
+
+func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
+	if err := s.usageReady(); err != nil {
+		return err
+	}
+	if err := checkParams(r); err != nil {
+		return err
+	}
+	p, _ := PrincipalFrom(r.Context())
+	id := mux.Vars(r)["projectId"]
+	ps, err := s.teamProjects(r.Context(), p.TeamID, id)
+	if err != nil {
+		return err
+	}
+	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
+	if err != nil {
+		return err
+	}
+	now := s.opts.Usage.Now()
+	start, end := query.BillingPeriod(now, team.BillingAnchorDay)
+	ru, err := s.opts.Usage.Rollup(r.Context(), []string{id}, []time.Time{start, now.Truncate(time.Minute)}, query.ByProject)
+	if err != nil {
+		return err
+	}
+	f, err := s.opts.Usage.Forecast(r.Context(), []string{id}, team.BillingAnchorDay, now)
+	if err != nil {
+		return err
+	}
+	var b query.Bucket
+	if row, ok := ru.Rows[query.Key{Project: id}]; ok {
+		b = row[0]
+	}
+	used := b.Cost.Total().Round(2)
+	limit := store.EffectiveLimit(ps[0], team)
+	remaining := decimal.Max(limit.Sub(used), decimal.Zero)
+	pct := decimal.Zero
+	if limit.IsPositive() {
+		pct = b.Cost.Total().Mul(decimal.NewFromInt(100)).DivRound(limit, 6)
+	} else if b.Cost.Total().IsPositive() {
+		pct = exceededPercent
+	}
+	status := "ok"
+	switch {
+	case pct.GreaterThanOrEqual(exceededPercent):
+		status = "exceeded"
+	case pct.GreaterThanOrEqual(warningPercent):
+		status = "warning"
+	}
+	out := budgetJSON{
+		ProjectID: id, Used: numFixed(used, 2), Limit: numFixed(limit, 2), Remaining: numFixed(remaining, 2),
+		PercentUsed: numRound(pct, 1), Status: status, Forecast: numFixed(f[id].Forecast, 2),
+		PeriodStart: start.Format(time.RFC3339), PeriodEnd: end.Format(time.RFC3339),
+	}
+	u := &b.Usage
+	out.Breakdown.Compute.Cost = money(b.Cost.Compute, 2)
+	out.Breakdown.Compute.CPUHours = u.Decimal(query.CPUSeconds).DivRound(decimal.NewFromInt(3600), 2).String()
+	out.Breakdown.Memory.Cost = money(b.Cost.Memory, 2)
+	out.Breakdown.Memory.GBHours = u.Decimal(query.MemoryGBHours).Round(2).String()
+	out.Breakdown.Storage.Cost = money(b.Cost.Storage, 2)
+	out.Breakdown.Storage.GBHours = u.Decimal(query.StorageGBHours).Round(2).String()
+	out.Breakdown.Bandwidth.Cost = money(b.Cost.Bandwidth, 2)
+	out.Breakdown.Bandwidth.EgressGB = u.Decimal(query.EgressBytes).DivRound(gib, 2).String()
+	out.Breakdown.Requests.Cost = money(b.Cost.Requests, 2)
+	out.Breakdown.Requests.Requests = u.Decimal(query.Requests).String()
+	WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// ---- GET /api/usage/recommendations ----
+
+type recommendationJSON struct {
+	ProjectID         string `json:"projectId"`
+	Deployment        string `json:"deployment"`
+	CurrentCPU        number `json:"currentCpu"`
+	CurrentMemoryGB   number `json:"currentMemoryGB"`
+	PeakCPUUsed       number `json:"peakCpuUsed"`
+	PeakMemoryUsedGB  number `json:"peakMemoryUsedGB"`
+	RecommendedCPU    number `json:"recommendedCpu"`
+	RecommendedMemory number `json:"recommendedMemoryGB"`
+	AverageTasks      number `json:"averageTasks"`
+	MonthlySaving     string `json:"monthlySaving"`
+	Reason            string `json:"reason"`
+}
+
+func (s *Server) usageRecommendations(w http.ResponseWriter, r *http.Request) {
+	if err := s.recommendations(w, r); err != nil {
+		s.usageFail(w, r, err)
+	}
+}
+
+func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
+	if err := s.usageReady(); err != nil {
+		return err
+	}
+	if err := checkParams(r, "projectId"); err != nil {
+		return err
+	}
+	p, _ := PrincipalFrom(r.Context())
+	ps, err := s.teamProjects(r.Context(), p.TeamID, r.URL.Query().Get("projectId"))
+	if err != nil {
+		return err
+	}
+	recs, err := s.opts.Usage.Recommendations(r.Context(), projectIDs(ps), s.opts.Usage.Now())
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Window          string               `json:"window"`
+		Recommendations []recommendationJSON `json:"recommendations"`
+	}{Window: "14d", Recommendations: make([]recommendationJSON, 0, len(recs))}
+	for _, rc := range recs {
+		out.Recommendations = append(out.Recommendations, recommendationJSON{
+			ProjectID: rc.Project, Deployment: rc.Deployment,
+			CurrentCPU: numRound(rc.Current.VCPU, 2), CurrentMemoryGB: numRound(rc.Current.MemoryGB, 2),
+			PeakCPUUsed: numRound(rc.PeakVCPU, 3), PeakMemoryUsedGB: numRound(rc.PeakMemoryGB, 3),
+			RecommendedCPU: numRound(rc.Recommended.VCPU, 2), RecommendedMemory: numRound(rc.Recommended.MemoryGB, 2),
+			AverageTasks: numRound(rc.AverageTasks, 2), MonthlySaving: money(rc.MonthlySaving, 2), Reason: rc.Reason,
+		})
+	}
+	WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// ---- GET /api/usage/export ----
+
+func (s *Server) usageExport(w http.ResponseWriter, r *http.Request) {
+	if err := s.export(w, r); err != nil {
+		s.usageFail(w, r, err)
+	}
+}
+
+// errStreamed marks an error after the first byte was written: too late for a JSON error body.
+var errStreamed = errors.New("export cut short")
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
+	if err := s.usageReady(); err != nil {
+		return err
+	}
+	if err := checkParams(r, "startDate", "endDate", "format", "projectId"); err != nil {
+		return err
+	}
+	from, _, err := parseDate(r, "startDate", time.UTC, true)
+	if err != nil {
+		return err
+	}
+	to, _, err := parseDate(r, "endDate", time.UTC, true)
+	if err != nil {
+		return err
+	}
+	format := r.URL.Query().Get("format")
+	switch format {
+	case "":
+		format = "json"
+	case "json", "csv":
+	default:
+		return BadParam("format", "%q is not csv or json", format)
+	}
+	if from.After(to) {
+		return BadParam("startDate", "is after endDate")
+	}
+	if to.Sub(from) > query.MaxRange {
+		return BadParam("endDate", "the range covers at most %d days", int(query.MaxRange/(24*time.Hour)))
+	}
+	p, _ := PrincipalFrom(r.Context())
+	ps, err := s.teamProjects(r.Context(), p.TeamID, r.URL.Query().Get("projectId"))
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("cygni-usage-%s-%s.%s", from.UTC().Format("20060102T150405Z"), to.UTC().Format("20060102T150405Z"), format)
+	enc := newExportEncoder(w, format)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if err := exportRows(r.Context(), s.opts.Usage, ps, from, to, enc); err != nil {
+		// The status is sent; the client sees a truncated body (CSV without its end, JSON
+		// without its closing bracket) and the error is logged.
+		s.logger.Warn("export cut short; the client got a truncated file", "err", err)
+		return nil
+	}
+	return enc.close()
+}

@@ -59,7 +59,9 @@ func checkAmounts(t *testing.T, sim *simaws.Sim, k Key, b Bucket) {
 func TestRollupMatchesGroundTruth(t *testing.T) {
 	ny, kolkata := mustLoc(t, "America/New_York"), mustLoc(t, "Asia/Kolkata")
 	utc := time.UTC
-	d := func(y int, m time.Month, day, h int, loc *time.Location) time.Time { return time.Date(y, m, day, h, 0, 0, 0, loc) }
+	d := func(y int, m time.Month, day, h int, loc *time.Location) time.Time {
+		return time.Date(y, m, day, h, 0, 0, 0, loc)
+	}
 	cases := []struct {
 		name     string
 		from, to time.Time

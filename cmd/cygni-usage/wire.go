@@ -14,6 +14,7 @@ func (p *process) wire(ps parts) error {
 		fn   func() error
 	}{
 		{"api", p.wireStore},
+		{"api", p.wireQuery},
 		{"collector", p.wireCollector},
 	} {
 		if ps[w.part] {

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"time"
+
+	"github.com/cygni/usage/api"
+	"github.com/cygni/usage/query"
+)
+
+// wireQuery adds the query layer: the engine behind the usage endpoints and the Deriver actor
+// that writes the hourly series, the hourly cost series and the budget gauges every minute.
+func (p *process) wireQuery() error {
+	var d *query.Deriver
+	engine, err := query.New(p.logger, p.reg, query.Options{
+		Storage:     p.db,
+		Prices:      query.NewPrices(p.cfg.Pricing),
+		HourlyRange: func() (from, through time.Time) { return d.Range() },
+	})
+	if err != nil {
+		return err
+	}
+	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm}
+	if p.store != nil {
+		opts.Projects = p.store
+	}
+	d, err = query.NewDeriver(p.logger, p.reg, opts)
+	if err != nil {
+		return err
+	}
+	p.add("deriver", d.Run)
+	p.api.UsageDeps = api.UsageDeps{Usage: engine}
+	if p.store != nil {
+		p.api.UsageProjects = p.store
+	}
+	return nil
+}
