@@ -48,6 +48,7 @@ func (s *Store) insertNotificationTx(ctx context.Context, tx *sql.Tx, n Notifica
 	if n.CreatedAt.IsZero() {
 		n.CreatedAt = s.now()
 	}
+	n.CreatedAt = n.CreatedAt.UTC().Truncate(time.Microsecond)
 	if n.Payload == nil {
 		n.Payload = map[string]any{}
 	}
