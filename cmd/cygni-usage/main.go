@@ -73,5 +73,6 @@ var commands = []func(app *kingpin.Application) (string, command){
 	registerTokenRevoke,
 	registerTokenList,
 	registerUnmapped,
+	registerCheckRules,
 	registerCollect,
 }

@@ -16,6 +16,7 @@ func (p *process) wire(ps parts) error {
 		{"api", p.wireStore},
 		{"api", p.wireQuery},
 		{"collector", p.wireCollector},
+		{"alerting", p.wireAlerting},
 	} {
 		if ps[w.part] {
 			if err := w.fn(); err != nil {
@@ -27,7 +28,7 @@ func (p *process) wire(ps parts) error {
 }
 
 // reload is called on SIGHUP.
-func (p *process) reload() {}
+func (p *process) reload() { p.reloadRules() }
 
 // wireCollector adds the CloudWatch collector: it catches up from the watermark (or backfills
 // collector.backfill on first start, with a progress bar on stderr when stderr is a terminal or
