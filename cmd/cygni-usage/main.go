@@ -62,6 +62,8 @@ var commands = []func(app *kingpin.Application) (string, command){
 	registerDemo,
 	registerSimAWS,
 	registerCheckConfig,
+	registerBillingReconcile,
+	registerBillingSubscriptionItem,
 	registerTeamCreate,
 	registerTeamList,
 	registerMemberAdd,

@@ -16,6 +16,8 @@ func (p *process) wire(ps parts) error {
 		{"api", p.wireStore},
 		{"api", p.wireQuery},
 		{"collector", p.wireCollector},
+		{"api", p.wireBillingAPI},
+		{"billing", p.wireBilling},
 		{"alerting", p.wireAlerting},
 	} {
 		if ps[w.part] {
