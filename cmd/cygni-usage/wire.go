@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 
+	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/collector"
 )
 
@@ -15,6 +16,7 @@ func (p *process) wire(ps parts) error {
 	}{
 		{"api", p.wireStore},
 		{"api", p.wireQuery},
+		{"api", p.wireProm},
 		{"collector", p.wireCollector},
 		{"api", p.wireBillingAPI},
 		{"billing", p.wireBilling},
@@ -56,5 +58,16 @@ func (p *process) wireCollector() error {
 		return col.Ready()
 	}
 	p.add("collector", col.Run)
+	return nil
+}
+
+// wireProm serves the Prometheus HTTP API (/api/v1/) over the process's TSDB, each request
+// scoped to the projects the store lists for the token's team.
+func (p *process) wireProm() error {
+	p.api.PromStorage = p.db
+	if p.store != nil {
+		p.api.PromProjects = p.store
+	}
+	p.api.PromEngine = api.NewPromEngine(p.logger, p.reg)
 	return nil
 }
