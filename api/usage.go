@@ -188,6 +188,9 @@ func checkParams(r *http.Request, known ...string) error {
 // (404 for an unknown or another team's project).
 func (s *Server) teamProjects(ctx context.Context, teamID, projectID string) ([]store.Project, error) {
 	if projectID != "" {
+		if !store.ValidID(store.PrefixProject, projectID) {
+			return nil, BadParam("projectId", "%q is not a project id (proj_ followed by 1-64 letters, digits, '-' or '_')", projectID)
+		}
 		p, err := s.opts.UsageProjects.GetProject(ctx, teamID, projectID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, NotFound("project %q not found", projectID)
@@ -496,11 +499,10 @@ func (s *Server) setLimit(w http.ResponseWriter, r *http.Request) error {
 	}
 	var req struct {
 		ProjectID   *string      `json:"projectId"`
-		BudgetLimit *json.Number `json:"budgetLimit"`
+		BudgetLimit json.RawMessage `json:"budgetLimit"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
 		msg := err.Error()
 		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
@@ -514,17 +516,18 @@ func (s *Server) setLimit(w http.ResponseWriter, r *http.Request) error {
 	if req.ProjectID == nil || *req.ProjectID == "" {
 		return BadParam("projectId", "is required")
 	}
-	if req.BudgetLimit == nil {
+	raw := strings.TrimSpace(string(req.BudgetLimit))
+	if raw == "" || raw == "null" {
 		return BadParam("budgetLimit", "is required (a positive amount in USD, e.g. 200 or 150.50)")
 	}
-	limit, err := decimal.NewFromString(req.BudgetLimit.String())
+	limit, err := decimal.NewFromString(raw)
 	switch {
-	case err != nil:
-		return BadParam("budgetLimit", "%q is not a number", req.BudgetLimit.String())
+	case err != nil || !strings.ContainsAny(raw[:1], "-0123456789"):
+		return BadParam("budgetLimit", "%s is not a JSON number (e.g. 200 or 150.50)", raw)
 	case !limit.IsPositive():
 		return BadParam("budgetLimit", "%s must be positive", limit)
 	case limit.Exponent() < -2 && !limit.Equal(limit.Round(2)):
-		return BadParam("budgetLimit", "%s has more than 2 decimals", req.BudgetLimit.String())
+		return BadParam("budgetLimit", "%s has more than 2 decimals", raw)
 	case limit.GreaterThan(MaxBudgetLimit):
 		return BadParam("budgetLimit", "%s is above the maximum of %s USD; contact support for larger limits", limit, MaxBudgetLimit)
 	}
