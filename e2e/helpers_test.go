@@ -208,9 +208,10 @@ func (p *Proc) Wait(timeout time.Duration) error {
 // Run runs the binary to completion and returns its combined output and error.
 func Run(t testing.TB, timeout time.Duration, env []string, args ...string) (string, error) {
 	t.Helper()
+	bin := Binary(t) // build first: the timeout is for the run
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
