@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
@@ -143,6 +145,16 @@ func TestBudgetAlertsThroughTwoMonths(t *testing.T) {
 	if n.TeamID != "team_acme" || n.ProjectID != "proj_001" || n.Payload["used"] != "82.50" || n.Payload["limit"] != "100.00" ||
 		n.Payload["percentUsed"] != "82.5" || n.Payload["periodStart"] != "2025-03-01" || n.Payload["periodEnd"] != "2025-04-01" {
 		t.Errorf("warning notification = %+v", n)
+	}
+
+	// The API's read path sees the same notifications, all unread.
+	page, err := st.ListNotifications(ctx, "team_acme", store.NotificationQuery{Limit: 100})
+	if err != nil || len(page.Items) != 5 || page.UnreadCount != 5 {
+		t.Fatalf("ListNotifications: %d items, %d unread, %v", len(page.Items), page.UnreadCount, err)
+	}
+	// The recording rule was written back to the TSDB.
+	if got := recorded(t, db, "cygni:project_budget_used:ratio", noon(2025, 3, 15)); got != 0.825 {
+		t.Fatalf("cygni:project_budget_used:ratio on March 15th = %v, want 0.825", got)
 	}
 
 	// The e-mails, read back from the SMTP server.
@@ -410,6 +422,26 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 		!strings.HasPrefix(ev.ID, "ntf_") || ev.Message != "proj_001 has used $170.00 of its $200.00 budget (85.0 %) this billing period" {
 		t.Fatalf("webhook event = %+v", ev)
 	}
+}
+
+// recorded returns the sample of a recorded series at ts.
+func recorded(t testing.TB, db *tsdb.DB, name string, ts time.Time) float64 {
+	t.Helper()
+	q, err := db.Querier(ts.UnixMilli(), ts.UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		for it.Next() != chunkenc.ValNone {
+			_, v := it.At()
+			return v
+		}
+	}
+	t.Fatalf("no sample of %s at %s (%v)", name, ts, ss.Err())
+	return 0
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {
