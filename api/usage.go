@@ -498,7 +498,7 @@ func (s *Server) setLimit(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Kind: KindTooLarge, Code: "body_too_large", Message: "the request body is larger than 64 KiB"}
 	}
 	var req struct {
-		ProjectID   *string      `json:"projectId"`
+		ProjectID   *string         `json:"projectId"`
 		BudgetLimit json.RawMessage `json:"budgetLimit"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -1,0 +1,248 @@
+package query
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/store"
+	"github.com/cygni/usage/tsdb"
+)
+
+func openTestDB(tb testing.TB) *tsdb.DB {
+	tb.Helper()
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: tb.TempDir(), OutOfOrderWindow: 400 * 24 * time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func appendSample(tb testing.TB, db *tsdb.DB, l labels.Labels, t time.Time, v float64) {
+	tb.Helper()
+	app := db.Appender(context.Background())
+	if _, err := app.Append(0, l, t.UnixMilli(), v); err != nil {
+		tb.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// samplesIn returns the samples of the series matching l's name and labels stamped in (from, to].
+func samplesIn(tb testing.TB, db *tsdb.DB, l labels.Labels, from, to time.Time) []float64 {
+	tb.Helper()
+	q, err := db.Querier(from.UnixMilli()+1, to.UnixMilli())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer q.Close()
+	var ms []*labels.Matcher
+	l.Range(func(x labels.Label) { ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, x.Name, x.Value)) })
+	ss := q.Select(context.Background(), false, nil, ms...)
+	var out []float64
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		for it.Next() == chunkenc.ValFloat {
+			_, v := it.At()
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func TestDeriverRederivesLateData(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	h0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	cpu := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "proj_a", series.LabelDeployment, "web", series.LabelCluster, "c", series.LabelRegion, "r")
+	for m := range 180 {
+		appendSample(t, db, cpu, h0.Add(time.Duration(m+1)*time.Minute), 30) // 0.5 vCPU
+	}
+	now := h0.Add(3*time.Hour + 5*time.Minute)
+	e, err := New(nil, nil, Options{Storage: db, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now }, InitialWindow: 4 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	from, through := d.Range()
+	if !through.Equal(h0.Add(3 * time.Hour)) {
+		t.Fatalf("derived through %s, want %s (from %s)", through, h0.Add(3*time.Hour), from)
+	}
+	hourly := labels.NewBuilder(cpu).Set(labels.MetricName, HourlyName(series.CPUSeconds)).Labels()
+	if got := samplesIn(t, db, hourly, h0, h0.Add(time.Hour)); len(got) != 1 || got[0] != 1800 {
+		t.Fatalf("hour 0 points %v, want [1800]", got)
+	}
+	// A late correction inside hour 1 (at a minute's end − 5 ms), then the next run.
+	appendSample(t, db, cpu, h0.Add(time.Hour+30*time.Minute-5*time.Millisecond), 12.5)
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := samplesIn(t, db, hourly, h0.Add(time.Hour), h0.Add(2*time.Hour))
+	if len(got) != 2 || got[0]+got[1] != 1812.5 {
+		t.Fatalf("hour 1 points %v, want the original 1800 plus a correction of 12.5", got)
+	}
+	// Idempotent: a third run writes nothing new.
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again := samplesIn(t, db, hourly, h0.Add(time.Hour), h0.Add(2*time.Hour)); len(again) != 2 {
+		t.Fatalf("re-derive wrote again: %v", again)
+	}
+	// The hourly cost follows: 1812.5 vCPU-s = 0.503472… vCPU-h × $0.05.
+	costL := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, "proj_a", series.LabelResource, "compute")
+	var cost float64
+	for _, v := range samplesIn(t, db, costL, h0.Add(time.Hour), h0.Add(2*time.Hour)) {
+		cost += v
+	}
+	if want := 1812.5 / 3600 * 0.05; math.Abs(cost-want) > 1e-12 {
+		t.Errorf("hour 1 compute cost %v, want %v", cost, want)
+	}
+	// Hourly points and 1-minute samples give the same answer.
+	bounds := []time.Time{h0, h0.Add(3 * time.Hour)}
+	viaMinutes, _ := New(nil, nil, Options{Storage: db})
+	viaHours, _ := New(nil, nil, Options{Storage: db, HourlyRange: d.Range})
+	a, err := viaMinutes.Rollup(ctx, []string{"proj_a"}, bounds, ByProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := viaHours.Rollup(ctx, []string{"proj_a"}, bounds, ByProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka := a.Rows[Key{Project: "proj_a"}][0]
+	kb := b.Rows[Key{Project: "proj_a"}][0]
+	if ka.Usage != kb.Usage || !ka.Cost.Total().Equal(kb.Cost.Total()) {
+		t.Errorf("minutes %v %s ≠ hours %v %s", ka.Usage, ka.Cost.Total(), kb.Usage, kb.Cost.Total())
+	}
+	if got := ka.Usage.Decimal(CPUSeconds).String(); got != "5412.5" {
+		t.Errorf("3 hours of cpu = %s, want 5412.5", got)
+	}
+	// A restart continues from the persisted range.
+	d2, _ := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now }})
+	if err := d2.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f2, t2 := d2.Range(); !f2.Equal(from) || !t2.Equal(through) {
+		t.Errorf("after restart range %s..%s, want %s..%s", f2, t2, from, through)
+	}
+}
+
+// memProjects is a tiny ProjectSource: the store is not the subject here.
+type memProjects struct {
+	projects []store.Project
+	teams    map[string]store.Team
+}
+
+func (m memProjects) AllProjects(context.Context) ([]store.Project, error) { return m.projects, nil }
+func (m memProjects) GetTeam(_ context.Context, id string) (store.Team, error) {
+	return m.teams[id], nil
+}
+
+func TestDeriverGauges(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	now := start.Add(48*time.Hour + 30*time.Minute)
+	cpu := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "proj_a", series.LabelDeployment, "web")
+	app := db.Appender(ctx)
+	for m := 0; start.Add(time.Duration(m+1) * time.Minute).Before(now.Add(time.Second)); m++ {
+		if _, err := app.Append(0, cpu, start.Add(time.Duration(m+1)*time.Minute).UnixMilli(), 72); err != nil { // 1.2 vCPU
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := New(nil, nil, Options{Storage: db, Now: func() time.Time { return now }})
+	limit := decimal.RequireFromString("250.5")
+	src := memProjects{
+		projects: []store.Project{{ID: "proj_a", TeamID: "team_a", BudgetLimit: &limit}},
+		teams:    map[string]store.Team{"team_a": {ID: "team_a", BillingAnchorDay: 1}},
+	}
+	d, _ := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Projects: src, Now: func() time.Time { return now }})
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := func(name string) float64 {
+		v := samplesIn(t, db, labels.FromStrings(labels.MetricName, name, series.LabelProject, "proj_a"), now.Add(-time.Millisecond), now)
+		if len(v) != 1 {
+			t.Fatalf("%s at now: %v", name, v)
+		}
+		return v[0]
+	}
+	// 48.5 h × 1.2 vCPU × $0.05 = $2.91 so far; the last 24 h ran at $1.44 a day, and 29.5 days
+	// minus 30 minutes remain in May.
+	mtd := 48.5 * 1.2 * 0.05
+	if got := at(series.ProjectCostMonthToDateUSD); math.Abs(got-mtd) > 1e-9 {
+		t.Errorf("month to date %v, want %v", got, mtd)
+	}
+	remainingMin := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC).Sub(now).Minutes()
+	if got, want := at(series.ProjectCostForecastUSD), mtd+1.44*remainingMin/1440; math.Abs(got-want) > 1e-9 {
+		t.Errorf("forecast %v, want %v", got, want)
+	}
+	if got := at(series.ProjectBudgetUSD); got != 250.5 {
+		t.Errorf("budget %v, want 250.5", got)
+	}
+}
+
+func TestRecommendations(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	now := time.Date(2024, 5, 20, 0, 0, 0, 0, time.UTC)
+	l := func(name, dep string) labels.Labels {
+		return labels.FromStrings(labels.MetricName, name, series.LabelProject, "proj_a", series.LabelDeployment, dep)
+	}
+	app := db.Appender(ctx)
+	// "web": 2 tasks of 1 vCPU / 2 GB using 0.1 vCPU and 0.3 GB; "busy": using most of it.
+	for h := now.Add(-RecommendationWindow); h.Before(now); h = h.Add(time.Hour) {
+		for _, s := range []struct {
+			name, dep string
+			v         float64
+		}{
+			{series.CPUSeconds, "web", 2 * 3600}, {series.CPUUsedSeconds, "web", 2 * 360},
+			{series.MemoryGBHours, "web", 2 * 2}, {series.MemoryUsedGBHours, "web", 2 * 0.3},
+			{series.RunningTasks, "web", 2 * 60},
+			{series.CPUSeconds, "busy", 3600}, {series.CPUUsedSeconds, "busy", 3000},
+			{series.MemoryGBHours, "busy", 2}, {series.MemoryUsedGBHours, "busy", 1.8},
+			{series.RunningTasks, "busy", 60},
+		} {
+			// One sample per hour at its end stands for the hour's sixty minutes.
+			if _, err := app.Append(0, l(s.name, s.dep), h.Add(time.Hour).UnixMilli(), s.v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := New(nil, nil, Options{Storage: db})
+	recs, err := e.Recommendations(ctx, []string{"proj_a"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Deployment != "web" {
+		t.Fatalf("recommendations %+v, want one for web", recs)
+	}
+	r := recs[0]
+	if r.Current.VCPU.String() != "1" || r.Current.MemoryGB.String() != "2" || r.Recommended.VCPU.String() != "0.25" || r.Recommended.MemoryGB.String() != "0.5" {
+		t.Errorf("current %v → recommended %v, want 1 vCPU/2 GB → 0.25 vCPU/0.5 GB", r.Current, r.Recommended)
+	}
+	// (0.75 vCPU × $0.05 + 1.5 GB × $0.005) × 2 tasks × 730 h = $65.70 a month.
+	if got := r.MonthlySaving.StringFixed(2); got != "65.70" {
+		t.Errorf("monthly saving %s, want 65.70", got)
+	}
+}
