@@ -1,0 +1,139 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	"github.com/cygni/usage/simaws"
+	"github.com/cygni/usage/tsdb"
+)
+
+// inProcess is an http.RoundTripper that serves requests from a handler without a network, and
+// can record the answers and replay them (pre-encoded responses, keyed by the request body).
+type inProcess struct {
+	h      http.Handler
+	mu     sync.Mutex
+	record bool
+	saved  map[[32]byte]*httptest.ResponseRecorder
+}
+
+func (p *inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	key := sha256.Sum256(append([]byte(r.URL.Path+r.Header.Get("X-Amz-Target")), body...))
+	p.mu.Lock()
+	rec, ok := p.saved[key]
+	p.mu.Unlock()
+	if !ok {
+		r2 := r.Clone(r.Context())
+		r2.Body = io.NopCloser(bytes.NewReader(body))
+		if r2.Host == "" {
+			r2.Host = r.URL.Host
+		}
+		rec = httptest.NewRecorder()
+		p.h.ServeHTTP(rec, r2)
+		if p.record {
+			p.mu.Lock()
+			p.saved[key] = rec
+			p.mu.Unlock()
+		}
+	}
+	resp := rec.Result()
+	resp.Body = io.NopCloser(bytes.NewReader(rec.Body.Bytes()))
+	resp.Request = r
+	return resp, nil
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkDecodeConvertAppend measures the collector's path for 10,000 services × 7 series ×
+// 5 one-minute periods: the SDK decoding pre-encoded GetMetricData answers (CBOR, no network),
+// the conversion, the correction rule against the TSDB and the committed appends into a fresh
+// TSDB. Discovery and the recording of the answers happen once, outside the timer.
+//
+//	go test -run '^$' -bench BenchmarkDecodeConvertAppend -benchtime 5x ./collector/
+func BenchmarkDecodeConvertAppend(b *testing.B) {
+	clk := &clock{t: testNow}
+	sim := simaws.New(simaws.Options{Projects: 5000, ServicesPerProject: 2, Untagged: -1, Now: clk.Now})
+	tr := &inProcess{h: sim.Handler(), record: true, saved: map[[32]byte]*httptest.ResponseRecorder{}}
+	cfg := aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDSIMULATED", "simulated-secret", ""),
+		HTTPClient:  &http.Client{Transport: tr},
+	}
+	cw := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String("http://sim.invalid") })
+	ec := ecs.NewFromConfig(cfg, func(o *ecs.Options) { o.BaseEndpoint = aws.String("http://sim.invalid") })
+	ch := chunk{from: testNow.Add(-5 * time.Minute), to: testNow, period: 60}
+	ctx := context.Background()
+
+	newCollector := func(dir string) (*Collector, *tsdb.DB) {
+		db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := New(nil, nil, Options{CloudWatch: cw, ECS: ec, Storage: db, Region: "us-east-1", Now: clk.Now, Concurrency: 4})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c, db
+	}
+	// Discovery and one recording pass.
+	c, db := newCollector(b.TempDir())
+	plan, err := c.discover(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.collectChunk(ctx, plan, ch); err != nil {
+		b.Fatal(err)
+	}
+	samples := c.m.appended.Get()
+	db.Close()
+	if samples < 300_000 {
+		b.Fatalf("recording pass appended %d samples; want about 10,000 × 7 × 5", samples)
+	}
+	tr.record = false
+
+	var cpu time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		c, db := newCollector(b.TempDir())
+		plan, err := c.discover(ctx) // replayed answers; not timed
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := cpuTime()
+		if _, err := c.collectChunk(ctx, plan, ch); err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - start
+		b.StopTimer()
+		if got := c.m.appended.Get(); got != samples {
+			b.Fatalf("appended %d samples, want %d", got, samples)
+		}
+		db.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(samples)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+}
