@@ -49,11 +49,11 @@ func (s *Server) authed(min Role, h http.HandlerFunc) http.Handler {
 func (s *Server) authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return Principal{}, Unauthorized("missing bearer token: send the header Authorization: Bearer <token>")
+		return Principal{}, Unauthorized("missing bearer token: send the header \"Authorization: Bearer\" followed by the token")
 	}
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return Principal{}, Unauthorized("the Authorization header is not \"Bearer <token>\"")
+		return Principal{}, Unauthorized("the Authorization header is not \"Bearer\" followed by a token")
 	}
 	if s.opts.Tokens == nil {
 		return Principal{}, Unauthorized("authentication is not configured")

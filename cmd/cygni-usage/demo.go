@@ -24,6 +24,11 @@ func (c *demoCmd) run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	tokens, err := p.seedDemo()
+	if err != nil {
+		p.close()
+		return err
+	}
 	all, _ := parseParts("")
 	if err := p.wire(all); err != nil {
 		p.close()
@@ -34,6 +39,6 @@ func (c *demoCmd) run(g *globals) error {
 		p.close()
 		return err
 	}
-	fmt.Fprintf(os.Stdout, "\nCygni Usage demo is running.\n  URL:            %s\n  health:         %s/healthz\n  self-metrics:   %s/metrics\n  simulated AWS:  %s\nPress Ctrl-C to stop; the next start continues where this one stopped.\n\n", url, url, url, p.simURL)
+	fmt.Fprintf(os.Stdout, "\nCygni Usage demo is running.\n  URL:            %s\n  health:         %s/healthz\n  self-metrics:   %s/metrics\n  simulated AWS:  %s\n%sTry: curl -H \"Authorization: Bearer <admin token>\" %s/api/usage/notifications\nPress Ctrl-C to stop; the next start continues where this one stopped.\n\n", url, url, url, p.simURL, tokens, url)
 	return p.runAll(p.reload)
 }
