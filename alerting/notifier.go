@@ -174,6 +174,12 @@ func (n *Notifier) firing(ctx context.Context, a *rules.Alert) error {
 		return nil
 	}
 	proj, team, err := n.lookup(ctx, projectID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Usage of a project the store does not know (unmapped usage is reported elsewhere).
+		n.skipped.Inc()
+		n.logger.Debug("alert for an unknown project; not a notification", "alert", name, "project", projectID)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
