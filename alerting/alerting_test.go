@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/cygni/usage/store"
@@ -452,5 +453,62 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An alert that keeps firing across the start of a billing period belongs to the old period
+// for PeriodSettle (late data), then to the new one; an unknown project is skipped.
+func TestNotifierPeriodAcrossBoundary(t *testing.T) {
+	ctx := context.Background()
+	st := &recordingState{Store: openStore(t, t.TempDir())}
+	seedTeam(t, st.Store, 1)
+	ntf, err := NewNotifier(nil, NotifierOptions{Directory: st, State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := func(project string, active, eval time.Time) *rules.Alert {
+		return &rules.Alert{
+			State:       rules.StateFiring,
+			Labels:      labels.FromStrings("alertname", "ProjectBudgetExceeded", "project", project, "severity", "critical"),
+			Annotations: labels.FromStrings("type", "budget_exceeded", "used_usd", "120.00", "budget_usd", "100.00"),
+			ActiveAt:    active, FiredAt: active, LastSentAt: eval,
+		}
+	}
+	active := noon(2025, 3, 20)
+	for _, tc := range []struct {
+		name    string
+		project string
+		eval    time.Time
+		want    int // notifications so far
+	}{
+		{"first firing", "proj_001", active, 1},
+		{"still firing at month end", "proj_001", time.Date(2025, 3, 31, 23, 59, 0, 0, time.UTC), 1},
+		{"30 minutes into April: still March's", "proj_001", time.Date(2025, 4, 1, 0, 30, 0, 0, time.UTC), 1},
+		{"an hour and a half into April: April's", "proj_001", time.Date(2025, 4, 1, 1, 30, 0, 0, time.UTC), 2},
+		{"April again", "proj_001", time.Date(2025, 4, 2, 0, 0, 0, 0, time.UTC), 2},
+		{"unknown project", "proj_nope", time.Date(2025, 4, 2, 0, 0, 0, 0, time.UTC), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ntf.Notify(ctx, "expr", alert(tc.project, active, tc.eval))
+			if got := len(st.created()); got != tc.want {
+				t.Fatalf("%d notifications, want %d", got, tc.want)
+			}
+		})
+	}
+	notes := st.created()
+	if notes[1].Payload["periodStart"] != "2025-04-01" || !notes[1].CreatedAt.Equal(time.Date(2025, 4, 1, 1, 30, 0, 0, time.UTC)) {
+		t.Fatalf("April notification = %+v", notes[1])
+	}
+	// Critical: the e-mail goes to every admin, not to the billing contact.
+	out, err := st.OutboxMessages(ctx, store.ChannelEmail)
+	if err != nil || len(out) != 2 {
+		t.Fatalf("outbox: %d, %v", len(out), err)
+	}
+	var e Email
+	if err := json.Unmarshal(out[0].Payload, &e); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(e.To, ",") != "ana@acme.test,bob@acme.test" || e.MessageID != notes[0].ID+"@cygni-usage" {
+		t.Fatalf("e-mail = %+v", e)
 	}
 }
