@@ -45,3 +45,18 @@ func TestCollectorConfigFiles(t *testing.T) {
 		})
 	}
 }
+
+// The documented example file loads, and its collector section holds the defaults.
+func TestExampleFile(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "cygni-usage.example.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		t.Fatalf("cygni-usage.example.yml: %v", err)
+	}
+	if got, want := c.Collector, Default().Collector; got != want {
+		t.Errorf("example collector section = %+v, defaults %+v", got, want)
+	}
+}
