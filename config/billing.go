@@ -30,6 +30,8 @@ type BillingConfig struct {
 	// RecheckWindow is how far back closed hours are recomputed to find late data that needs a
 	// correction (default 72h; at most the window).
 	RecheckWindow Duration `yaml:"recheck_window"`
+	// RecheckInterval is how often that recomputation runs (default 15m).
+	RecheckInterval Duration `yaml:"recheck_interval"`
 	// Window is how far back Stripe accepts usage (default 35d). Older hours are flagged "expired".
 	Window Duration `yaml:"window"`
 	// Backfill is how much history the first cycle closes when no hour was closed before
@@ -76,6 +78,7 @@ func (c *BillingConfig) setDefaults() {
 	c.SettleDelay = Duration(15 * time.Minute)
 	c.Interval = Duration(time.Minute)
 	c.RecheckWindow = Duration(72 * time.Hour)
+	c.RecheckInterval = Duration(15 * time.Minute)
 	c.Window = Duration(35 * 24 * time.Hour)
 	c.MaxBackoff = Duration(10 * time.Minute)
 	c.Stripe.URL = "https://api.stripe.com"
@@ -104,7 +107,7 @@ func (c *BillingConfig) validate() error {
 	}
 	for key, d := range map[string]Duration{
 		"billing.settle_delay": c.SettleDelay, "billing.interval": c.Interval,
-		"billing.recheck_window": c.RecheckWindow, "billing.window": c.Window, "billing.max_backoff": c.MaxBackoff,
+		"billing.recheck_window": c.RecheckWindow, "billing.recheck_interval": c.RecheckInterval, "billing.window": c.Window, "billing.max_backoff": c.MaxBackoff,
 	} {
 		if err := positive(key, d); err != nil {
 			return err

@@ -42,7 +42,7 @@ func (p *process) newBiller() (*billing.Biller, error) {
 		Queryable: p.db, Store: p.store, Metrics: p.vm,
 		Mode: c.Mode, Meters: meters,
 		StripeURL: c.Stripe.URL, StripeKey: c.Stripe.APIKey.Reveal(),
-		SettleDelay: c.SettleDelay.D(), Interval: c.Interval.D(), RecheckWindow: c.RecheckWindow.D(),
+		SettleDelay: c.SettleDelay.D(), Interval: c.Interval.D(), RecheckWindow: c.RecheckWindow.D(), RecheckEvery: c.RecheckInterval.D(),
 		Window: c.Window.D(), Backfill: c.Backfill.D(), MaxBackoff: c.MaxBackoff.D(),
 	}
 	if os.Getenv(crashAfterSendEnv) == "1" {
