@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"net/url"
 	"os"
 	"testing"
@@ -14,34 +13,43 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
-// backends runs fn once per backend: SQLite in t.TempDir(), and PostgreSQL in a fresh schema
-// (dropped afterwards) when CYGNI_TEST_POSTGRES_DSN (or the default local one) answers. When
-// CI=true an unreachable PostgreSQL fails the test.
+// opener opens a store of the backend under test; opts.Driver, DSN and DataDir are filled in.
+type opener func(t testing.TB, opts Options) *Store
+
+// backends runs fn once per backend with an open func that takes no options (see backendsWith).
 func backends(t *testing.T, fn func(t *testing.T, open func(t testing.TB) *Store)) {
+	t.Helper()
+	backendsWith(t, func(t *testing.T, open opener) {
+		fn(t, func(t testing.TB) *Store { return open(t, Options{}) })
+	})
+}
+
+// backendsWith runs fn once per backend: SQLite in t.TempDir(), and PostgreSQL in a fresh schema
+// (dropped afterwards) when CYGNI_TEST_POSTGRES_DSN (or the default local one) answers. When
+// CI=true an unreachable PostgreSQL fails the test. Every store fn opens shares one database.
+func backendsWith(t *testing.T, fn func(t *testing.T, open opener)) {
 	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
 		dir := t.TempDir()
-		fn(t, func(t testing.TB) *Store { return openSQLiteForTest(t, dir) })
+		fn(t, func(t testing.TB, opts Options) *Store {
+			opts.Driver, opts.DataDir = DriverSQLite, dir
+			return openForTest(t, opts)
+		})
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := PostgresTestDSN(t)
-		fn(t, func(t testing.TB) *Store {
-			t.Helper()
-			s, err := Open(context.Background(), nil, Options{Driver: DriverPostgres, DSN: dsn})
-			if err != nil {
-				t.Fatalf("open PostgreSQL store: %v", err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			return s
+		fn(t, func(t testing.TB, opts Options) *Store {
+			opts.Driver, opts.DSN = DriverPostgres, dsn
+			return openForTest(t, opts)
 		})
 	})
 }
 
-func openSQLiteForTest(t testing.TB, dir string) *Store {
+func openForTest(t testing.TB, opts Options) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), nil, Options{Driver: DriverSQLite, DataDir: dir})
+	s, err := Open(context.Background(), nil, opts)
 	if err != nil {
-		t.Fatalf("open SQLite store: %v", err)
+		t.Fatalf("open %s store: %v", opts.Driver, err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
@@ -90,8 +98,8 @@ func PostgresTestDSN(t testing.TB) string {
 }
 
 func TestMigrations(t *testing.T) {
-	backends(t, func(t *testing.T, open func(t testing.TB) *Store) {
-		s := open(t)
+	backendsWith(t, func(t *testing.T, open opener) {
+		s := open(t, Options{})
 		ctx := context.Background()
 		vs, err := s.SchemaVersions(ctx)
 		if err != nil {
@@ -104,7 +112,7 @@ func TestMigrations(t *testing.T) {
 		if _, err := s.CreateTeam(ctx, Team{ID: "team_a", Name: "A"}); err != nil {
 			t.Fatal(err)
 		}
-		s2 := open(t)
+		s2 := open(t, Options{})
 		vs2, err := s2.SchemaVersions(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -121,38 +129,31 @@ func TestMigrations(t *testing.T) {
 	})
 }
 
-func TestSmoke(t *testing.T) {
+// TestConcurrentMigrations: replicas starting together on an empty database each see the full
+// schema, and every migration is recorded once.
+func TestConcurrentMigrations(t *testing.T) {
 	backends(t, func(t *testing.T, open func(t testing.TB) *Store) {
-		s := open(t)
-		ctx := context.Background()
-		if _, err := s.CreateTeam(ctx, Team{ID: "team_a", Name: "A"}); err != nil {
-			t.Fatal(err)
+		const n = 4
+		stores := make([]*Store, n)
+		done := make(chan int, n)
+		for i := range n {
+			go func() {
+				defer func() { done <- i }()
+				stores[i] = open(t)
+			}()
 		}
-		if _, err := s.CreateTeam(ctx, Team{ID: "team_a", Name: "A"}); !errors.Is(err, ErrConflict) {
-			t.Fatalf("duplicate team: %v", err)
+		for range n {
+			<-done
 		}
-		p, err := s.CreateProject(ctx, Project{ID: "proj_001", TeamID: "team_a"})
+		want, err := migrations(map[bool]string{false: "sqlite", true: "postgres"}[stores[0].postgres()])
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = p
-		tok, _, err := s.CreateToken(ctx, "team_a", "admin", "x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.VerifyToken(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-		n, err := s.CreateNotification(ctx, Notification{TeamID: "team_a", Type: "budget_warning", Payload: map[string]any{"a": 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, err := s.ListNotifications(ctx, "team_a", NotificationQuery{})
-		if err != nil || len(page.Items) != 1 || page.UnreadCount != 1 {
-			t.Fatalf("page %+v, %v", page, err)
-		}
-		if _, err := s.MarkNotificationRead(ctx, "team_a", n.ID); err != nil {
-			t.Fatal(err)
+		for i, s := range stores {
+			vs, err := s.SchemaVersions(context.Background())
+			if err != nil || len(vs) != len(want) {
+				t.Fatalf("store %d: versions %v (%v), want %d", i, vs, err, len(want))
+			}
 		}
 	})
 }
