@@ -56,7 +56,7 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 		return nil, fmt.Errorf("open a TSDB querier: %w", err)
 	}
 	defer querier.Close()
-	hints := &storage.SelectHints{Start: from.UnixMilli(), End: to.UnixMilli(), Func: "series"}
+	hints := &storage.SelectHints{Start: from.UnixMilli(), End: to.UnixMilli()}
 	set := querier.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, series.RunningTasks))
 	type key struct{ project, cluster, deployment, region string }
 	found := map[key]int64{}
@@ -76,7 +76,10 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 		if err := it.Err(); err != nil {
 			return nil, fmt.Errorf("read series %s: %w", ls, err)
 		}
-		if last > found[k] {
+		if last == 0 {
+			continue // no sample inside [from, to]
+		}
+		if prev, ok := found[k]; !ok || last > prev {
 			found[k] = last
 		}
 	}
