@@ -643,3 +643,34 @@ func TestPostgresOneLeaderAndExactTotals(t *testing.T) {
 		t.Errorf("Stripe total %d, want %d", got, want)
 	}
 }
+
+func TestRunTakesLeadershipSendsAndStops(t *testing.T) {
+	e := newEnv(t)
+	hourly(t, e.db, series.Requests, "proj_a", 2, 1, func(h, _ int) float64 { return float64(h + 1) })
+	e.clock.Set(t0.Add(2*time.Hour + 15*time.Minute))
+	b := e.biller(t, func(o *Options) { o.Interval = 10 * time.Millisecond; o.Backfill = 2 * time.Hour })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.stripe.Total("cygni_requests", "cus_a") != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Run sent %d, want 3", e.stripe.Total("cygni_requests", "cus_a"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var sb strings.Builder
+	e.vm.WritePrometheus(&sb)
+	if !strings.Contains(sb.String(), "cygni_billing_leader 1") {
+		t.Errorf("leader gauge:\n%s", sb.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}

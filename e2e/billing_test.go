@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -131,6 +133,17 @@ billing:
 			t.Errorf("identifier %s accepted twice", e.Identifier)
 		}
 		seen[e.Identifier] = true
+	}
+	resp, err := http.Get(p2.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"cygni_billing_leader 1", `cygni_billing_reports{state="sent"} `, `cygni_billing_reports{state="failed"} 0`} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
 	}
 	p2.Stop(20 * time.Second)
 

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/shopspring/decimal"
 
@@ -24,8 +25,10 @@ import (
 // end-to-end tests can prove that a restart neither loses nor duplicates the report.
 const crashAfterSendEnv = "CYGNI_BILLING_TEST_CRASH_AFTER_SEND"
 
-// newBiller builds the billing sink from the configuration. It starts nothing.
-func (p *process) newBiller() (*billing.Biller, error) {
+// newBiller builds the billing sink from the configuration, with its metrics on vm (nil: a
+// private set, for a sink that is not run and must not shadow the running one's gauges). It
+// starts nothing.
+func (p *process) newBiller(vm *metrics.Set) (*billing.Biller, error) {
 	c := p.cfg.Billing
 	meters := map[string]billing.Meter{}
 	for name, m := range c.Meters {
@@ -39,7 +42,7 @@ func (p *process) newBiller() (*billing.Biller, error) {
 		meters[name] = billing.Meter{EventName: m.EventName, Unit: u}
 	}
 	opts := billing.Options{
-		Queryable: p.db, Store: p.store, Metrics: p.vm,
+		Queryable: p.db, Store: p.store, Metrics: vm,
 		Mode: c.Mode, Meters: meters,
 		StripeURL: c.Stripe.URL, StripeKey: c.Stripe.APIKey.Reveal(),
 		SettleDelay: c.SettleDelay.D(), Interval: c.Interval.D(), RecheckWindow: c.RecheckWindow.D(), RecheckEvery: c.RecheckInterval.D(),
@@ -57,7 +60,7 @@ func (p *process) newBiller() (*billing.Biller, error) {
 
 // wireBillingAPI gives the API the billing endpoints (reports, retry, reconcile).
 func (p *process) wireBillingAPI() error {
-	b, err := p.newBiller()
+	b, err := p.newBiller(nil)
 	if err != nil {
 		return err
 	}
@@ -79,7 +82,7 @@ func (p *process) wireBilling() error {
 		p.logger.Info("billing is disabled (billing.enabled: false)")
 		return nil
 	}
-	b, err := p.newBiller()
+	b, err := p.newBiller(p.vm)
 	if err != nil {
 		return err
 	}
@@ -165,7 +168,7 @@ func (c *reconcileCmd) local(g *globals, month time.Time) (*billing.Reconciliati
 		return nil, err
 	}
 	defer p.close()
-	b, err := p.newBiller()
+	b, err := p.newBiller(nil)
 	if err != nil {
 		return nil, err
 	}
