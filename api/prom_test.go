@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
 
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/series"
@@ -32,6 +34,8 @@ type promFixture struct {
 	teamB   []string
 	tokens  map[string]string // team → token
 	emptyTk string            // a team without projects
+	db      *tsdb.DB
+	groups  []*rules.Group // what the alerting engine would hand out
 }
 
 // staticTokens resolves the fixture's tokens.
@@ -69,6 +73,7 @@ func newPromFixture(t testing.TB) *promFixture {
 	t.Cleanup(func() { _ = db.Close() })
 
 	f := &promFixture{
+		db:      db,
 		from:    time.Date(2024, 1, 15, 0, 1, 0, 0, time.UTC),
 		hours:   2,
 		truth:   map[string]float64{},
@@ -107,8 +112,9 @@ func newPromFixture(t testing.TB) *promFixture {
 			"tok-empty": {TeamID: "team_c", Role: api.RoleAdmin},
 		}},
 		PromDeps: api.PromDeps{
-			PromStorage:  db,
-			PromProjects: staticProjects{"team_a": f.teamA, "team_b": f.teamB},
+			PromStorage:    db,
+			PromProjects:   staticProjects{"team_a": f.teamA, "team_b": f.teamB},
+			PromRuleGroups: func() []*rules.Group { return f.groups },
 		},
 	})
 	hs := httptest.NewServer(srv)
@@ -419,4 +425,75 @@ func TestPromEndpoints(t *testing.T) {
 			t.Errorf("1+1 = %+v", d)
 		}
 	})
+}
+
+// TestPromRulesAndAlertsPerTeam evaluates a real alerting rule over every project and checks
+// that each team sees the rule but only its own projects' alerts.
+func TestPromRulesAndAlertsPerTeam(t *testing.T) {
+	f := newPromFixture(t)
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(`sum by (project) (cygni_requests) > 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := rules.NewAlertingRule("CygniRequests", expr, 0, 0, labels.FromStrings("severity", "info"),
+		labels.FromStrings("summary", "requests"), labels.EmptyLabels(), "", false, nil)
+	engine := api.NewPromEngine(nil, nil)
+	g := rules.NewGroup(rules.GroupOptions{Name: "usage", File: "usage.yml", Interval: time.Minute, Rules: []rules.Rule{rule},
+		Opts: &rules.ManagerOptions{QueryFunc: rules.EngineQueryFunc(engine, f.db), AppendableV2: f.db, Queryable: f.db, Context: context.Background(),
+			NotifyFunc: func(context.Context, string, ...*rules.Alert) {}}})
+	g.Eval(context.Background(), f.from.Add(30*time.Minute))
+	if n := len(rule.ActiveAlerts()); n != 3 {
+		t.Fatalf("%d active alerts, want one per project (3)", n)
+	}
+	f.groups = []*rules.Group{g}
+
+	for tok, want := range map[string][]string{"tok-a": f.teamA, "tok-b": f.teamB, "tok-empty": nil} {
+		t.Run(tok, func(t *testing.T) {
+			var alerts struct {
+				Alerts []struct {
+					Labels map[string]string `json:"labels"`
+					State  string            `json:"state"`
+				} `json:"alerts"`
+			}
+			f.ok(t, http.MethodGet, tok, "/api/v1/alerts", nil, &alerts)
+			var got []string
+			for _, a := range alerts.Alerts {
+				got = append(got, a.Labels["project"])
+				if a.State != "firing" {
+					t.Errorf("alert %v is %s", a.Labels, a.State)
+				}
+			}
+			slices.Sort(got)
+			if fmt.Sprint(got) != fmt.Sprint(want) && len(got)+len(want) > 0 {
+				t.Errorf("alerts of %v, want %v", got, want)
+			}
+			var rl struct {
+				Groups []struct {
+					Name  string `json:"name"`
+					Rules []struct {
+						Name   string `json:"name"`
+						State  string `json:"state"`
+						Type   string `json:"type"`
+						Alerts []any  `json:"alerts"`
+					} `json:"rules"`
+				} `json:"groups"`
+			}
+			f.ok(t, http.MethodPost, tok, "/api/v1/rules", url.Values{"type": {"alert"}}, &rl)
+			if len(rl.Groups) != 1 || len(rl.Groups[0].Rules) != 1 || rl.Groups[0].Rules[0].Type != "alerting" {
+				t.Fatalf("rules %+v", rl)
+			}
+			r := rl.Groups[0].Rules[0]
+			wantState := "firing"
+			if len(want) == 0 {
+				wantState = "inactive"
+			}
+			if len(r.Alerts) != len(want) || r.State != wantState {
+				t.Errorf("rule %s: %d alerts, state %s; want %d, %s", r.Name, len(r.Alerts), r.State, len(want), wantState)
+			}
+			f.ok(t, http.MethodGet, tok, "/api/v1/rules", url.Values{"type": {"record"}}, &rl)
+			if len(rl.Groups) != 0 {
+				t.Errorf("recording rules %+v", rl.Groups)
+			}
+		})
+	}
 }
