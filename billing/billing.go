@@ -140,6 +140,10 @@ type Options struct {
 	Backfill time.Duration
 	// BaseBackoff and MaxBackoff bound the exponential back-off of retries (default 2s, 10m).
 	BaseBackoff, MaxBackoff time.Duration
+	// CollectedUntil, if set, says up to when the usage series are complete (the collector's
+	// watermark); an hour closes only once it ended before that. ok false: nothing collected
+	// yet, close nothing. nil: no gate (the settle delay alone).
+	CollectedUntil func() (t time.Time, ok bool)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// AfterSend, if set, is called right after Stripe answered a report and before the answer

@@ -674,3 +674,38 @@ func TestRunTakesLeadershipSendsAndStops(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+func TestHoursCloseOnlyOnceCollected(t *testing.T) {
+	e := newEnv(t)
+	hourly(t, e.db, series.Requests, "proj_a", 3, 1, func(h, _ int) float64 { return float64(h + 1) })
+	e.clock.Set(t0.Add(3*time.Hour + 15*time.Minute))
+	var until time.Time
+	var ok bool
+	b := e.biller(t, func(o *Options) {
+		o.Backfill = 3 * time.Hour
+		o.CollectedUntil = func() (time.Time, bool) { return until, ok }
+	})
+	for _, tc := range []struct {
+		name   string
+		until  time.Time
+		ok     bool
+		closed time.Time
+		stripe int64
+	}{
+		{"nothing collected yet", time.Time{}, false, time.Time{}, 0},
+		{"collected into hour 1", t0.Add(time.Hour + 30*time.Minute), true, t0.Add(time.Hour), 1},
+		{"collected past the settle delay", t0.Add(4 * time.Hour), true, t0.Add(3 * time.Hour), 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			until, ok = tc.until, tc.ok
+			cycle(t, b)
+			wm, err := e.st.BillingWatermark(context.Background())
+			if err != nil || !wm.Equal(tc.closed) {
+				t.Errorf("closed until %s (%v), want %s", wm, err, tc.closed)
+			}
+			if got := e.stripe.Total("cygni_requests", "cus_a"); got != tc.stripe {
+				t.Errorf("Stripe total %d, want %d", got, tc.stripe)
+			}
+		})
+	}
+}

@@ -164,14 +164,23 @@ func sortEntries(es []entry) {
 	})
 }
 
-// closeHours closes every hour that ended at least SettleDelay before now and is not closed
-// yet, a day per transaction.
+// closeHours closes every hour that ended at least SettleDelay before now (and before
+// CollectedUntil) and is not closed yet, a day per transaction.
 func (b *Biller) closeHours(ctx context.Context, now time.Time) error {
 	wm, err := b.opts.Store.BillingWatermark(ctx)
 	if err != nil {
 		return err
 	}
 	end := now.Add(-b.opts.SettleDelay).Truncate(time.Hour)
+	if b.opts.CollectedUntil != nil {
+		until, ok := b.opts.CollectedUntil()
+		if !ok {
+			return nil
+		}
+		if c := until.Truncate(time.Hour); c.Before(end) {
+			end = c
+		}
+	}
 	if wm.IsZero() {
 		wm = now.Add(-b.opts.Backfill).Truncate(time.Hour)
 	}

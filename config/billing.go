@@ -23,6 +23,9 @@ type BillingConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// Mode is meter_events (default) or usage_records.
 	Mode string `yaml:"mode"`
+	// WaitForCollector closes an hour only once the collector's watermark (in data_dir) has
+	// passed it (default true), so that a first backfill is not billed half-collected.
+	WaitForCollector bool `yaml:"wait_for_collector"`
 	// SettleDelay is how long after an hour ends it is closed, for late CloudWatch data (default 15m).
 	SettleDelay Duration `yaml:"settle_delay"`
 	// Interval between billing cycles (default 1m).
@@ -75,6 +78,7 @@ var BilledMetrics = map[string]string{
 func (c *BillingConfig) setDefaults() {
 	c.Enabled = true
 	c.Mode = BillingModeMeterEvents
+	c.WaitForCollector = true
 	c.SettleDelay = Duration(15 * time.Minute)
 	c.Interval = Duration(time.Minute)
 	c.RecheckWindow = Duration(72 * time.Hour)

@@ -48,7 +48,7 @@ func TestBillingKilledBetweenSendAndRecord(t *testing.T) {
 
 	cfg := `collector:
   backfill: 3h
-  interval: 20s
+  interval: 5s
 billing:
   settle_delay: 1m
   interval: 200ms

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/billing"
+	"github.com/cygni/usage/collector"
 	"github.com/cygni/usage/store"
 )
 
@@ -48,6 +50,9 @@ func (p *process) newBiller(vm *metrics.Set) (*billing.Biller, error) {
 		SettleDelay: c.SettleDelay.D(), Interval: c.Interval.D(), RecheckWindow: c.RecheckWindow.D(), RecheckEvery: c.RecheckInterval.D(),
 		Window: c.Window.D(), Backfill: c.Backfill.D(), MaxBackoff: c.MaxBackoff.D(),
 	}
+	if c.WaitForCollector {
+		opts.CollectedUntil = p.collectedUntil
+	}
 	if os.Getenv(crashAfterSendEnv) == "1" {
 		opts.AfterSend = func(r store.BillingReport) {
 			p.logger.Warn("test hook: killing the process between send and record", "identifier", r.Identifier)
@@ -56,6 +61,22 @@ func (p *process) newBiller(vm *metrics.Set) (*billing.Biller, error) {
 		}
 	}
 	return billing.New(p.logger, p.reg, opts)
+}
+
+// collectedUntil reads the collector's watermark file in the data dir.
+func (p *process) collectedUntil() (time.Time, bool) {
+	b, err := os.ReadFile(filepath.Join(p.cfg.DataDir, collector.WatermarkFile))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var w struct {
+		Watermark time.Time `json:"watermark"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil || w.Watermark.IsZero() {
+		p.logger.Warn("read the collector's watermark; closing no billing hour until it is readable", "err", err)
+		return time.Time{}, false
+	}
+	return w.Watermark, true
 }
 
 // wireBillingAPI gives the API the billing endpoints (reports, retry, reconcile).
