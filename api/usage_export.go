@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -21,9 +22,12 @@ var exportColumns = []string{
 	"computeCost", "memoryCost", "bandwidthCost", "requestsCost", "storageCost", "totalCost",
 }
 
-// exportChunk is the span read at once per project: memory stays bounded by one project's
-// chunk, whatever the range.
-const exportChunk = 7 * 24 * time.Hour
+// exportChunk and exportBatch bound what is read at once: up to 31 days of up to 50 projects,
+// so memory stays flat whatever the range and the number of projects.
+const (
+	exportChunk = 31 * 24 * time.Hour
+	exportBatch = 50
+)
 
 // exportFlushRows is how many rows are written between flushes to the client.
 const exportFlushRows = 2000
@@ -142,7 +146,12 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 	}
 	now := q.Now()
 	rec := e.rec
-	for _, p := range ps {
+	for lo := 0; lo < len(ps); lo += exportBatch {
+		batch := ps[lo:min(lo+exportBatch, len(ps))]
+		ids := make([]string, len(batch))
+		for i, p := range batch {
+			ids[i] = p.ID
+		}
 		for cs := start; cs.Before(to); cs = cs.Add(exportChunk) {
 			ce := cs.Add(exportChunk)
 			var bounds []time.Time
@@ -150,34 +159,42 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 				bounds = append(bounds, h)
 			}
 			bounds = append(bounds, bounds[len(bounds)-1].Add(time.Hour))
-			ru, err := q.Rollup(ctx, []string{p.ID}, bounds, query.ByDeployment)
+			ru, err := q.Rollup(ctx, ids, bounds, query.ByDeployment)
 			if err != nil {
 				return err
 			}
 			keys := ru.Keys()
-			for i := range len(bounds) - 1 {
-				hour := bounds[i].Format(time.RFC3339)
-				for _, k := range keys {
-					b := &ru.Rows[k][i]
-					if b.Usage.IsZero() {
-						continue
-					}
-					u := &b.Usage
-					rec[0], rec[1], rec[2], rec[3] = hour, p.ID, p.Name, k.Deployment
-					rec[4] = u.Decimal(query.CPUSeconds).String()
-					rec[5] = u.Decimal(query.MemoryGBHours).String()
-					rec[6] = query.AverageTasks(u, b.Start, b.End, now).String()
-					rec[7] = u.Decimal(query.EgressBytes).DivRound(gib, 9).String()
-					rec[8] = strconv.FormatInt(u[query.Requests], 10)
-					rec[9] = u.Decimal(query.StorageGBHours).String()
-					rec[10] = exportMoney(b.Cost.Compute)
-					rec[11] = exportMoney(b.Cost.Memory)
-					rec[12] = exportMoney(b.Cost.Bandwidth)
-					rec[13] = exportMoney(b.Cost.Requests)
-					rec[14] = exportMoney(b.Cost.Storage)
-					rec[15] = exportMoney(b.Cost.Total())
-					if err := e.row(rec); err != nil {
-						return err
+			for _, p := range batch {
+				// keys are sorted by project: this project's deployments are one run.
+				from := sort.Search(len(keys), func(i int) bool { return keys[i].Project >= p.ID })
+				until := from
+				for until < len(keys) && keys[until].Project == p.ID {
+					until++
+				}
+				for i := range len(bounds) - 1 {
+					hour := bounds[i].Format(time.RFC3339)
+					for _, k := range keys[from:until] {
+						b := &ru.Rows[k][i]
+						if b.Usage.IsZero() {
+							continue
+						}
+						u := &b.Usage
+						rec[0], rec[1], rec[2], rec[3] = hour, p.ID, p.Name, k.Deployment
+						rec[4] = u.Decimal(query.CPUSeconds).String()
+						rec[5] = u.Decimal(query.MemoryGBHours).String()
+						rec[6] = query.AverageTasks(u, b.Start, b.End, now).String()
+						rec[7] = u.Decimal(query.EgressBytes).DivRound(gib, 9).String()
+						rec[8] = strconv.FormatInt(u[query.Requests], 10)
+						rec[9] = u.Decimal(query.StorageGBHours).String()
+						rec[10] = exportMoney(b.Cost.Compute)
+						rec[11] = exportMoney(b.Cost.Memory)
+						rec[12] = exportMoney(b.Cost.Bandwidth)
+						rec[13] = exportMoney(b.Cost.Requests)
+						rec[14] = exportMoney(b.Cost.Storage)
+						rec[15] = exportMoney(b.Cost.Total())
+						if err := e.row(rec); err != nil {
+							return err
+						}
 					}
 				}
 			}
