@@ -57,6 +57,7 @@ type Ledger interface {
 type Outbox interface {
 	DueBillingReports(ctx context.Context, now time.Time, limit int) ([]store.BillingReport, error)
 	UpdateBillingReport(ctx context.Context, r store.BillingReport) error
+	ReleaseHeldBillingReports(ctx context.Context, now time.Time) error
 	BillingReportCounts(ctx context.Context) (map[string]int, error)
 }
 
@@ -138,6 +139,9 @@ type Options struct {
 	Window time.Duration
 	// Backfill is how far back the very first cycle starts (default Window).
 	Backfill time.Duration
+	// HoldRecheck is how often a held row is checked again (default 5m, at least Interval;
+	// every held row is also checked at start, and on an operator's retry).
+	HoldRecheck time.Duration
 	// BaseBackoff and MaxBackoff bound the exponential back-off of retries (default 2s, 10m).
 	BaseBackoff, MaxBackoff time.Duration
 	// CollectedUntil, if set, says up to when the usage series are complete (the collector's
@@ -178,6 +182,8 @@ type Biller struct {
 	watermark   time.Time
 	leader      bool
 	lastRecheck time.Time
+	released    bool // held rows were made due once, at the first cycle
+	held        int  // rows held in the current sending pass (Cycle runs on one goroutine)
 }
 
 // New validates opts and builds the sink. It starts nothing.
@@ -212,6 +218,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Biller,
 	def(&opts.RecheckEvery, DefaultRecheckEvery)
 	def(&opts.Window, DefaultWindow)
 	def(&opts.Backfill, opts.Window)
+	def(&opts.HoldRecheck, max(5*time.Minute, opts.Interval))
 	def(&opts.BaseBackoff, DefaultBaseBackoff)
 	def(&opts.MaxBackoff, DefaultMaxBackoff)
 	if opts.StripeURL == "" {
@@ -326,6 +333,12 @@ func (b *Biller) setLeader(v bool) {
 // call it; Run does.
 func (b *Biller) Cycle(ctx context.Context) error {
 	now := b.opts.Now().UTC()
+	if !b.released {
+		if err := b.opts.Store.ReleaseHeldBillingReports(ctx, now); err != nil {
+			return err
+		}
+		b.released = true
+	}
 	if err := b.closeHours(ctx, now); err != nil {
 		return err
 	}

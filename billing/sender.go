@@ -117,6 +117,12 @@ func (b *Biller) backoff(attempts int) time.Duration {
 // sendDue sends every due row, oldest hour first, until none is due or Stripe asks us to back
 // off (then the rest waits for the next cycle).
 func (b *Biller) sendDue(ctx context.Context, now time.Time) error {
+	b.held = 0
+	defer func() {
+		if b.held > 0 {
+			b.logger.Info("billing reports held until they can be sent; see GET /api/billing/reports?state=held", "rows", b.held)
+		}
+	}()
 	for {
 		due, err := b.opts.Store.DueBillingReports(ctx, now, sendBatch)
 		if err != nil {
@@ -201,12 +207,11 @@ func (b *Biller) sendOne(ctx context.Context, now time.Time, r store.BillingRepo
 }
 
 func (b *Biller) hold(ctx context.Context, now time.Time, r store.BillingReport, reason string) error {
-	if r.State == store.BillingHeld && r.LastError == reason {
-		r.NextAttemptAt = now.Add(b.opts.Interval)
-		return b.opts.Store.UpdateBillingReport(ctx, r)
+	if r.State != store.BillingHeld || r.LastError != reason {
+		b.logger.Debug("billing report held until it can be sent", "identifier", r.Identifier, "reason", reason)
 	}
-	b.logger.Info("billing report held until it can be sent", "identifier", r.Identifier, "reason", reason)
-	r.State, r.LastError, r.NextAttemptAt = store.BillingHeld, reason, now.Add(b.opts.Interval)
+	r.State, r.LastError, r.NextAttemptAt = store.BillingHeld, reason, now.Add(b.opts.HoldRecheck)
+	b.held++
 	return b.opts.Store.UpdateBillingReport(ctx, r)
 }
 

@@ -277,6 +277,15 @@ func (s *Store) RetryBillingReport(ctx context.Context, teamID string, id int64)
 	})
 }
 
+// ReleaseHeldBillingReports makes every held row due at now (a new configuration may resolve
+// what held them).
+func (s *Store) ReleaseHeldBillingReports(ctx context.Context, now time.Time) error {
+	if _, err := s.exec(ctx, "UPDATE billing_reports SET next_attempt_at = ? WHERE state = 'held'", now.UTC()); err != nil {
+		return fmt.Errorf("release held billing reports: %w", err)
+	}
+	return nil
+}
+
 // BillingReportCounts returns the number of rows in each state (every state present, zero or not).
 func (s *Store) BillingReportCounts(ctx context.Context) (map[string]int, error) {
 	counts := make(map[string]int, len(BillingStates))
