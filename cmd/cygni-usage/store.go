@@ -32,8 +32,23 @@ func openConfiguredStore(ctx context.Context, p *process) (*store.Store, error) 
 	return st, nil
 }
 
-// wireStore gives the API its token verifier, notifications and unmapped-usage sources.
+// wireStore gives the API its token verifier, notifications and unmapped-usage sources, and
+// makes /readyz report an unreachable store.
 func (p *process) wireStore() error {
+	prev := p.ready
+	p.ready = func() error {
+		if prev != nil {
+			if err := prev(); err != nil {
+				return err
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := p.store.Ping(ctx); err != nil {
+			return fmt.Errorf("metadata store unreachable: %w", err)
+		}
+		return nil
+	}
 	p.api.Tokens = api.StoreTokens(p.store)
 	p.api.Notifications = p.store
 	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store}
