@@ -171,6 +171,11 @@ func TestAdminCLIWhileServing(t *testing.T) {
 				t.Fatalf("revoked token = %d %s, want 401", status, body)
 			}
 			p.Stop(20 * time.Second)
+			// With the server stopped, the CLI opens the TSDB itself.
+			out = cli(t, b, dataDir, "unmapped", "--json")
+			if !strings.Contains(out, `"reason": "untagged"`) || !strings.Contains(out, "legacy-untagged-1") || strings.Contains(out, "proj_004") {
+				t.Fatalf("unmapped CLI on the stopped server's data:\n%s", out)
+			}
 		})
 	}
 }
