@@ -90,14 +90,13 @@ func NewDatasource(_ context.Context, s backend.DataSourceInstanceSettings) (ins
 	if js.TimeoutSeconds > 0 {
 		timeout = time.Duration(js.TimeoutSeconds) * time.Second
 	}
-	ds := &Datasource{}
 	c, err := newClient(rawURL, s.DecryptedSecureJSONData["apiToken"], timeout)
 	if err != nil {
+		// Not fatal: CheckHealth and every query then say what to fix.
 		log.DefaultLogger.Warn("data source not usable until its URL is fixed", "err", err)
-		return &Datasource{api: &client{base: &url.URL{}, token: ""}}, nil
+		c = &client{base: &url.URL{}, http: &http.Client{Timeout: timeout}}
 	}
-	ds.api = c
-	return ds, nil
+	return &Datasource{api: c}, nil
 }
 
 // Dispose is called when the settings change; the instance holds nothing to release.

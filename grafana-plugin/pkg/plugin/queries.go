@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -449,7 +450,7 @@ func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResource
 		var limits limitsJSON
 		if err := d.api.get(ctx, "/api/usage/limits", nil, &limits); err != nil {
 			status := http.StatusBadGateway
-			if ae, ok := err.(*apiError); ok && ae.Status/100 == 4 {
+			if ae := (*apiError)(nil); errors.As(err, &ae) && ae.Status/100 == 4 {
 				status = ae.Status
 			}
 			return send(status, errBody{err.Error()})
