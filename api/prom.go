@@ -75,7 +75,7 @@ func (s *Server) registerProm(r *mux.Router) {
 	}
 	upstream := s.promScoped(newPromV1(s.logger, engine, scopedQueryable{d.PromStorage}, PromLookbackDelta))
 	getPost := []string{http.MethodGet, http.MethodPost}
-	for _, path := range []string{"query", "query_range", "query_exemplars", "series", "labels"} {
+	for _, path := range []string{"query", "query_range", "query_exemplars", "format_query", "series", "labels"} {
 		r.Handle("/api/v1/"+path, s.authed(RoleMember, upstream)).Methods(getPost...)
 	}
 	r.Handle("/api/v1/label/{name}/values", s.authed(RoleMember, upstream)).Methods(http.MethodGet)

@@ -385,6 +385,13 @@ func TestPromEndpoints(t *testing.T) {
 			t.Errorf("alerts %v", alerts.Alerts)
 		}
 	})
+	t.Run("format_query", func(t *testing.T) {
+		var d string
+		f.ok(t, http.MethodPost, "tok-a", "/api/v1/format_query", url.Values{"query": {"sum by(project)(cygni_requests)"}}, &d)
+		if d != "sum by (project) (cygni_requests)" {
+			t.Errorf("formatted %q", d)
+		}
+	})
 	t.Run("exemplars", func(t *testing.T) {
 		var d []any
 		f.ok(t, http.MethodPost, "tok-a", "/api/v1/query_exemplars", url.Values{"query": {series.CPUSeconds}, "start": {"0"}, "end": {"1e9"}}, &d)
