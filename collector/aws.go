@@ -76,7 +76,7 @@ func retryable(err error) bool {
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		st := re.HTTPStatusCode()
-		if st >= 500 || st == 429 {
+		if st == 0 || st >= 500 || st == 429 { // 0: the request was never answered (transport)
 			return true
 		}
 		var ae smithy.APIError

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/cygni/usage/simaws"
 )
 
@@ -229,9 +231,10 @@ func TestUnreachableAndBadCredentials(t *testing.T) {
 	for _, tc := range []struct {
 		name, url, akid string
 		want            []string
+		retried         bool
 	}{
-		{"unreachable", "http://" + ln, "AKIDSIMULATED", []string{ln, "connection refused"}},
-		{"bad credentials", e.url, "AKIDWRONG", []string{"UnrecognizedClientException"}},
+		{"unreachable", "http://" + ln, "AKIDSIMULATED", []string{ln, "connection refused"}, true},
+		{"bad credentials", e.url, "AKIDWRONG", []string{"UnrecognizedClientException"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cw, ec := clients(tc.url, tc.akid, "simulated-secret")
@@ -239,8 +242,13 @@ func TestUnreachableAndBadCredentials(t *testing.T) {
 				o.CloudWatch, o.ECS = cw, ec
 				o.DataDir = t.TempDir()
 				o.Interval = 20 * time.Millisecond
+				o.RetryMaxElapsed = 200 * time.Millisecond
+				o.Metrics = metrics.NewSet()
 			})
 			err := c.RunOnce(context.Background())
+			if retries := counter(c.opts.Metrics, "cygni_collector_retries_total"); (retries > 0) != tc.retried {
+				t.Errorf("collector retries = %d, want retried=%v", retries, tc.retried)
+			}
 			if err == nil {
 				t.Fatal("RunOnce succeeded")
 			}

@@ -26,7 +26,7 @@ func newCollectorMetrics(set *metrics.Set, c *Collector) *collectorMetrics {
 		appended:    set.GetOrCreateCounter("cygni_collector_samples_appended_total"),
 		corrections: set.GetOrCreateCounter("cygni_collector_corrections_appended_total"),
 		rejected:    set.GetOrCreateCounter("cygni_collector_samples_rejected_total"),
-		retries:     set.GetOrCreateCounter("cygni_collector_batch_retries_total"),
+		retries:     set.GetOrCreateCounter("cygni_collector_retries_total"),
 		untagged:    set.GetOrCreateGauge("cygni_collector_untagged_services", nil),
 		services:    set.GetOrCreateGauge("cygni_collector_services", nil),
 		lastSuccess: set.GetOrCreateGauge("cygni_collector_last_success_timestamp_seconds", nil),
