@@ -107,8 +107,13 @@ func TestTeams(t *testing.T) {
 			t.Fatal(err)
 		}
 		ts, err := s.ListTeams(ctx)
-		if err != nil || len(ts) != 2 || ts[1].ID != "team_a" || ts[1].StripeCustomerID != "cus_123" || ts[1].DefaultLimit != nil {
-			t.Fatalf("ListTeams = %+v, %v", ts, err)
+		if err != nil || len(ts) != 2 || ts[0].ID >= ts[1].ID {
+			t.Fatalf("ListTeams = %+v, %v; want 2 teams by id", ts, err)
+		}
+		for _, tm := range ts {
+			if tm.ID == "team_a" && (tm.StripeCustomerID != "cus_123" || tm.DefaultLimit != nil) {
+				t.Fatalf("team_a = %+v after setting the customer and clearing the limit", tm)
+			}
 		}
 	})
 }
