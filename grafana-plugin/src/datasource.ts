@@ -15,10 +15,13 @@ export class DataSource extends DataSourceWithBackend<UsageQuery, UsageDataSourc
 
   applyTemplateVariables(query: UsageQuery, scopedVars: ScopedVars): UsageQuery {
     const t = getTemplateSrv();
+    const replace = (v?: string) => (v ? t.replace(v, scopedVars) : v);
     return {
       ...query,
-      project: query.project ? t.replace(query.project, scopedVars) : query.project,
-      expr: query.expr ? t.replace(query.expr, scopedVars) : query.expr,
+      metric: replace(query.metric),
+      project: replace(query.project),
+      expr: replace(query.expr),
+      step: replace(query.step),
     };
   }
 

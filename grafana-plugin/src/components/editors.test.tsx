@@ -36,10 +36,12 @@ describe('QueryEditor', () => {
     expect(onRunQuery).toHaveBeenCalled();
   });
 
-  it('edits the PromQL expression', () => {
+  it('edits the PromQL expression', async () => {
     const onChange = jest.fn();
+    const ds = fakeDatasource();
     const query: UsageQuery = { refId: 'A', queryType: 'promql', expr: '' };
-    render(<QueryEditor query={query} onChange={onChange} onRunQuery={jest.fn()} datasource={fakeDatasource()} />);
+    render(<QueryEditor query={query} onChange={onChange} onRunQuery={jest.fn()} datasource={ds} />);
+    await waitFor(() => expect(ds.metrics).toHaveBeenCalled());
     fireEvent.change(screen.getByLabelText('PromQL expression'), { target: { value: 'sum(cygni_requests)' } });
     expect(onChange).toHaveBeenCalledWith({ ...query, expr: 'sum(cygni_requests)' });
   });
