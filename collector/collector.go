@@ -95,6 +95,10 @@ type Options struct {
 	RetryInitial time.Duration
 	// OnProgress, if set, is called after every committed chunk.
 	OnProgress func(Progress)
+	// OnDiscover, if set, is called after every ECS discovery with the services found (tagged
+	// and untagged). The process records the deployments of known projects with it. It must not
+	// block for long; an error is logged and collection goes on.
+	OnDiscover func(ctx context.Context, services []Discovered) error
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }

@@ -89,6 +89,13 @@ type metricQuery struct {
 	conv   conversion
 }
 
+// Discovered is one ECS service as discovery saw it. Project and Deployment are "" for an
+// untagged service.
+type Discovered struct {
+	Cluster, Service    string
+	Project, Deployment string
+}
+
 // fleetPlan is the outcome of discovery: the queries, packed into batches so that every query of
 // a target is in the same batch (its contributions are summed before the correction rule).
 type fleetPlan struct {
@@ -111,6 +118,15 @@ func (c *Collector) discover(ctx context.Context) (*fleetPlan, error) {
 	}
 	if err := c.resolveLoadBalancers(ctx, svcs); err != nil {
 		return nil, err
+	}
+	if c.opts.OnDiscover != nil {
+		found := make([]Discovered, 0, len(svcs))
+		for _, s := range svcs {
+			found = append(found, Discovered{Cluster: s.cluster, Service: s.name, Project: s.project, Deployment: s.deployment})
+		}
+		if err := c.opts.OnDiscover(ctx, found); err != nil {
+			c.logger.Warn("record discovered services; collection goes on", "err", err)
+		}
 	}
 	untagged := 0
 	byTarget := map[*target][]metricQuery{}

@@ -104,6 +104,7 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 		MaxQueriesPerCall: cc.MaxQueriesPerCall,
 		RetryMaxElapsed:   cc.RetryMaxElapsed.D(),
 		OnProgress:        onProgress,
+		OnDiscover:        p.recordDeployments,
 	})
 }
 

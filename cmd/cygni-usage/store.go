@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cygni/usage/api"
+	"github.com/cygni/usage/collector"
 	"github.com/cygni/usage/store"
 )
 
@@ -53,4 +55,24 @@ func (p *process) wireStore() error {
 	p.api.Notifications = p.store
 	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store}
 	return nil
+}
+
+// recordDeployments records every tagged ECS service the collector discovered as a deployment of
+// its project, so that the limits API counts them. Services of projects the store does not know
+// are left to the unmapped-usage list.
+func (p *process) recordDeployments(ctx context.Context, found []collector.Discovered) error {
+	if p.store == nil {
+		return nil
+	}
+	var errs []error
+	for _, d := range found {
+		if d.Project == "" {
+			continue
+		}
+		err := p.store.UpsertDeployment(ctx, d.Project, d.Service, d.Cluster)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
