@@ -78,10 +78,12 @@ func (g GroupBy) Next(start time.Time, loc *time.Location) time.Time {
 	}
 }
 
-// Buckets returns the boundaries of the calendar buckets of size g, in loc, that start inside
-// [from, to): n+1 instants for n buckets, the last one the end of the last bucket. A bucket that
-// starts before to is counted whole, so to=2024-01-31T23:59:59Z covers all of January 31st; one
-// that starts before from is not counted.
+// Buckets returns the boundaries of the calendar buckets of size g, in loc, that overlap the
+// 1-minute collection periods starting inside [from, to): n+1 instants for n buckets. The first
+// and last buckets are clipped to the range, so a range counts exactly the periods that start
+// inside it (DESIGN.md, "Time semantics"): to=2024-01-31T23:59:59Z covers all of January 31st
+// (the period starting at 23:59 starts inside the range), and a week or month that starts before
+// from counts only from from on. Use GroupBy.Floor on a bucket's start for its calendar label.
 func Buckets(from, to time.Time, g GroupBy, loc *time.Location) ([]time.Time, error) {
 	if from.After(to) {
 		return nil, ErrRangeOrder
@@ -96,18 +98,25 @@ func Buckets(from, to time.Time, g GroupBy, loc *time.Location) ([]time.Time, er
 	if loc == nil {
 		loc = time.UTC
 	}
-	start := g.Floor(from, loc)
-	if start.Before(from) {
-		start = g.Next(start, loc)
-	}
-	var b []time.Time
-	for t := start; t.Before(to); t = g.Next(t, loc) {
-		b = append(b, t)
-	}
-	if len(b) == 0 {
+	// The periods that start inside [from, to) are those starting in [ceil(from), ceil(to)).
+	start, end := ceilMinute(from), ceilMinute(to)
+	if !start.Before(end) {
 		return nil, nil
 	}
-	return append(b, g.Next(b[len(b)-1], loc)), nil
+	b := []time.Time{start}
+	for t := g.Next(g.Floor(start, loc), loc); t.Before(end); t = g.Next(t, loc) {
+		b = append(b, t)
+	}
+	return append(b, end), nil
+}
+
+// ceilMinute rounds t up to the next whole minute (t itself when it is one).
+func ceilMinute(t time.Time) time.Time {
+	f := t.Truncate(time.Minute)
+	if f.Before(t) {
+		return f.Add(time.Minute)
+	}
+	return f
 }
 
 // BillingPeriod returns the billing period that contains t: it starts on anchorDay (1..28) of a

@@ -74,14 +74,18 @@ func TestRollupMatchesGroundTruth(t *testing.T) {
 		{"year boundary by hour", d(2023, 12, 31, 21, utc), d(2024, 1, 1, 3, utc), Hour, utc, 6, nil},
 		{"leap day by day", d(2024, 2, 28, 0, utc), d(2024, 3, 2, 0, utc), Day, utc, 3, map[int]time.Duration{1: 24 * time.Hour}},
 		{"leap day by hour", d(2024, 2, 29, 22, utc), d(2024, 3, 1, 2, utc), Hour, utc, 4, nil},
-		{"months", d(2024, 1, 1, 0, utc), d(2024, 2, 29, 12, utc), Month, utc, 2, map[int]time.Duration{1: 29 * 24 * time.Hour}},
-		{"ISO weeks", d(2023, 12, 31, 0, utc), d(2024, 2, 1, 0, utc), Week, utc, 5, nil},
+		{"months", d(2024, 1, 1, 0, utc), d(2024, 2, 29, 12, utc), Month, utc, 2, map[int]time.Duration{0: 31 * 24 * time.Hour, 1: 28*24*time.Hour + 12*time.Hour}},
+		{"months clipped at both ends", d(2024, 1, 20, 0, utc), d(2024, 3, 5, 0, utc), Month, utc, 3, map[int]time.Duration{0: 12 * 24 * time.Hour, 1: 29 * 24 * time.Hour, 2: 4 * 24 * time.Hour}},
+		{"week starting mid-week", d(2024, 1, 3, 0, utc), d(2024, 1, 10, 0, utc), Week, utc, 2, map[int]time.Duration{0: 5 * 24 * time.Hour, 1: 2 * 24 * time.Hour}},
+		{"day clipped to a minute", time.Date(2024, 1, 2, 6, 30, 20, 0, utc), time.Date(2024, 1, 3, 8, 15, 0, 0, utc), Day, utc, 2, map[int]time.Duration{0: 17*time.Hour + 29*time.Minute, 1: 8*time.Hour + 15*time.Minute}},
+		{"ISO weeks", d(2023, 12, 31, 0, utc), d(2024, 2, 1, 0, utc), Week, utc, 6, map[int]time.Duration{0: 24 * time.Hour, 1: 7 * 24 * time.Hour, 5: 3 * 24 * time.Hour}},
 		{"DST spring New York", d(2024, 3, 9, 0, ny), d(2024, 3, 12, 0, ny), Day, ny, 3, map[int]time.Duration{1: 23 * time.Hour}},
 		{"DST spring New York by hour", d(2024, 3, 10, 0, ny), d(2024, 3, 10, 5, ny), Hour, ny, 4, nil},
 		{"DST fall New York", d(2024, 11, 2, 0, ny), d(2024, 11, 4, 0, ny), Day, ny, 2, map[int]time.Duration{1: 25 * time.Hour}},
 		{"half-hour zone", d(2024, 1, 2, 0, kolkata), d(2024, 1, 4, 0, kolkata), Day, kolkata, 2, nil},
 		{"half-hour zone by hour", d(2024, 1, 2, 0, kolkata), d(2024, 1, 2, 3, kolkata), Hour, kolkata, 3, nil},
-		{"month in New York", d(2024, 2, 1, 0, ny), d(2024, 2, 2, 0, ny), Month, ny, 1, map[int]time.Duration{0: 29 * 24 * time.Hour}},
+		{"month in New York", d(2024, 2, 1, 0, ny), d(2024, 3, 1, 0, ny), Month, ny, 1, map[int]time.Duration{0: 29 * 24 * time.Hour}},
+		{"one day of a month in New York", d(2024, 2, 1, 0, ny), d(2024, 2, 2, 0, ny), Month, ny, 1, map[int]time.Duration{0: 24 * time.Hour}},
 	}
 	first, last := fixtureRanges[0][0], fixtureRanges[0][1]
 	modes := map[string]func() (time.Time, time.Time){
