@@ -1,6 +1,7 @@
 package query
 
 import (
+	"math/big"
 	"sort"
 	"time"
 
@@ -64,6 +65,7 @@ func (c Cost) Add(d Cost) Cost {
 type Prices struct {
 	sheets []config.PriceSheet
 	from   []int64 // ms; the first is math.MinInt64
+	fixed  []fixedSheet
 }
 
 // NewPrices builds the price list from the configuration (already validated). No sheets means
@@ -80,6 +82,9 @@ func NewPrices(c config.PricingConfig) Prices {
 			p.from[i] = minTime
 		}
 	}
+	for i := range sheets {
+		p.fixed = append(p.fixed, newFixedSheet(p, i))
+	}
 	return p
 }
 
@@ -95,6 +100,7 @@ var (
 	secondsPerHour = decimal.NewFromInt(3600)
 	bytesPerGB     = decimal.NewFromInt(series.GiB)
 	million        = decimal.NewFromInt(1_000_000)
+	bigTen         = big.NewInt(10)
 )
 
 // costPrecision is the number of decimals kept by the one inexact step, vCPU-seconds / 3600.

@@ -109,6 +109,9 @@ type Bucket struct {
 	Start, End time.Time
 	Usage      Amounts
 	Cost       Cost
+	// Sheet is the index of the price sheet that prices every hour of the bucket, or -1 when
+	// several sheets price its hours or it has no usage (see Prices.Cost and Prices.Micros).
+	Sheet int
 }
 
 // Rollup is the answer of Engine.Rollup.
@@ -148,7 +151,7 @@ func (r *Rollup) empty() []Bucket {
 	n := max(len(r.Bounds)-1, 0)
 	out := make([]Bucket, n)
 	for i := range out {
-		out[i].Start, out[i].End = r.Bounds[i], r.Bounds[i+1]
+		out[i].Start, out[i].End, out[i].Sheet = r.Bounds[i], r.Bounds[i+1], -1
 	}
 	return out
 }
@@ -156,6 +159,17 @@ func (r *Rollup) empty() []Bucket {
 // Rollup sums the usage of projects (at least one) over the buckets bounds (n+1 boundaries),
 // grouped by g, and prices it.
 func (e *Engine) Rollup(ctx context.Context, projects []string, bounds []time.Time, g Grouping) (*Rollup, error) {
+	return e.rollup(ctx, projects, bounds, g, true)
+}
+
+// RollupUsage is Rollup without the pricing: every Bucket's Cost is zero and its Sheet names the
+// price sheet of its hours, for callers that price many small buckets themselves
+// (Prices.Micros, Prices.Cost).
+func (e *Engine) RollupUsage(ctx context.Context, projects []string, bounds []time.Time, g Grouping) (*Rollup, error) {
+	return e.rollup(ctx, projects, bounds, g, false)
+}
+
+func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Time, g Grouping, price bool) (*Rollup, error) {
 	r := &Rollup{Bounds: bounds, Rows: map[Key][]Bucket{}}
 	if len(bounds) < 2 || len(projects) == 0 {
 		return r, nil
@@ -164,17 +178,33 @@ func (e *Engine) Rollup(ctx context.Context, projects []string, bounds []time.Ti
 	if err := rd.read(ctx, projectMatcher(projects)); err != nil {
 		return nil, err
 	}
-	for ck, a := range rd.cells {
-		row, ok := r.Rows[ck.key]
-		if !ok {
-			row = r.empty()
-			r.Rows[ck.key] = row
+	ns := rd.nsheets
+	for key, acc := range rd.rows {
+		row := r.empty()
+		for i := range row {
+			b := &row[i]
+			b.Sheet = -1
+			n := 0
+			for s := range ns {
+				c := i*ns + s
+				if !acc.has[c] {
+					continue
+				}
+				a := &acc.cells[c]
+				if err := b.Usage.Add(a); err != nil {
+					return nil, err
+				}
+				if price {
+					b.Cost = b.Cost.Add(e.prices.cost(s, a))
+				}
+				b.Sheet = s
+				n++
+			}
+			if n > 1 {
+				b.Sheet = -1
+			}
 		}
-		b := &row[ck.bucket]
-		if err := b.Usage.Add(a); err != nil {
-			return nil, err
-		}
-		b.Cost = b.Cost.Add(e.prices.cost(ck.sheet, a))
+		r.Rows[key] = row
 	}
 	return r, nil
 }
@@ -191,20 +221,25 @@ func projectMatcher(projects []string) *labels.Matcher {
 	return labels.MustNewMatcher(labels.MatchRegexp, series.LabelProject, strings.Join(q, "|"))
 }
 
-// cellKey is one accumulator: a row, a bucket and the price sheet of its hours.
-type cellKey struct {
-	key    Key
-	bucket int
-	sheet  int
+// rowAcc accumulates one row: an Amounts per bucket and price sheet (cells[bucket*nsheets+sheet]).
+type rowAcc struct {
+	cells []Amounts
+	has   []bool
 }
 
-// reader sums samples into cells.
+// reader sums samples into rows.
 type reader struct {
 	e       *Engine
 	bounds  []int64  // ms
 	derived [2]int64 // hourly points are used for hours inside [derived[0], derived[1])
 	group   Grouping
-	cells   map[cellKey]*Amounts
+	nsheets int
+	rows    map[Key]*rowAcc
+	// The hours [h0, h0 + len(hourBucket)·1h) of the range: the bucket that holds each hour
+	// whole (-1 when it straddles a boundary or lies outside) and the sheet that prices it.
+	h0         int64
+	hourBucket []int32
+	hourSheet  []int32
 }
 
 func newReader(e *Engine, bounds []time.Time, g Grouping) *reader {
@@ -213,7 +248,20 @@ func newReader(e *Engine, bounds []time.Time, g Grouping) *reader {
 		b[i] = t.UnixMilli()
 	}
 	from, through := e.hourlyRange()
-	return &reader{e: e, bounds: b, derived: [2]int64{from.UnixMilli(), through.UnixMilli()}, group: g, cells: map[cellKey]*Amounts{}}
+	r := &reader{e: e, bounds: b, derived: [2]int64{from.UnixMilli(), through.UnixMilli()}, group: g,
+		nsheets: len(e.prices.sheets), rows: map[Key]*rowAcc{}}
+	r.h0 = floorTo(b[0], hourMs)
+	n := (ceilTo(b[len(b)-1], hourMs) - r.h0) / hourMs
+	r.hourBucket, r.hourSheet = make([]int32, n), make([]int32, n)
+	for i := range r.hourBucket {
+		h := r.h0 + int64(i)*hourMs
+		bk := r.bucketOf(h)
+		if bk < 0 || bk != r.bucketOf(h+hourMs-1) {
+			bk = -1
+		}
+		r.hourBucket[i], r.hourSheet[i] = int32(bk), int32(e.prices.sheet(h))
+	}
+	return r
 }
 
 // bucketOf returns the bucket containing t, or -1.
@@ -224,14 +272,23 @@ func (r *reader) bucketOf(t int64) int {
 	return sort.Search(len(r.bounds), func(i int) bool { return r.bounds[i] > t }) - 1
 }
 
+// hourIndex returns the index of the hour starting at h in the hour tables, or -1.
+func (r *reader) hourIndex(h int64) int {
+	i := (h - r.h0) / hourMs
+	if h < r.h0 || i >= int64(len(r.hourBucket)) {
+		return -1
+	}
+	return int(i)
+}
+
 // hourly reports whether the hour starting at h is read from the hourly series: it lies whole
 // inside one bucket and has been derived.
 func (r *reader) hourly(h int64) bool {
 	if h < r.derived[0] || h+hourMs > r.derived[1] {
 		return false
 	}
-	b := r.bucketOf(h)
-	return b >= 0 && b == r.bucketOf(h+hourMs-1)
+	i := r.hourIndex(h)
+	return i >= 0 && r.hourBucket[i] >= 0
 }
 
 func floorDiv(a, b int64) int64 {
@@ -245,7 +302,7 @@ func floorDiv(a, b int64) int64 {
 func floorTo(t, step int64) int64 { return floorDiv(t, step) * step }
 func ceilTo(t, step int64) int64  { return -floorDiv(-t, step) * step }
 
-// read sums the samples of the matching series into r.cells.
+// read sums the samples of the matching series into r.rows.
 func (r *reader) read(ctx context.Context, ms ...*labels.Matcher) error {
 	lo, hi := r.bounds[0], r.bounds[len(r.bounds)-1]
 	// Hourly points for whole derived hours.
@@ -290,6 +347,17 @@ func (r *reader) read(ctx context.Context, ms ...*labels.Matcher) error {
 	return nil
 }
 
+// row returns the accumulator of key, creating it.
+func (r *reader) row(key Key) *rowAcc {
+	acc := r.rows[key]
+	if acc == nil {
+		n := (len(r.bounds) - 1) * r.nsheets
+		acc = &rowAcc{cells: make([]Amounts, n), has: make([]bool, n)}
+		r.rows[key] = acc
+	}
+	return acc
+}
+
 // selectInto reads the series whose name matches names over samples stamped in [mint, maxt].
 // Hourly points are assigned to the hour ending at ceil(t, 1h); minute samples to the minute
 // ending at ceil(t, 1m), and only if that minute starts inside run and its hour is not hourly.
@@ -310,6 +378,7 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 			continue
 		}
 		key := r.keyOf(lbls)
+		var acc *rowAcc
 		it = s.Iterator(it)
 		// Accumulate one (hour, bucket) cell at a time; samples come in time order.
 		var (
@@ -326,17 +395,20 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 			if err != nil {
 				return err
 			}
-			ck := cellKey{key: key, bucket: curB, sheet: r.e.prices.sheet(cur)}
-			a := r.cells[ck]
-			if a == nil {
-				a = new(Amounts)
-				r.cells[ck] = a
+			if acc == nil {
+				acc = r.row(key)
 			}
-			s, overflow := addInt64(a[m], v)
+			sheet := r.e.prices.sheet(cur)
+			if i := r.hourIndex(cur); i >= 0 {
+				sheet = int(r.hourSheet[i])
+			}
+			c := curB*r.nsheets + sheet
+			s, overflow := addInt64(acc.cells[c][m], v)
 			if overflow {
 				return ErrOverflow
 			}
-			a[m] = s
+			acc.cells[c][m] = s
+			acc.has[c] = true
 			sum, hasValue = ksum{}, false
 			return nil
 		}
@@ -346,20 +418,26 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 			}
 			t, v := it.At()
 			var start, hour int64
+			b := -1
 			if hourlyPts {
 				hour = ceilTo(t, hourMs) - hourMs
 				if !r.hourly(hour) {
 					continue
 				}
 				start = hour
+				b = int(r.hourBucket[r.hourIndex(hour)])
 			} else {
 				start = ceilTo(t, minuteMs) - minuteMs
 				if start < run[0] || start >= run[1] {
 					continue
 				}
 				hour = floorTo(start, hourMs)
+				if i := r.hourIndex(hour); i >= 0 && r.hourBucket[i] >= 0 {
+					b = int(r.hourBucket[i])
+				} else {
+					b = r.bucketOf(start)
+				}
 			}
-			b := r.bucketOf(start)
 			if b < 0 {
 				continue
 			}

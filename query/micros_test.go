@@ -1,0 +1,66 @@
+package query
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/config"
+)
+
+// TestMicrosMatchesDecimal holds the integer pricing of export rows to the exact decimal one:
+// every resource and the total round to the same micro-dollars as Cost(...).StringFixed(6).
+func TestMicrosMatchesDecimal(t *testing.T) {
+	sheets := []config.PriceSheet{config.DefaultPriceSheet()}
+	for _, ps := range [][5]string{
+		{"0.04048", "0.004445", "0.09", "0.0001", "0.40"},
+		{"1000", "0.00000000001", "0.0000000001", "0.00000000001", "0.00000000000001"},
+		{"0.123456789", "7", "0.5", "3.1415926535", "0.000001"},
+		{"0.05", "0.005", "0.00000000001", "0.0001", "0.4"}, // egress beyond the integer path
+	} {
+		d := func(s string) config.Decimal { return config.Decimal{Decimal: decimal.RequireFromString(s)} }
+		sheets = append(sheets, config.PriceSheet{VCPUHour: d(ps[0]), MemoryGBHour: d(ps[1]), EgressGB: d(ps[2]), StorageGBHour: d(ps[3]), MillionRequests: d(ps[4])})
+	}
+	p := NewPrices(config.PricingConfig{Sheets: sheets})
+	rng := rand.New(rand.NewPCG(1, 2))
+	amount := func() int64 {
+		switch rng.IntN(4) {
+		case 0:
+			return 0
+		case 1:
+			return rng.Int64N(1000)
+		case 2:
+			return rng.Int64N(1e12)
+		}
+		return rng.Int64N(1 << 62)
+	}
+	fast := 0
+	for n := range 200000 {
+		i := n % len(sheets)
+		a := Amounts{CPUSeconds: amount(), MemoryGBHours: amount(), EgressBytes: amount(), Requests: amount(), StorageGBHours: amount()}
+		if n%3 == 0 { // ties: multiples that land on half a micro-dollar
+			a[CPUSeconds] = 36 * rng.Int64N(1e9) * 5
+		}
+		c := p.Cost(i, &a)
+		m, ok := p.Micros(i, &a)
+		if !ok {
+			continue
+		}
+		fast++
+		want := []decimal.Decimal{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage, c.Total()}
+		got := []int64{m.Compute, m.Memory, m.Bandwidth, m.Requests, m.Storage, m.Total}
+		for j := range want {
+			if w, g := want[j].StringFixed(6), decimal.New(got[j], -6).StringFixed(6); w != g {
+				t.Fatalf("sheet %d amounts %v resource %d: micros %s, decimal %s", i, a, j, g, w)
+			}
+		}
+	}
+	if fast < 100000 {
+		t.Errorf("only %d of 200000 priced on the integer path", fast)
+	}
+	neg := Amounts{CPUSeconds: -1}
+	if _, ok := p.Micros(0, &neg); ok {
+		t.Error("negative amounts took the integer path")
+	}
+}
