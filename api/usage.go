@@ -23,6 +23,8 @@ import (
 // UsageQuerier answers usage and cost questions (query.Engine).
 type UsageQuerier interface {
 	Rollup(ctx context.Context, projects []string, bounds []time.Time, g query.Grouping) (*query.Rollup, error)
+	RollupUsage(ctx context.Context, projects []string, bounds []time.Time, g query.Grouping) (*query.Rollup, error)
+	Prices() query.Prices
 	Forecast(ctx context.Context, projects []string, anchorDay int, now time.Time) (map[string]query.ProjectForecast, error)
 	Recommendations(ctx context.Context, projects []string, now time.Time) ([]query.Recommendation, error)
 	Now() time.Time

@@ -3,11 +3,14 @@ package api
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
+	"fmt"
+	"math/bits"
 	"net/http"
 	"sort"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
@@ -33,28 +36,28 @@ const (
 const exportFlushRows = 2000
 
 // exportEncoder writes rows as CSV (RFC 4180, header first) or as one JSON array, streaming.
+// A row is rendered field by field into one reused buffer: no strings, no decimals per row.
 type exportEncoder struct {
 	w       http.ResponseWriter
 	bw      *bufio.Writer
-	csv     *csv.Writer
 	json    bool
 	rows    int
 	started bool
-	rec     []string
-	buf     []byte
+	// The row being built: field i is fields[ends[i-1]:ends[i]].
+	fields []byte
+	ends   [16]int
+	nf     int
+	buf    []byte
 }
 
 func newExportEncoder(w http.ResponseWriter, format string) *exportEncoder {
-	e := &exportEncoder{w: w, json: format == "json", rec: make([]string, len(exportColumns))}
+	e := &exportEncoder{w: w, json: format == "json"}
 	if e.json {
 		w.Header().Set("Content-Type", "application/json")
 	} else {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	}
 	e.bw = bufio.NewWriterSize(w, 64<<10)
-	if !e.json {
-		e.csv = csv.NewWriter(e.bw)
-	}
 	return e
 }
 
@@ -67,17 +70,45 @@ func (e *exportEncoder) begin() error {
 		_, err := e.bw.WriteString("[")
 		return err
 	}
-	return e.csv.Write(exportColumns)
+	b := e.buf[:0]
+	for i, c := range exportColumns {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendCSVField(b, c)
+	}
+	e.buf = append(b, '\n')
+	_, err := e.bw.Write(e.buf)
+	return err
 }
 
-// row writes one record of len(exportColumns) values; values 0-3 are strings, the rest numbers
-// (quoted in JSON when they are money, see moneyCols).
-func (e *exportEncoder) row(rec []string) error {
+// reset starts a new row.
+func (e *exportEncoder) reset() { e.fields, e.nf = e.fields[:0], 0 }
+
+// end closes the field appended since the previous one.
+func (e *exportEncoder) end() { e.ends[e.nf] = len(e.fields); e.nf++ }
+
+func (e *exportEncoder) str(s string) { e.fields = append(e.fields, s...); e.end() }
+
+func (e *exportEncoder) field(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = e.ends[i-1]
+	}
+	return e.fields[start:e.ends[i]]
+}
+
+// row writes the row built since reset: len(exportColumns) fields; fields 0-3 are strings, the
+// rest numbers (quoted in JSON when they are money, 10-15).
+func (e *exportEncoder) row() error {
+	if e.nf != len(exportColumns) {
+		return fmt.Errorf("export row has %d fields, want %d", e.nf, len(exportColumns))
+	}
 	if err := e.begin(); err != nil {
 		return err
 	}
+	b := e.buf[:0]
 	if e.json {
-		b := e.buf[:0]
 		if e.rows > 0 {
 			b = append(b, ',')
 		}
@@ -88,18 +119,30 @@ func (e *exportEncoder) row(rec []string) error {
 			}
 			b = strconv.AppendQuote(b, c)
 			b = append(b, ':')
-			if i < 4 || i >= 10 {
-				b = strconv.AppendQuote(b, rec[i])
+			if f := e.field(i); i < 4 {
+				b = strconv.AppendQuote(b, string(f))
+			} else if i >= 10 {
+				b = append(append(append(b, '"'), f...), '"')
 			} else {
-				b = append(b, rec[i]...)
+				b = append(b, f...)
 			}
 		}
 		b = append(b, '}')
-		e.buf = b
-		if _, err := e.bw.Write(b); err != nil {
-			return err
+	} else {
+		for i := range exportColumns {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if f := e.field(i); i < 4 {
+				b = appendCSVField(b, string(f))
+			} else {
+				b = append(b, f...)
+			}
 		}
-	} else if err := e.csv.Write(rec); err != nil {
+		b = append(b, '\n')
+	}
+	e.buf = b
+	if _, err := e.bw.Write(b); err != nil {
 		return err
 	}
 	e.rows++
@@ -109,13 +152,39 @@ func (e *exportEncoder) row(rec []string) error {
 	return nil
 }
 
-func (e *exportEncoder) flush() error {
-	if e.csv != nil {
-		e.csv.Flush()
-		if err := e.csv.Error(); err != nil {
-			return err
+// appendCSVField appends f as encoding/csv.Writer writes it (comma separator, LF line ends).
+func appendCSVField(b []byte, f string) []byte {
+	if !csvNeedsQuotes(f) {
+		return append(b, f...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(f); i++ {
+		if f[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, f[i])
+	}
+	return append(b, '"')
+}
+
+// csvNeedsQuotes is encoding/csv's rule for a comma-separated field.
+func csvNeedsQuotes(f string) bool {
+	if f == "" {
+		return false
+	}
+	if f == `\.` {
+		return true
+	}
+	for i := 0; i < len(f); i++ {
+		if c := f[i]; c == '\n' || c == '\r' || c == '"' || c == ',' {
+			return true
 		}
 	}
+	r1, _ := utf8.DecodeRuneInString(f)
+	return unicode.IsSpace(r1)
+}
+
+func (e *exportEncoder) flush() error {
 	if err := e.bw.Flush(); err != nil {
 		return err
 	}
@@ -145,7 +214,8 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 		start = start.Add(time.Hour)
 	}
 	now := q.Now()
-	rec := e.rec
+	prices := q.Prices()
+	var hours []string
 	for lo := 0; lo < len(ps); lo += exportBatch {
 		batch := ps[lo:min(lo+exportBatch, len(ps))]
 		ids := make([]string, len(batch))
@@ -159,9 +229,13 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 				bounds = append(bounds, h)
 			}
 			bounds = append(bounds, bounds[len(bounds)-1].Add(time.Hour))
-			ru, err := q.Rollup(ctx, ids, bounds, query.ByDeployment)
+			ru, err := q.RollupUsage(ctx, ids, bounds, query.ByDeployment)
 			if err != nil {
 				return err
+			}
+			hours = hours[:0]
+			for _, h := range bounds[:len(bounds)-1] {
+				hours = append(hours, h.Format(time.RFC3339))
 			}
 			keys := ru.Keys()
 			for _, p := range batch {
@@ -172,27 +246,12 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 					until++
 				}
 				for i := range len(bounds) - 1 {
-					hour := bounds[i].Format(time.RFC3339)
 					for _, k := range keys[from:until] {
 						b := &ru.Rows[k][i]
 						if b.Usage.IsZero() {
 							continue
 						}
-						u := &b.Usage
-						rec[0], rec[1], rec[2], rec[3] = hour, p.ID, p.Name, k.Deployment
-						rec[4] = u.Decimal(query.CPUSeconds).String()
-						rec[5] = u.Decimal(query.MemoryGBHours).String()
-						rec[6] = query.AverageTasks(u, b.Start, b.End, now).String()
-						rec[7] = u.Decimal(query.EgressBytes).DivRound(gib, 9).String()
-						rec[8] = strconv.FormatInt(u[query.Requests], 10)
-						rec[9] = u.Decimal(query.StorageGBHours).String()
-						rec[10] = exportMoney(b.Cost.Compute)
-						rec[11] = exportMoney(b.Cost.Memory)
-						rec[12] = exportMoney(b.Cost.Bandwidth)
-						rec[13] = exportMoney(b.Cost.Requests)
-						rec[14] = exportMoney(b.Cost.Storage)
-						rec[15] = exportMoney(b.Cost.Total())
-						if err := e.row(rec); err != nil {
+						if err := exportRow(e, prices, hours[i], p, k.Deployment, b, now); err != nil {
 							return err
 						}
 					}
@@ -204,6 +263,134 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 		}
 	}
 	return nil
+}
+
+// exportRow renders one row. Every figure has the digits of the decimal rendering it replaces
+// (Decimal.String for quantities, StringFixed(6) for money; api tests and the query package's
+// Micros tests hold them equal), computed in integers.
+func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Project, deployment string, b *query.Bucket, now time.Time) error {
+	u := &b.Usage
+	e.reset()
+	e.str(hour)
+	e.str(p.ID)
+	e.str(p.Name)
+	e.str(deployment)
+	e.fields = appendScaled(e.fields, u[query.CPUSeconds], 9)
+	e.end()
+	e.fields = appendScaled(e.fields, u[query.MemoryGBHours], 9)
+	e.end()
+	e.fields = appendAverageTasks(e.fields, u[query.TaskMinutes], b.Start, b.End, now)
+	e.end()
+	e.fields = appendEgressGB(e.fields, u[query.EgressBytes])
+	e.end()
+	e.fields = strconv.AppendInt(e.fields, u[query.Requests], 10)
+	e.end()
+	e.fields = appendScaled(e.fields, u[query.StorageGBHours], 9)
+	e.end()
+	if b.Sheet < 0 {
+		return fmt.Errorf("export hour %s of %s: no single price sheet", hour, p.ID)
+	}
+	if c, ok := prices.Micros(b.Sheet, u); ok {
+		for _, v := range [...]int64{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage, c.Total} {
+			e.fields = appendScaledFixed(e.fields, v, 6)
+			e.end()
+		}
+	} else {
+		c := prices.Cost(b.Sheet, u)
+		for _, d := range [...]decimal.Decimal{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage, c.Total()} {
+			e.fields = append(e.fields, exportMoney(d)...)
+			e.end()
+		}
+	}
+	return e.row()
+}
+
+var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// appendScaled appends v × 10^-dec as decimal.New(v, -dec).String() renders it: no trailing
+// zeros, no point for whole numbers.
+func appendScaled(b []byte, v int64, dec int) []byte {
+	u := uint64(v)
+	if v < 0 {
+		u = -u
+		b = append(b, '-')
+	}
+	return appendUnsignedScaled(b, u, dec, true)
+}
+
+// appendScaledFixed appends v × 10^-dec (v ≥ 0) with exactly dec decimals (StringFixed).
+func appendScaledFixed(b []byte, v int64, dec int) []byte {
+	return appendUnsignedScaled(b, uint64(v), dec, false)
+}
+
+func appendUnsignedScaled(b []byte, u uint64, dec int, trim bool) []byte {
+	ip, fp := u/pow10[dec], u%pow10[dec]
+	b = strconv.AppendUint(b, ip, 10)
+	if trim && fp == 0 {
+		return b
+	}
+	b = append(b, '.')
+	n := len(b)
+	for range dec {
+		b = append(b, '0')
+	}
+	for i := n + dec - 1; fp > 0; i-- {
+		b[i] = byte('0' + fp%10)
+		fp /= 10
+	}
+	if trim {
+		for b[len(b)-1] == '0' {
+			b = b[:len(b)-1]
+		}
+	}
+	return b
+}
+
+// appendRounded appends the sign of neg and mag × 10^-dec trimmed; zero has no sign.
+func appendRounded(b []byte, neg bool, mag uint64, dec int) []byte {
+	if neg && mag != 0 {
+		b = append(b, '-')
+	}
+	return appendUnsignedScaled(b, mag, dec, true)
+}
+
+// appendAverageTasks renders query.AverageTasks(...).String() from task-minutes t (10^-6).
+func appendAverageTasks(b []byte, t int64, start, end, now time.Time) []byte {
+	if now.Before(end) {
+		end = now.Truncate(time.Minute)
+	}
+	mins := int64(end.Sub(start) / time.Minute)
+	if mins <= 0 || t == 0 || mins > 1<<40 {
+		if mins > 1<<40 && t != 0 {
+			return append(b, query.AverageTasks(&query.Amounts{query.TaskMinutes: t}, start, end, now).String()...)
+		}
+		return append(b, '0')
+	}
+	// t × 10^-6 / mins rounded half away from zero to 10^-4: t / (100 × mins).
+	neg, mag := t < 0, uint64(t)
+	if neg {
+		mag = -mag
+	}
+	d := uint64(mins) * 100
+	q, r := mag/d, mag%d
+	if 2*r >= d {
+		q++
+	}
+	return appendRounded(b, neg, q, 4)
+}
+
+// appendEgressGB renders Decimal(bytes).DivRound(2^30, 9).String().
+func appendEgressGB(b []byte, bytes int64) []byte {
+	neg, mag := bytes < 0, uint64(bytes)
+	if neg {
+		mag = -mag
+	}
+	hi, lo := bits.Mul64(mag, 1e9)
+	q := hi<<34 | lo>>30
+	if lo&(1<<29) != 0 { // remainder ≥ half of 2^30
+		q++
+	}
+	return appendRounded(b, neg, q, 9)
 }
 
 // exportMoney renders an hour's amount with 6 decimals: an hour costs fractions of a cent.
