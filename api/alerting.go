@@ -22,7 +22,7 @@ type AlertingDeps struct {
 }
 
 func (s *Server) registerAlerting(r *mux.Router) {
-	r.Handle("/-/reload", s.authed(RoleAdmin, s.reloadRules)).Methods(http.MethodPost)
+	r.Handle("/-/reload", s.operator(s.reloadRules)).Methods(http.MethodPost)
 }
 
 // reloadRules answers POST /-/reload: 200 {"status":"reloaded","ruleFiles":[…]}, or 400

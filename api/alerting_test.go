@@ -53,10 +53,11 @@ func TestReloadEndpoint(t *testing.T) {
 	tokens := reloadTokens{
 		"admin":  {TeamID: "team_a", Role: api.RoleAdmin},
 		"member": {TeamID: "team_a", Role: api.RoleMember},
+		"adminB": {TeamID: "team_b", Role: api.RoleAdmin}, // an admin, but not of an operator team
 	}
-	srv := httptest.NewServer(api.New(api.Options{AuthDeps: api.AuthDeps{Tokens: tokens}, AlertingDeps: api.AlertingDeps{Rules: mgr}}))
+	srv := httptest.NewServer(api.New(api.Options{OperatorTeams: []string{"team_a"}, AuthDeps: api.AuthDeps{Tokens: tokens}, AlertingDeps: api.AlertingDeps{Rules: mgr}}))
 	t.Cleanup(srv.Close)
-	without := httptest.NewServer(api.New(api.Options{AuthDeps: api.AuthDeps{Tokens: tokens}}))
+	without := httptest.NewServer(api.New(api.Options{OperatorTeams: []string{"team_a"}, AuthDeps: api.AuthDeps{Tokens: tokens}}))
 	t.Cleanup(without.Close)
 
 	post := func(t *testing.T, base, token string) (int, map[string]any) {
@@ -90,6 +91,7 @@ func TestReloadEndpoint(t *testing.T) {
 	}{
 		{"no token", srv.URL, "", 401, "unauthorized"},
 		{"member", srv.URL, "member", 403, "forbidden"},
+		{"admin of a team that is not an operator", srv.URL, "adminB", 403, "forbidden: this endpoint acts across all teams"},
 		{"alerting not running", without.URL, "admin", 503, "alerting_disabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

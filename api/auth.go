@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/cygni/usage/store"
@@ -41,6 +42,20 @@ func (s *Server) authed(min Role, h http.HandlerFunc) http.Handler {
 			return
 		}
 		h(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}
+
+// operator wraps h so that it runs only for an admin token of one of the operator teams
+// (Options.OperatorTeams): the endpoints that act across every team. Any other valid token is
+// a 403 that says why.
+func (s *Server) operator(h http.HandlerFunc) http.Handler {
+	return s.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFrom(r.Context())
+		if !slices.Contains(s.opts.OperatorTeams, p.TeamID) {
+			WriteError(w, Forbidden("this endpoint acts across all teams and is for operators; team %s is not in the configuration's operator_teams", p.TeamID))
+			return
+		}
+		h(w, r)
 	})
 }
 

@@ -112,7 +112,8 @@ func newStoreFixture(t testing.TB) *storeFixture {
 	}
 
 	srv := httptest.NewServer(api.New(api.Options{
-		AuthDeps: api.AuthDeps{Tokens: api.StoreTokens(st)},
+		OperatorTeams: []string{"team_a"},
+		AuthDeps:      api.AuthDeps{Tokens: api.StoreTokens(st)},
 		NotificationDeps: api.NotificationDeps{
 			Notifications: st,
 			Unmapped:      api.UnmappedDeps{Series: db, Projects: st, Now: func() time.Time { return now }},
@@ -191,7 +192,7 @@ func TestStoreEndpointsAuth(t *testing.T) {
 		{"unmapped/member", unmapped, "memberA", 403, `{"error":{"code":"forbidden","message":"this endpoint needs the admin role; the token has member"}}`},
 		{"unmapped/billing", unmapped, "billingA", 403, `~"forbidden"`},
 		{"unmapped/admin", unmapped, "adminA", 200, `~"unmapped":[`},
-		{"unmapped/other team's admin", unmapped, "adminB", 200, `~"unmapped":[`},
+		{"unmapped/admin of a team that is not an operator", unmapped, "adminB", 403, `{"error":{"code":"forbidden","message":"this endpoint acts across all teams and is for operators; team team_b is not in the configuration's operator_teams"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := f.do(t, tc.call.method, tc.call.path, tc.token, nil)

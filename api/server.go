@@ -24,6 +24,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer // client_golang registry (TSDB, rules, HTTP)
 	Metrics  *metrics.Set        // VictoriaMetrics set of our own counters
 	Ready    ReadyFunc           // nil: always ready
+	// OperatorTeams may use the operator endpoints (with an admin token): they act across
+	// every team. Empty: nobody.
+	OperatorTeams []string
 
 	AuthDeps
 	NotificationDeps

@@ -124,7 +124,7 @@ func KnownProjects(ctx context.Context, pl ProjectLister) (map[string]bool, erro
 }
 
 func (s *Server) registerUnmapped(r *mux.Router) {
-	r.Handle("/api/usage/unmapped", s.authed(RoleAdmin, s.unmapped)).Methods(http.MethodGet)
+	r.Handle("/api/usage/unmapped", s.operator(s.unmapped)).Methods(http.MethodGet)
 }
 
 // unmapped serves GET /api/usage/unmapped?days=N (admin): {"unmapped": [...], "from", "to"}.

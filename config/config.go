@@ -25,6 +25,10 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// OperatorTeams are the team ids whose admin tokens may use the operator endpoints, which
+	// act across every team: GET /api/usage/unmapped and POST /-/reload. Empty: nobody (the CLI
+	// still works on the machine).
+	OperatorTeams []string `yaml:"operator_teams"`
 
 	TSDB      TSDBConfig      `yaml:"tsdb"`
 	AWS       AWSConfig       `yaml:"aws"`

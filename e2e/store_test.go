@@ -130,7 +130,7 @@ func TestAdminCLIWhileServing(t *testing.T) {
 			admin := lastLineOf(cli(t, b, dataDir, "token", "create", "team_acme", "--role", "admin", "--name", "e2e"))
 
 			p := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector,api"}, DataDir: dataDir,
-				Config: b.config + "collector:\n  backfill: 2h\n  chunk: 1h\n  interval: 1h\n", Env: append(AWSEnv(t, srv.URL), b.env...)})
+				Config: b.config + "operator_teams: [team_acme]\ncollector:\n  backfill: 2h\n  chunk: 1h\n  interval: 1h\n", Env: append(AWSEnv(t, srv.URL), b.env...)})
 			p.WaitReady(90 * time.Second)
 
 			// Minted while serving: works at once.

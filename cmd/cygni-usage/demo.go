@@ -20,6 +20,9 @@ func (c *demoCmd) run(g *globals) error {
 		return err
 	}
 	cfg.AWS.Simulated = true
+	if len(cfg.OperatorTeams) == 0 {
+		cfg.OperatorTeams = []string{demoTeams[0].team.ID} // Acme operates the demo
+	}
 	p, err := open(cfg)
 	if err != nil {
 		return err

@@ -147,6 +147,7 @@ func (p *process) serveHTTP() (string, error) {
 	opts.Gatherer = p.reg
 	opts.Metrics = p.vm
 	opts.Ready = p.ready
+	opts.OperatorTeams = p.cfg.OperatorTeams
 	srv := &http.Server{Handler: api.New(opts), ReadHeaderTimeout: 10 * time.Second}
 	p.add("http", func(ctx context.Context) error {
 		errc := make(chan error, 1)
