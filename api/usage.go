@@ -313,7 +313,7 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 		d := make([]analyticsBucketJSON, len(bs))
 		for i, b := range bs {
 			d[i] = analyticsBucketJSON{
-				Period: b.Start.In(loc).Format(time.RFC3339), Start: b.Start.In(loc).Format(time.RFC3339), End: b.End.In(loc).Format(time.RFC3339),
+				Period: g.Floor(b.Start, loc).In(loc).Format(time.RFC3339), Start: b.Start.In(loc).Format(time.RFC3339), End: b.End.In(loc).Format(time.RFC3339),
 				metricsJSON: toMetricsJSON(&b.Usage, b.Start, b.End, now), Cost: toCostJSON(b.Cost, 6),
 			}
 		}
