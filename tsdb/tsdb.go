@@ -106,3 +106,19 @@ func (d *DB) Close() error {
 	}
 	return nil
 }
+
+// Compact persists the head's full blocks now and waits until it is done, instead of leaving
+// it to the background loop. Bulk loads (and tests that measure memory) call it, then
+// DisableCompactions, so that no compaction runs while they measure.
+func (d *DB) Compact(ctx context.Context) error {
+	if err := d.db.Compact(ctx); err != nil {
+		return fmt.Errorf("compact TSDB: %w", err)
+	}
+	return nil
+}
+
+// DisableCompactions stops background compaction until EnableCompactions.
+func (d *DB) DisableCompactions() { d.db.DisableCompactions() }
+
+// EnableCompactions lets background compaction run again.
+func (d *DB) EnableCompactions() { d.db.EnableCompactions() }
