@@ -2,12 +2,17 @@ package api
 
 // Benchmarks of the usage endpoints over 1,000 projects × 30 days of hourly points:
 //
-//	go test -run '^$' -bench 'Usage' -benchtime 20x ./api/
+//	go test -run '^$' -bench 'Usage' -benchtime 5x ./api/
+//
+// The plain benchmarks read a TSDB whose head was just filled with the 30 days (and is being
+// compacted while they run); the ...Blocks variants read the same points from one persisted
+// block, the state a month of data is in on a running server.
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -15,7 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	promtsdb "github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/query"
@@ -56,14 +66,35 @@ var bulkProjects = 1000
 var bulkStart = time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)
 
 // newBulkServer serves projects × 30 days of hourly points (the Deriver's form) of the first
-// metrics usage series, one deployment each, with deterministic values.
+// metrics usage series, one deployment each, with deterministic values, appended to the head of
+// a new TSDB.
 func newBulkServer(tb testing.TB, projects, metrics int) *Server {
+	return newBulkServerIn(tb, projects, metrics, false)
+}
+
+// newBulkServerBlocks serves the same points from one persisted block (CreateBlock keeps a
+// head window of twice the range so that series can be written one after the other).
+func newBulkServerBlocks(tb testing.TB, projects, metrics int) *Server {
+	return newBulkServerIn(tb, projects, metrics, true)
+}
+
+// bulkSample is one float sample of the block fixture.
+type bulkSample struct {
+	t int64
+	f float64
+}
+
+func (s bulkSample) T() int64                      { return s.t }
+func (s bulkSample) ST() int64                     { return 0 }
+func (s bulkSample) F() float64                    { return s.f }
+func (s bulkSample) H() *histogram.Histogram       { return nil }
+func (s bulkSample) FH() *histogram.FloatHistogram { return nil }
+func (s bulkSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s bulkSample) Copy() chunks.Sample           { return s }
+
+func newBulkServerIn(tb testing.TB, projects, metrics int, block bool) *Server {
 	tb.Helper()
-	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: tb.TempDir(), OutOfOrderWindow: 400 * 24 * time.Hour})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
+	dir := tb.TempDir()
 	end := bulkStart.Add(30 * 24 * time.Hour)
 	names := []string{series.CPUSeconds, series.MemoryGBHours, series.RunningTasks, series.EgressBytes, series.Requests}[:metrics]
 	ls := make([][]labels.Labels, projects)
@@ -75,14 +106,36 @@ func newBulkServer(tb testing.TB, projects, metrics int) *Server {
 			ls[p] = append(ls[p], labels.FromStrings(labels.MetricName, query.HourlyName(n), series.LabelProject, id, series.LabelDeployment, "web", series.LabelCluster, "c1", series.LabelRegion, "us-east-1"))
 		}
 	}
-	for day := bulkStart; day.Before(end); day = day.Add(24 * time.Hour) {
+	value := func(p, i int) float64 {
+		k := float64(p%7 + 1)
+		return []float64{k * 1800, k * 0.25, k * 60, k * 123456789, k * 1000}[i]
+	}
+	if block {
+		var ss []storage.Series
+		for p := range projects {
+			for i, l := range ls[p] {
+				var smp []chunks.Sample
+				for h := bulkStart; h.Before(end); h = h.Add(time.Hour) {
+					smp = append(smp, bulkSample{h.Add(time.Hour).UnixMilli(), value(p, i)})
+				}
+				ss = append(ss, storage.NewListSeries(l, smp))
+			}
+		}
+		if _, err := promtsdb.CreateBlock(ss, dir, (62 * 24 * time.Hour).Milliseconds(), slog.New(slog.DiscardHandler)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: dir, OutOfOrderWindow: 400 * 24 * time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	for day := bulkStart; !block && day.Before(end); day = day.Add(24 * time.Hour) {
 		app := db.Appender(context.Background())
 		for h := day; h.Before(day.Add(24 * time.Hour)); h = h.Add(time.Hour) {
 			for p := range projects {
-				k := float64(p%7 + 1)
-				vals := []float64{k * 1800, k * 0.25, k * 60, k * 123456789, k * 1000}
 				for i, l := range ls[p] {
-					if _, err := app.Append(0, l, h.Add(time.Hour).UnixMilli(), vals[i]); err != nil {
+					if _, err := app.Append(0, l, h.Add(time.Hour).UnixMilli(), value(p, i)); err != nil {
 						tb.Fatal(err)
 					}
 				}
@@ -191,7 +244,28 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 func BenchmarkUsageAnalyticsOneProject30DaysByDay(b *testing.B) {
-	s := newBulkServer(b, 1000, 5)
+	benchAnalytics(b, newBulkServer(b, 1000, 5))
+}
+
+func BenchmarkUsageAnalyticsOneProject30DaysByDayBlocks(b *testing.B) {
+	benchAnalytics(b, newBulkServerBlocks(b, 1000, 5))
+}
+
+func BenchmarkUsageSummary1000Projects(b *testing.B) { benchSummary(b, newBulkServer(b, 1000, 5)) }
+
+func BenchmarkUsageSummary1000ProjectsBlocks(b *testing.B) {
+	benchSummary(b, newBulkServerBlocks(b, 1000, 5))
+}
+
+func BenchmarkUsageExport1000Projects30DaysHourly(b *testing.B) {
+	benchExport(b, newBulkServer(b, 1000, 5))
+}
+
+func BenchmarkUsageExport1000Projects30DaysHourlyBlocks(b *testing.B) {
+	benchExport(b, newBulkServerBlocks(b, 1000, 5))
+}
+
+func benchAnalytics(b *testing.B, s *Server) {
 	b.ReportAllocs()
 	var d []time.Duration
 	for b.Loop() {
@@ -202,8 +276,7 @@ func BenchmarkUsageAnalyticsOneProject30DaysByDay(b *testing.B) {
 	b.ReportMetric(float64(percentile(d, 0.5).Microseconds())/1000, "p50-ms")
 }
 
-func BenchmarkUsageSummary1000Projects(b *testing.B) {
-	s := newBulkServer(b, 1000, 5)
+func benchSummary(b *testing.B, s *Server) {
 	b.ReportAllocs()
 	var d []time.Duration
 	for b.Loop() {
@@ -214,8 +287,7 @@ func BenchmarkUsageSummary1000Projects(b *testing.B) {
 	b.ReportMetric(float64(percentile(d, 0.5).Microseconds())/1000, "p50-ms")
 }
 
-func BenchmarkUsageExport1000Projects30DaysHourly(b *testing.B) {
-	s := newBulkServer(b, 1000, 5)
+func benchExport(b *testing.B, s *Server) {
 	b.ReportAllocs()
 	rows := 0
 	start := time.Now()
