@@ -44,3 +44,6 @@ log "go vet"
 go vet ./...
 log "go test"
 go test -count=1 -timeout 20m ./...
+# The race detector over the packages that run goroutines of their own.
+log "go test -race"
+go test -race -count=1 -timeout 20m ./collector/ ./alerting/ ./billing/ ./store/ ./simaws/
