@@ -585,3 +585,50 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 }
+
+// A range that starts and ends inside weeks and months counts exactly its own minutes: the
+// first and last buckets are clipped to the range and labelled with their calendar period.
+func TestUsageAnalyticsClipsBucketsToTheRange(t *testing.T) {
+	f := newUsageFixture(t)
+	from := time.Date(2023, 12, 31, 6, 30, 0, 0, time.UTC) // a Sunday morning: the end of an ISO week
+	to := time.Date(2024, 1, 17, 18, 0, 0, 0, time.UTC)    // a Wednesday evening, before usageNow
+	for _, tc := range []struct {
+		groupBy string
+		periods []string // calendar labels of the buckets
+	}{
+		{"week", []string{"2023-12-25", "2024-01-01", "2024-01-08", "2024-01-15"}},
+		{"month", []string{"2023-12-01", "2024-01-01"}},
+	} {
+		t.Run(tc.groupBy, func(t *testing.T) {
+			q := url.Values{"projectId": {"proj_001"}, "startDate": {from.Format(time.RFC3339)}, "endDate": {to.Format(time.RFC3339)}, "groupBy": {tc.groupBy}}
+			code, body, _ := f.do(t, http.MethodGet, f.member, "/api/usage/analytics?"+q.Encode(), "")
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			out := decodeJSON(t, body)
+			data := out["data"].([]any)
+			if len(data) != len(tc.periods) {
+				t.Fatalf("%d buckets, want %d: %s", len(data), len(tc.periods), body)
+			}
+			for i, e := range data {
+				b := e.(map[string]any)
+				start, _ := time.Parse(time.RFC3339, b["start"].(string))
+				end, _ := time.Parse(time.RFC3339, b["end"].(string))
+				if want := tc.periods[i] + "T00:00:00Z"; b["period"] != want {
+					t.Errorf("bucket %d period %v, want %s", i, b["period"], want)
+				}
+				if i == 0 && !start.Equal(from) || i == len(data)-1 && !end.Equal(to) {
+					t.Errorf("bucket %d spans [%s, %s); the range is [%s, %s)", i, start, end, from, to)
+				}
+				want := decimal.NewFromFloat(f.sim.ProjectTruth("proj_001", series.CPUSeconds, start, end)).Round(6)
+				if got := decimal.RequireFromString(b["cpuSeconds"].(json.Number).String()); !got.Equal(want) {
+					t.Errorf("bucket %d [%s, %s) cpuSeconds %s, truth %s", i, start, end, got, want)
+				}
+			}
+			total := decimal.NewFromFloat(f.sim.ProjectTruth("proj_001", series.CPUSeconds, from, to)).Round(6)
+			if got := decimal.RequireFromString(out["totals"].(map[string]any)["cpuSeconds"].(json.Number).String()); !got.Equal(total) {
+				t.Errorf("total cpuSeconds %s, truth over the range %s", got, total)
+			}
+		})
+	}
+}
