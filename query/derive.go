@@ -58,6 +58,12 @@ type DeriverOptions struct {
 	InitialWindow time.Duration
 	// Metrics receives the Deriver's counters; nil makes a private set.
 	Metrics *metrics.Set
+	// CollectedUntil, if set, bounds the derived hours by the collector's watermark: an hour is
+	// derived (and counted as derived) only once the collector has read past its end, so a gap
+	// the collector is still backfilling (after an outage) is never frozen as empty hourly
+	// points. ok=false (no watermark yet) derives nothing and writes no gauges. Nil: no bound (the collector runs
+	// elsewhere, or data is written by other means).
+	CollectedUntil func() (until time.Time, ok bool)
 }
 
 // Deriver keeps the derived series up to date (an actor, every minute):
@@ -121,6 +127,9 @@ func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOption
 	}, nil
 }
 
+// SetCollectedUntil sets DeriverOptions.CollectedUntil; call it before Run.
+func (d *Deriver) SetCollectedUntil(f func() (time.Time, bool)) { d.opts.CollectedUntil = f }
+
 // Range returns the span of hours whose hourly series are complete; Engine's HourlyRange.
 func (d *Deriver) Range() (from, through time.Time) {
 	d.mu.Lock()
@@ -153,7 +162,15 @@ func (d *Deriver) Step(ctx context.Context) error {
 	start := time.Now()
 	defer func() { d.runs.Inc(); d.runSeconds.UpdateDuration(start) }()
 	now := d.now().UnixMilli()
-	target := floorTo(now, hourMs)
+	hour := floorTo(now, hourMs)
+	target := hour
+	if d.opts.CollectedUntil != nil {
+		until, ok := d.opts.CollectedUntil()
+		if !ok {
+			return nil // no gauges either: month-to-date cost is not known before the first collection
+		}
+		target = min(target, floorTo(until.UnixMilli(), hourMs))
+	}
 	d.mu.Lock()
 	from, through, lastFull := d.from, d.through, d.lastFull
 	d.mu.Unlock()
@@ -163,7 +180,7 @@ func (d *Deriver) Step(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			f = target - d.opts.InitialWindow.Milliseconds()
+			f = hour - d.opts.InitialWindow.Milliseconds()
 			f = floorTo(f, hourMs)
 			t = f
 		}
@@ -190,10 +207,15 @@ func (d *Deriver) Step(ctx context.Context) error {
 	d.mu.Lock()
 	d.from, d.through, d.lastFull = from, through, lastFull
 	d.mu.Unlock()
-	if d.opts.Projects != nil {
-		return d.WriteGauges(ctx, time.UnixMilli(now))
+	return d.writeGauges(ctx, now)
+}
+
+// writeGauges writes the budget gauges when the Deriver knows the projects.
+func (d *Deriver) writeGauges(ctx context.Context, now int64) error {
+	if d.opts.Projects == nil {
+		return nil
 	}
-	return nil
+	return d.WriteGauges(ctx, time.UnixMilli(now))
 }
 
 func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64, ok bool, err error) {

@@ -246,3 +246,66 @@ func TestRecommendations(t *testing.T) {
 		t.Errorf("monthly saving %s, want 65.70", got)
 	}
 }
+
+// With CollectedUntil the Deriver derives only the hours the collector has read past: hours of
+// a gap still being backfilled are derived once the data is there, never frozen as empty.
+func TestDeriverWaitsForTheCollectorsWatermark(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	h0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	now := h0.Add(72*time.Hour + 5*time.Minute)
+	cpu := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "proj_a", series.LabelDeployment, "web", series.LabelCluster, "c", series.LabelRegion, "r")
+	hourly := labels.FromStrings(labels.MetricName, HourlyName(series.CPUSeconds), series.LabelProject, "proj_a", series.LabelDeployment, "web", series.LabelCluster, "c", series.LabelRegion, "r")
+	fill := func(from, to time.Time) { // the collector's work: 60 vCPU-seconds a minute
+		for m := from; m.Before(to); m = m.Add(time.Minute) {
+			appendSample(t, db, cpu, m.Add(time.Minute), 60)
+		}
+	}
+	fill(h0, h0.Add(2*time.Hour))
+	e, err := New(nil, nil, Options{Storage: db, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var until time.Time
+	var known bool
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now },
+		InitialWindow: 72 * time.Hour, CollectedUntil: func() (time.Time, bool) { return until, known }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No watermark yet (the first backfill is running): nothing is derived.
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, through := d.Range(); !through.IsZero() {
+		t.Fatalf("derived through %s before the collector had a watermark", through)
+	}
+	// The collector has read the first two hours: the Deriver stops there.
+	until, known = h0.Add(2*time.Hour+10*time.Minute), true
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, through := d.Range(); !through.Equal(h0.Add(2 * time.Hour)) {
+		t.Fatalf("derived through %s, want the collector's last whole hour %s", through, h0.Add(2*time.Hour))
+	}
+	// The gap is backfilled, more than FullWindow (48h) behind now; every hour is derived right.
+	fill(h0.Add(2*time.Hour), h0.Add(72*time.Hour))
+	until = h0.Add(72 * time.Hour)
+	for range 3 { // at most a day of backlog per step
+		if err := d.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, through := d.Range(); !through.Equal(h0.Add(72 * time.Hour)) {
+		t.Fatalf("derived through %s, want %s", through, h0.Add(72*time.Hour))
+	}
+	got := samplesIn(t, db, hourly, h0, h0.Add(72*time.Hour))
+	if len(got) != 72 {
+		t.Fatalf("%d hourly points, want 72", len(got))
+	}
+	for i, v := range got {
+		if v != 3600 {
+			t.Fatalf("hour %d: %v vCPU-seconds, want 3600", i, v)
+		}
+	}
+}

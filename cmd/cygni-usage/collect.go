@@ -76,6 +76,15 @@ func (c *collectCmd) run(g *globals) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "collected %s .. %s in %s\n", from.Format(time.RFC3339), to.Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
+	// The hourly series of the window may have been derived before this backfill (by a server
+	// that ran earlier): derive them again from what is stored now. It writes only differences.
+	_, d, err := p.newQuery()
+	if err != nil {
+		return err
+	}
+	if err := d.Derive(ctx, from, to); err != nil {
+		return fmt.Errorf("derive the hourly series of the backfilled window: %w", err)
+	}
 	return nil
 }
 

@@ -10,22 +10,19 @@ import (
 // wireQuery adds the query layer: the engine behind the usage endpoints and the Deriver actor
 // that writes the hourly series, the hourly cost series and the budget gauges every minute.
 func (p *process) wireQuery() error {
-	var d *query.Deriver
-	engine, err := query.New(p.logger, p.reg, query.Options{
-		Storage:     p.db,
-		Prices:      query.NewPrices(p.cfg.Pricing),
-		HourlyRange: func() (from, through time.Time) { return d.Range() },
-	})
+	engine, d, err := p.newQuery()
 	if err != nil {
 		return err
 	}
-	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm}
-	if p.store != nil {
-		opts.Projects = p.store
-	}
-	d, err = query.NewDeriver(p.logger, p.reg, opts)
-	if err != nil {
-		return err
+	if p.parts["collector"] {
+		// Derive an hour only once this process's collector has read past it (p.col is set by
+		// wireCollector before anything runs).
+		d.SetCollectedUntil(func() (time.Time, bool) {
+			if p.col == nil {
+				return time.Time{}, false
+			}
+			return p.col.Watermark()
+		})
 	}
 	p.add("deriver", d.Run)
 	p.api.UsageDeps = api.UsageDeps{Usage: engine}
@@ -33,4 +30,26 @@ func (p *process) wireQuery() error {
 		p.api.UsageProjects = p.store
 	}
 	return nil
+}
+
+// newQuery builds the query engine and its Deriver over the process's TSDB and store.
+func (p *process) newQuery() (*query.Engine, *query.Deriver, error) {
+	var d *query.Deriver
+	engine, err := query.New(p.logger, p.reg, query.Options{
+		Storage:     p.db,
+		Prices:      query.NewPrices(p.cfg.Pricing),
+		HourlyRange: func() (from, through time.Time) { return d.Range() },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm}
+	if p.store != nil {
+		opts.Projects = p.store
+	}
+	d, err = query.NewDeriver(p.logger, p.reg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return engine, d, nil
 }

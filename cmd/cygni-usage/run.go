@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cygni/usage/api"
+	"github.com/cygni/usage/collector"
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/store"
@@ -60,6 +61,8 @@ type process struct {
 	actors []actor        // long-running parts
 	closer []func() error // closed in reverse order on exit
 	ready  func() error
+	parts  parts                // the parts this process runs (set by wire)
+	col    *collector.Collector // non-nil when the collector runs in this process
 }
 
 // actor is one member of the run group.

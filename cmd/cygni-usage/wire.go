@@ -10,6 +10,7 @@ import (
 // wire builds the parts the process runs and adds them to the run group and the API options.
 // Each part has its own wireX method, in the file of its part.
 func (p *process) wire(ps parts) error {
+	p.parts = ps
 	for _, w := range []struct {
 		part string
 		fn   func() error
@@ -57,6 +58,7 @@ func (p *process) wireCollector() error {
 		}
 		return col.Ready()
 	}
+	p.col = col
 	p.add("collector", col.Run)
 	return nil
 }
