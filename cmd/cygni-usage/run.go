@@ -62,6 +62,7 @@ type process struct {
 	closer []func() error // closed in reverse order on exit
 	ready  func() error
 	parts  parts                // the parts this process runs (set by wire)
+	sig    chan os.Signal       // SIGINT, SIGTERM, SIGHUP, caught from open on
 	col    *collector.Collector // non-nil when the collector runs in this process
 }
 
@@ -78,6 +79,11 @@ func (p *process) add(name string, run func(ctx context.Context) error) {
 // open builds the shared parts: logger, registries, TSDB and, if configured, the simulated AWS.
 func open(cfg *config.Config) (*process, error) {
 	p := &process{cfg: cfg, logger: newLogger(cfg.LogLevel), reg: prometheus.NewRegistry(), vm: metrics.NewSet()}
+	// Catch the signals before anything starts: a SIGHUP (rule reload) that arrives while the
+	// parts are being wired must not kill the process with the default action.
+	p.sig = make(chan os.Signal, 1)
+	signal.Notify(p.sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	p.closer = append(p.closer, func() error { signal.Stop(p.sig); return nil })
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	db, err := tsdb.Open(p.logger, p.reg, tsdb.Options{
 		Dir:              filepath.Join(cfg.DataDir, "tsdb"),
@@ -176,8 +182,7 @@ func (p *process) runAll(onReload func()) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	{
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		sig := p.sig
 		g.Add(func() error {
 			for {
 				select {
@@ -194,7 +199,7 @@ func (p *process) runAll(onReload func()) error {
 					return nil
 				}
 			}
-		}, func(error) { signal.Stop(sig); cancel() })
+		}, func(error) { cancel() })
 	}
 	for _, a := range p.actors {
 		actx, acancel := context.WithCancel(ctx)
