@@ -48,13 +48,13 @@ type UsageDeps struct {
 var MaxBudgetLimit = decimal.NewFromInt(1_000_000)
 
 func (s *Server) registerUsage(r *mux.Router) {
-	r.Handle("/api/usage/analytics", s.authed(RoleMember, s.usageAnalytics)).Methods(http.MethodGet)
-	r.Handle("/api/usage/summary", s.authed(RoleMember, s.usageSummary)).Methods(http.MethodGet)
-	r.Handle("/api/usage/export", s.authed(RoleMember, s.usageExport)).Methods(http.MethodGet)
-	r.Handle("/api/usage/limits", s.authed(RoleMember, s.usageLimits)).Methods(http.MethodGet)
-	r.Handle("/api/usage/limits", s.authed(RoleAdmin, s.setUsageLimit)).Methods(http.MethodPost)
-	r.Handle("/api/usage/recommendations", s.authed(RoleMember, s.usageRecommendations)).Methods(http.MethodGet)
-	r.Handle("/api/projects/{projectId}/budget", s.authed(RoleMember, s.projectBudget)).Methods(http.MethodGet)
+	r.Handle("/api/usage/analytics", s.authed(RoleMember, s.usageHandler(s.analytics))).Methods(http.MethodGet)
+	r.Handle("/api/usage/summary", s.authed(RoleMember, s.usageHandler(s.summary))).Methods(http.MethodGet)
+	r.Handle("/api/usage/export", s.authed(RoleMember, s.usageHandler(s.export))).Methods(http.MethodGet)
+	r.Handle("/api/usage/limits", s.authed(RoleMember, s.usageHandler(s.limits))).Methods(http.MethodGet)
+	r.Handle("/api/usage/limits", s.authed(RoleAdmin, s.usageHandler(s.setLimit))).Methods(http.MethodPost)
+	r.Handle("/api/usage/recommendations", s.authed(RoleMember, s.usageHandler(s.recommendations))).Methods(http.MethodGet)
+	r.Handle("/api/projects/{projectId}/budget", s.authed(RoleMember, s.usageHandler(s.budget))).Methods(http.MethodGet)
 	r.HandleFunc("/api/openapi.json", s.openAPI).Methods(http.MethodGet)
 }
 
@@ -64,6 +64,20 @@ func (s *Server) usageReady() error {
 		return &Error{Kind: KindUnavailable, Code: "unavailable", Message: "the usage query layer is not running in this process"}
 	}
 	return nil
+}
+
+// usageHandler adapts a usage handler that returns its error: a 503 when the query layer is not
+// wired in this process, then the handler; an error is written by usageFail.
+func (s *Server) usageHandler(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := s.usageReady()
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
+			s.usageFail(w, r, err)
+		}
+	}
 }
 
 // usageFail writes err, logging internal ones.
@@ -259,16 +273,7 @@ type analyticsJSON struct {
 	Projects []analyticsProjectJSON `json:"projects"`
 }
 
-func (s *Server) usageAnalytics(w http.ResponseWriter, r *http.Request) {
-	if err := s.analytics(w, r); err != nil {
-		s.usageFail(w, r, err)
-	}
-}
-
 func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
-	if err := s.usageReady(); err != nil {
-		return err
-	}
 	if err := checkParams(r, "projectId", "startDate", "endDate", "groupBy", "tz"); err != nil {
 		return err
 	}
@@ -366,16 +371,7 @@ type summaryJSON struct {
 	Projects     []summaryProjectJSON `json:"projects"`
 }
 
-func (s *Server) usageSummary(w http.ResponseWriter, r *http.Request) {
-	if err := s.summary(w, r); err != nil {
-		s.usageFail(w, r, err)
-	}
-}
-
 func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
-	if err := s.usageReady(); err != nil {
-		return err
-	}
 	if err := checkParams(r); err != nil {
 		return err
 	}
@@ -438,16 +434,7 @@ type limitsJSON struct {
 // limitNumber renders a limit as the seed does: 100, 250.5.
 func limitNumber(d decimal.Decimal) number { return number(d.String()) }
 
-func (s *Server) usageLimits(w http.ResponseWriter, r *http.Request) {
-	if err := s.limits(w, r); err != nil {
-		s.usageFail(w, r, err)
-	}
-}
-
 func (s *Server) limits(w http.ResponseWriter, r *http.Request) error {
-	if err := s.usageReady(); err != nil {
-		return err
-	}
 	if err := checkParams(r); err != nil {
 		return err
 	}
@@ -485,16 +472,7 @@ func limitEntry(p store.Project, t store.Team, f query.ProjectForecast) limitPro
 	}
 }
 
-func (s *Server) setUsageLimit(w http.ResponseWriter, r *http.Request) {
-	if err := s.setLimit(w, r); err != nil {
-		s.usageFail(w, r, err)
-	}
-}
-
 func (s *Server) setLimit(w http.ResponseWriter, r *http.Request) error {
-	if err := s.usageReady(); err != nil {
-		return err
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
 	if err != nil {
 		return &Error{Kind: KindTooLarge, Code: "body_too_large", Message: "the request body is larger than 64 KiB"}
@@ -602,16 +580,7 @@ var (
 	exceededPercent = decimal.NewFromInt(100)
 )
 
-func (s *Server) projectBudget(w http.ResponseWriter, r *http.Request) {
-	if err := s.budget(w, r); err != nil {
-		s.usageFail(w, r, err)
-	}
-}
-
 func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
-	if err := s.usageReady(); err != nil {
-		return err
-	}
 	if err := checkParams(r); err != nil {
 		return err
 	}
@@ -691,16 +660,7 @@ type recommendationJSON struct {
 	Reason            string `json:"reason"`
 }
 
-func (s *Server) usageRecommendations(w http.ResponseWriter, r *http.Request) {
-	if err := s.recommendations(w, r); err != nil {
-		s.usageFail(w, r, err)
-	}
-}
-
 func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
-	if err := s.usageReady(); err != nil {
-		return err
-	}
 	if err := checkParams(r, "projectId"); err != nil {
 		return err
 	}
@@ -732,19 +692,10 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 
 // ---- GET /api/usage/export ----
 
-func (s *Server) usageExport(w http.ResponseWriter, r *http.Request) {
-	if err := s.export(w, r); err != nil {
-		s.usageFail(w, r, err)
-	}
-}
-
 // errStreamed marks an error after the first byte was written: too late for a JSON error body.
 var errStreamed = errors.New("export cut short")
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
-	if err := s.usageReady(); err != nil {
-		return err
-	}
 	if err := checkParams(r, "startDate", "endDate", "format", "projectId"); err != nil {
 		return err
 	}
