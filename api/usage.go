@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -186,14 +187,11 @@ func parseTZ(r *http.Request) (*time.Location, error) {
 // checkParams rejects parameters the endpoint does not know, so a typo is not silently ignored.
 func checkParams(r *http.Request, known ...string) error {
 	for k := range r.URL.Query() {
-		found := false
-		for _, n := range known {
-			if k == n {
-				found = true
-				break
-			}
-		}
-		if !found {
+		switch {
+		case slices.Contains(known, k):
+		case len(known) == 0:
+			return BadParam(k, "is not a parameter of %s (it takes none)", r.URL.Path)
+		default:
 			return BadParam(k, "is not a parameter of %s (known: %s)", r.URL.Path, strings.Join(known, ", "))
 		}
 	}
