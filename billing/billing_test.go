@@ -2,14 +2,10 @@ package billing
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +20,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/billing/stripetest"
+	"github.com/cygni/usage/internal/pgtest"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
@@ -576,39 +573,10 @@ func TestBillingChildProcess(t *testing.T) {
 	t.Fatal("the child survived its send")
 }
 
-// postgresDSN returns a DSN on a fresh schema, dropped afterwards; skips when PostgreSQL is
-// unreachable unless CI=true.
+// postgresDSN returns a DSN on a fresh schema, dropped afterwards; see pgtest.DSN.
 func postgresDSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("CYGNI_TEST_POSTGRES_DSN")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s is unreachable and CI=true: %v", base, err)
-		}
-		t.Skipf("PostgreSQL at %s is unreachable: %v", base, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "billing_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.DSN(t, "billing")
 }
 
 func TestPostgresOneLeaderAndExactTotals(t *testing.T) {

@@ -1,21 +1,15 @@
 package e2e
 
 import (
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
+	"github.com/cygni/usage/internal/pgtest"
 	"github.com/cygni/usage/simaws"
 )
 
@@ -31,39 +25,11 @@ type storeBackend struct {
 func storeBackends(t *testing.T) []storeBackend {
 	t.Helper()
 	bs := []storeBackend{{name: "sqlite"}}
-	base := os.Getenv("CYGNI_TEST_POSTGRES_DSN")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s is unreachable and CI=true: %v", base, err)
-		}
-		t.Logf("PostgreSQL at %s is unreachable; testing SQLite only: %v", base, err)
+	dsn, ok := pgtest.TryDSN(t, "e2e")
+	if !ok {
 		return bs
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "e2e_" + hex.EncodeToString(b[:])
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return append(bs, storeBackend{name: "postgres", config: "store:\n  driver: postgres\n", env: []string{"CYGNI_STORE_DSN=" + u.String()}})
+	return append(bs, storeBackend{name: "postgres", config: "store:\n  driver: postgres\n", env: []string{"CYGNI_STORE_DSN=" + dsn}})
 }
 
 // cli runs an admin command against dataDir and the backend and returns its stdout.

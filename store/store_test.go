@@ -2,15 +2,9 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"testing"
-	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/cygni/usage/internal/pgtest"
 )
 
 // opener opens a store of the backend under test; opts.Driver, DSN and DataDir are filled in.
@@ -55,46 +49,10 @@ func openForTest(t testing.TB, opts Options) *Store {
 	return s
 }
 
-// PostgresTestDSN returns a DSN whose search_path is a fresh schema, dropped in t.Cleanup. It
-// skips the test when PostgreSQL does not answer, or fails it when CI=true.
+// PostgresTestDSN returns a DSN on a fresh schema, dropped in t.Cleanup; see pgtest.DSN.
 func PostgresTestDSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("CYGNI_TEST_POSTGRES_DSN")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("open PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s is unreachable and CI=true: %v", base, err)
-		}
-		t.Skipf("PostgreSQL at %s is unreachable: %v", base, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "test_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", base, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.DSN(t, "test")
 }
 
 func TestMigrations(t *testing.T) {
