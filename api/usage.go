@@ -222,6 +222,21 @@ func (s *Server) teamProjects(ctx context.Context, teamID, projectID string) ([]
 	return ps, nil
 }
 
+// teamScope returns the caller's team and its projects (or the one project projectID, a 404
+// when it is unknown or another team's).
+func (s *Server) teamScope(r *http.Request, projectID string) (store.Team, []store.Project, error) {
+	p, _ := PrincipalFrom(r.Context())
+	ps, err := s.teamProjects(r.Context(), p.TeamID, projectID)
+	if err != nil {
+		return store.Team{}, nil, err
+	}
+	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
+	if err != nil {
+		return store.Team{}, nil, err
+	}
+	return team, ps, nil
+}
+
 func projectIDs(ps []store.Project) []string {
 	ids := make([]string, len(ps))
 	for i, p := range ps {
@@ -373,12 +388,7 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r); err != nil {
 		return err
 	}
-	p, _ := PrincipalFrom(r.Context())
-	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
-	if err != nil {
-		return err
-	}
-	ps, err := s.teamProjects(r.Context(), p.TeamID, "")
+	team, ps, err := s.teamScope(r, "")
 	if err != nil {
 		return err
 	}
@@ -436,12 +446,7 @@ func (s *Server) limits(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r); err != nil {
 		return err
 	}
-	p, _ := PrincipalFrom(r.Context())
-	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
-	if err != nil {
-		return err
-	}
-	ps, err := s.teamProjects(r.Context(), p.TeamID, "")
+	team, ps, err := s.teamScope(r, "")
 	if err != nil {
 		return err
 	}
@@ -582,13 +587,8 @@ func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r); err != nil {
 		return err
 	}
-	p, _ := PrincipalFrom(r.Context())
 	id := mux.Vars(r)["projectId"]
-	ps, err := s.teamProjects(r.Context(), p.TeamID, id)
-	if err != nil {
-		return err
-	}
-	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
+	team, ps, err := s.teamScope(r, id)
 	if err != nil {
 		return err
 	}
