@@ -2,8 +2,6 @@ package config
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,19 +22,9 @@ func TestBillingConfigFiles(t *testing.T) {
 		{"billing-settle.bad.yml", `'billing.settle_delay' is 0s; it must be positive`},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := Parse(b)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
-				}
+			c := parseTestdata(t, tc.file, tc.wantErr)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got := c.Billing
 			if got.Mode != BillingModeUsageRecords || got.SettleDelay.D() != 30*time.Minute || got.Stripe.URL != "http://127.0.0.1:12111" {

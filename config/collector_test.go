@@ -3,7 +3,6 @@ package config
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -23,19 +22,9 @@ func TestCollectorConfigFiles(t *testing.T) {
 		{"collector-chunk.bad.yml", `'collector.chunk' is 1m30s; it must be a whole number of minutes`},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := Parse(b)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
-				}
+			c := parseTestdata(t, tc.file, tc.wantErr)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got := c.Collector
 			if got.Interval.D() != time.Minute || got.Lookback.D() != 30*time.Minute || got.Backfill.D() != 14*24*time.Hour ||
