@@ -15,20 +15,8 @@ import (
 
 	"github.com/cygni/usage/alerting"
 	"github.com/cygni/usage/api"
-	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
 )
-
-// reloadTokens resolves the reload test's tokens.
-type reloadTokens map[string]api.Principal
-
-func (s reloadTokens) VerifyToken(_ context.Context, token string) (api.Principal, error) {
-	p, ok := s[token]
-	if !ok {
-		return api.Principal{}, store.ErrInvalidToken
-	}
-	return p, nil
-}
 
 // POST /-/reload re-reads the rule files for an admin token; a broken file is a 400 naming
 // file:line while the previous rules keep running.
@@ -50,7 +38,7 @@ func TestReloadEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := reloadTokens{
+	tokens := staticTokens{
 		"admin":  {TeamID: "team_a", Role: api.RoleAdmin},
 		"member": {TeamID: "team_a", Role: api.RoleMember},
 		"adminB": {TeamID: "team_b", Role: api.RoleAdmin}, // an admin, but not of an operator team

@@ -16,16 +16,6 @@ import (
 	"github.com/cygni/usage/store"
 )
 
-type billingTokens map[string]api.Principal
-
-func (b billingTokens) VerifyToken(_ context.Context, token string) (api.Principal, error) {
-	p, ok := b[token]
-	if !ok {
-		return api.Principal{}, store.ErrInvalidToken
-	}
-	return p, nil
-}
-
 func newBillingServer(t *testing.T) (*httptest.Server, *store.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -57,7 +47,7 @@ func newBillingServer(t *testing.T) (*httptest.Server, *store.Store) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(api.Options{
-		AuthDeps: api.AuthDeps{Tokens: billingTokens{
+		AuthDeps: api.AuthDeps{Tokens: staticTokens{
 			"admin-a":  {TeamID: "team_a", Role: api.RoleAdmin},
 			"member-a": {TeamID: "team_a", Role: api.RoleMember},
 			"admin-b":  {TeamID: "team_b", Role: api.RoleAdmin},

@@ -38,17 +38,6 @@ type promFixture struct {
 	groups  []*rules.Group // what the alerting engine would hand out
 }
 
-// staticTokens resolves the fixture's tokens.
-type staticTokens map[string]api.Principal
-
-func (s staticTokens) VerifyToken(_ context.Context, token string) (api.Principal, error) {
-	p, ok := s[token]
-	if !ok {
-		return api.Principal{}, store.ErrInvalidToken
-	}
-	return p, nil
-}
-
 // staticProjects lists the fixture's projects by team.
 type staticProjects map[string][]string
 
