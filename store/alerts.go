@@ -8,7 +8,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -38,32 +37,6 @@ type OutboxMessage struct {
 	LastError      string
 	CreatedAt      time.Time
 	SentAt         *time.Time
-}
-
-// insertNotificationTx inserts n (with a new id if it has none) inside tx.
-func (s *Store) insertNotificationTx(ctx context.Context, tx *sql.Tx, n Notification) (Notification, error) {
-	if n.ID == "" {
-		n.ID = newID(PrefixNotification)
-	}
-	if n.CreatedAt.IsZero() {
-		n.CreatedAt = s.now()
-	}
-	n.CreatedAt = n.CreatedAt.UTC().Truncate(time.Microsecond)
-	if n.Payload == nil {
-		n.Payload = map[string]any{}
-	}
-	payload, err := json.Marshal(n.Payload)
-	if err != nil {
-		return Notification{}, fmt.Errorf("encode notification payload: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO notifications (id, team_id, project_id, type, severity, message, payload, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), n.ID, n.TeamID, n.ProjectID, n.Type, n.Severity, n.Message, string(payload), n.CreatedAt); err != nil {
-		if isForeignKeyViolation(err) {
-			return Notification{}, fmt.Errorf("insert notification: team %s: %w", n.TeamID, ErrNotFound)
-		}
-		return Notification{}, fmt.Errorf("insert notification: %w", err)
-	}
-	return n, nil
 }
 
 func (s *Store) insertOutboxTx(ctx context.Context, tx *sql.Tx, notificationID string, out []OutboxMessage) error {

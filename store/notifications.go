@@ -39,6 +39,18 @@ var ErrBadCursor = errors.New("malformed cursor")
 // need idempotency pass a deterministic one: an existing ID is ErrConflict); a zero CreatedAt is
 // now; an empty severity is "info".
 func (s *Store) CreateNotification(ctx context.Context, n Notification) (Notification, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = s.insertNotificationTx(ctx, tx, n)
+		return err
+	})
+	return n, err
+}
+
+// insertNotificationTx validates n, fills its defaults (as CreateNotification says) and inserts
+// it inside tx, so that callers can store it together with rows of their own (the alerting
+// dedup row and outbox).
+func (s *Store) insertNotificationTx(ctx context.Context, tx *sql.Tx, n Notification) (Notification, error) {
 	if n.ID == "" {
 		n.ID = newID(PrefixNotification)
 	}
@@ -66,8 +78,8 @@ func (s *Store) CreateNotification(ctx context.Context, n Notification) (Notific
 		return Notification{}, fmt.Errorf("create notification: encode the payload: %w", err)
 	}
 	n.ReadAt = nil
-	_, err = s.exec(ctx, `INSERT INTO notifications (id, team_id, project_id, type, severity, message, payload, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, n.ID, n.TeamID, n.ProjectID, n.Type, n.Severity, n.Message, string(payload), n.CreatedAt)
+	_, err = tx.ExecContext(ctx, s.rebind(`INSERT INTO notifications (id, team_id, project_id, type, severity, message, payload, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), n.ID, n.TeamID, n.ProjectID, n.Type, n.Severity, n.Message, string(payload), n.CreatedAt)
 	switch {
 	case isUniqueViolation(err):
 		return Notification{}, fmt.Errorf("create notification %s: %w", n.ID, ErrConflict)
