@@ -19,6 +19,16 @@ func (p *process) wireAlerting() error {
 		return nil
 	}
 	var senders []*alerting.Sender
+	// addSender runs a sender that delivers one channel's outbox with deliver.
+	addSender := func(channel string, deliver alerting.DeliverFunc) error {
+		s, err := alerting.NewSender(p.logger, alerting.SenderOptions{Channel: channel, Outbox: p.store, Deliver: deliver, MaxBackoff: cfg.MaxBackoff.D(), Metrics: p.vm})
+		if err != nil {
+			return err
+		}
+		senders = append(senders, s)
+		p.add("alerting-"+channel, s.Run)
+		return nil
+	}
 	ntf, err := alerting.NewNotifier(p.logger, alerting.NotifierOptions{
 		Directory: p.store,
 		State:     p.store,
@@ -57,12 +67,9 @@ func (p *process) wireAlerting() error {
 		if err != nil {
 			return err
 		}
-		s, err := alerting.NewSender(p.logger, alerting.SenderOptions{Channel: store.ChannelEmail, Outbox: p.store, Deliver: d.Deliver, MaxBackoff: cfg.MaxBackoff.D(), Metrics: p.vm})
-		if err != nil {
+		if err := addSender(store.ChannelEmail, d.Deliver); err != nil {
 			return err
 		}
-		senders = append(senders, s)
-		p.add("alerting-email", s.Run)
 	} else {
 		p.logger.Warn("no alerting.smtp.host; budget e-mails are kept in the outbox until one is configured")
 	}
@@ -71,12 +78,9 @@ func (p *process) wireAlerting() error {
 		if err != nil {
 			return err
 		}
-		s, err := alerting.NewSender(p.logger, alerting.SenderOptions{Channel: store.ChannelWebhook, Outbox: p.store, Deliver: d.Deliver, MaxBackoff: cfg.MaxBackoff.D(), Metrics: p.vm})
-		if err != nil {
+		if err := addSender(store.ChannelWebhook, d.Deliver); err != nil {
 			return err
 		}
-		senders = append(senders, s)
-		p.add("alerting-webhook", s.Run)
 	}
 	p.add("alerting", mgr.Run)
 	p.api.Rules = mgr
