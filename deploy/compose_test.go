@@ -1,12 +1,16 @@
 // Package deploy holds the docker-compose stack's files (provisioning, dashboards, the service's
 // configuration). There is no docker engine in CI: these tests load docker-compose.yml with
 // compose-go exactly as `docker compose` does and check what the stack relies on.
+//
+// deploy is a Go module of its own, so that compose-go is no dependency of the service. It
+// imports no package of the service: the service's configuration is checked by the service's
+// own binary (`cygni-usage check-config`), built from ../cmd/cygni-usage.
 package deploy_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,8 +20,6 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
-
-	"github.com/cygni/usage/config"
 )
 
 const root = ".."
@@ -122,16 +124,23 @@ func TestComposeServices(t *testing.T) {
 		}
 	})
 	t.Run("postgres DSN of the service matches the postgres service", func(t *testing.T) {
-		cfg, err := config.Load(filepath.Join("cygni-usage.yml"))
-		if err != nil {
-			t.Fatal(err)
+		out, err := exec.Command(serviceBinary(t), "check-config", "--config", "cygni-usage.yml").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "cygni-usage.yml: OK") {
+			t.Fatalf("cygni-usage check-config: %v\n%s", err, out)
 		}
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
+		var cfg struct {
+			Store struct{ Driver, DSN string }
+			Billing struct {
+				Stripe struct{ URL string }
+			}
+			Alerting struct {
+				SMTP struct{ Host string }
+			}
 		}
+		readYAML(t, "cygni-usage.yml", &cfg)
 		env := p.Services["postgres"].Environment
 		want := "postgres://" + *env["POSTGRES_USER"] + ":" + *env["POSTGRES_PASSWORD"] + "@postgres:5432/" + *env["POSTGRES_DB"]
-		if cfg.Store.Driver != "postgres" || !strings.HasPrefix(string(cfg.Store.DSN), want) {
+		if cfg.Store.Driver != "postgres" || !strings.HasPrefix(cfg.Store.DSN, want) {
 			t.Errorf("store %s %q, want a DSN starting %q", cfg.Store.Driver, cfg.Store.DSN, want)
 		}
 		if !strings.Contains(cfg.Billing.Stripe.URL, "stripe-mock:12111") || cfg.Alerting.SMTP.Host != "mailpit" {
@@ -155,109 +164,23 @@ func TestDockerfile(t *testing.T) {
 	if len(stages) < 3 {
 		t.Errorf("%d stages, want a multi-stage build", len(stages))
 	}
-}
-
-func TestProvisioning(t *testing.T) {
-	var ds struct {
-		Datasources []struct {
-			Name, UID, Type, URL string
-			JSONData             map[string]any    `yaml:"jsonData"`
-			SecureJSONData       map[string]string `yaml:"secureJsonData"`
+	// Binaries for the platform the image is built for (BuildKit's TARGETOS/TARGETARCH), static
+	// so that the plugin runs in Grafana's Alpine image, named as Grafana looks for them.
+	df := string(raw)
+	for _, want := range []string{
+		"FROM --platform=$BUILDPLATFORM golang:",
+		"ARG TARGETOS",
+		"ARG TARGETARCH",
+		"CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/cygni-usage ./cmd/cygni-usage",
+		"CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/gpx_usage_${TARGETOS}_${TARGETARCH} ./cmd/gpx_usage",
+		"COPY --from=build /out/gpx_usage_${TARGETOS}_${TARGETARCH} /plugin/",
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("the Dockerfile lacks %q", want)
 		}
 	}
-	readYAML(t, "grafana/provisioning/datasources/cygni.yml", &ds)
-	uids := map[string]string{}
-	for _, d := range ds.Datasources {
-		uids[d.UID] = d.Type
-		if d.URL != "http://cygni-usage:8080" {
-			t.Errorf("%s points at %q", d.Name, d.URL)
-		}
-		switch d.Type {
-		case pluginID(t):
-			if d.SecureJSONData["apiToken"] == "" {
-				t.Errorf("%s has no apiToken", d.Name)
-			}
-		case "prometheus":
-			if d.JSONData["httpHeaderName1"] != "Authorization" || !strings.HasPrefix(d.SecureJSONData["httpHeaderValue1"], "Bearer ") {
-				t.Errorf("%s sends no bearer token: %+v %+v", d.Name, d.JSONData, d.SecureJSONData)
-			}
-		default:
-			t.Errorf("unexpected data source type %q", d.Type)
-		}
-	}
-	if len(uids) != 2 {
-		t.Fatalf("data sources %v, want the plugin and Prometheus", uids)
-	}
-
-	var providers struct {
-		Providers []struct {
-			Options struct{ Path string }
-		}
-	}
-	readYAML(t, "grafana/provisioning/dashboards/cygni.yml", &providers)
-	if len(providers.Providers) != 1 || providers.Providers[0].Options.Path != "/var/lib/grafana/dashboards" {
-		t.Errorf("dashboard providers %+v", providers)
-	}
-
-	raw, err := os.ReadFile("dashboards/cygni-usage.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Title  string
-		Panels []struct {
-			Title      string
-			Type       string
-			Datasource *struct{ Type, UID string }
-			Targets    []map[string]any
-		}
-	}
-	if err := json.Unmarshal(raw, &dash); err != nil {
-		t.Fatal(err)
-	}
-	if dash.Title != "Cygni usage" {
-		t.Errorf("title %q", dash.Title)
-	}
-	seen := map[string]bool{}
-	for _, p := range dash.Panels {
-		if p.Type == "row" {
-			continue
-		}
-		if p.Datasource == nil || uids[p.Datasource.UID] != p.Datasource.Type {
-			t.Errorf("panel %q uses data source %+v, not a provisioned one", p.Title, p.Datasource)
-		}
-		if len(p.Targets) == 0 {
-			t.Errorf("panel %q has no query", p.Title)
-		}
-		for _, q := range p.Targets {
-			if qt, ok := q["queryType"].(string); ok {
-				seen[qt] = true
-			}
-		}
-		seen[p.Type] = true
-	}
-	// Cost by project, usage by metric, budget gauges and notifications.
-	for _, want := range []string{"usage", "budget", "gauge", "timeseries", "table"} {
-		if !seen[want] {
-			t.Errorf("the dashboard has no %s panel or query", want)
-		}
-	}
-}
-
-func TestPluginJSON(t *testing.T) {
-	var p struct {
-		ID, Type, Executable string
-		Backend, Alerting    bool
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "grafana-plugin/src/plugin.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &p); err != nil {
-		t.Fatal(err)
-	}
-	if p.ID != "cygni-usage-datasource" || p.Type != "datasource" || !p.Backend || !p.Alerting || p.Executable != "gpx_usage" {
-		t.Errorf("plugin.json %+v", p)
+	if strings.Contains(df, "gpx_usage_linux_amd64") {
+		t.Error("the Dockerfile names a fixed platform's plugin binary")
 	}
 }
 
@@ -284,7 +207,7 @@ func dockerfileStages(t testing.TB, path string) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, m := range regexp.MustCompile(`(?mi)^FROM\s+\S+\s+AS\s+(\S+)`).FindAllStringSubmatch(string(raw), -1) {
+	for _, m := range regexp.MustCompile(`(?mi)^FROM\s+(?:--platform=\S+\s+)?\S+\s+AS\s+(\S+)`).FindAllStringSubmatch(string(raw), -1) {
 		out = append(out, m[1])
 	}
 	return out

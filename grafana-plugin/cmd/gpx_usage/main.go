@@ -1,9 +1,13 @@
 // Command gpx_usage is the backend of the Cygni usage Grafana data source. Grafana starts it
 // (as dist/gpx_usage_<os>_<arch>) and talks to it over gRPC; it talks to cygni-usage over HTTP.
+//
+// Build it static (CGO_ENABLED=0) so that it runs on any Grafana host, the musl-based
+// grafana/grafana image included; the time-zone database is embedded for hosts without one.
 package main
 
 import (
 	"os"
+	_ "time/tzdata" // IANA zones for the tz of usage queries on hosts without zoneinfo (Windows, scratch images)
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend/datasource"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"

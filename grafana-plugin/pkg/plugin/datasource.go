@@ -1,11 +1,22 @@
 // Package plugin is the backend of the Cygni usage Grafana data source (cygni-usage-datasource).
 //
 // It talks to cygni-usage over HTTP only, with the team's API token kept in Grafana's secure
-// JSON data, and imports no server package. Query types: "usage" (GET /api/usage/analytics),
-// "budget" (GET /api/projects/{id}/budget) and "promql" (POST /api/v1/query_range). Amounts
-// arrive as exact decimal strings; a frame value is the float64 nearest to the API's number and
-// sums for alert queries are computed in exact decimals before that conversion. Dashboards get
-// time-series multi frames with labels; alert queries get numeric frames.
+// JSON data, and imports no server package. Query types:
+//
+//   - "usage": GET /api/usage/analytics, one time series per project (or, for alert rules, one
+//     number per project: the exact decimal sum of the range);
+//   - "budget": GET /api/usage/limits and GET /api/projects/{id}/budget, one value per project;
+//   - "promql": POST /api/v1/query_range (or /api/v1/query for alert rules), aligned to the step
+//     as Grafana's Prometheus data source aligns it;
+//   - "notifications": GET /api/usage/notifications, the notification history as a table that is
+//     also an annotation source (time, title, text, tags);
+//   - "variable": the projects, deployments or metrics for a dashboard variable.
+//
+// Amounts arrive as exact decimal strings; a frame value is the float64 nearest to the API's
+// number, and sums for alert rules are computed in exact decimals before that conversion.
+//
+// Every frame meant for alert rules and server-side expressions holds one value per distinct
+// label set: Grafana refuses results it cannot tell apart by labels.
 package plugin
 
 import (
@@ -27,9 +38,11 @@ const ID = "cygni-usage-datasource"
 
 // Query types.
 const (
-	QueryTypeUsage  = "usage"
-	QueryTypeBudget = "budget"
-	QueryTypePromQL = "promql"
+	QueryTypeUsage         = "usage"
+	QueryTypeBudget        = "budget"
+	QueryTypePromQL        = "promql"
+	QueryTypeNotifications = "notifications"
+	QueryTypeVariable      = "variable"
 )
 
 // Settings are the data source's JSON data (the token is in secure JSON data as apiToken).
@@ -40,22 +53,36 @@ type Settings struct {
 	TimeoutSeconds int `json:"timeoutSeconds"`
 }
 
-// Query is one panel or alert query, as the QueryEditor writes it.
+// Query is one panel, variable, annotation or alert query, as the frontend writes it.
 type Query struct {
 	QueryType string `json:"queryType"`
 	// Metric of a usage query: a field of the analytics buckets (cpuHours, memoryGbHours,
 	// egressGB, requests, containerInstances, storageGbHours, cpuSeconds) or a cost
 	// ("cost.total", "cost.compute", "cost.memory", "cost.bandwidth", "cost.requests", "cost.storage").
 	Metric string `json:"metric"`
-	// Project restricts usage and budget queries; "" means every project of the team.
+	// Project selects the projects of usage, budget, notifications and deployments-variable
+	// queries: one id, several ("proj_a,proj_b", "{proj_a,proj_b}", "(proj_a|proj_b)"), or every
+	// project of the team ("", "$__all", ".*", "All"). See parseProjects.
 	Project string `json:"project"`
-	// GroupBy is the analytics bucket: hour, day, week or month (default hour).
+	// GroupBy is the analytics bucket: auto (the default: the finest of hour, day, week, month
+	// at least as coarse as the panel's interval that the API answers for the range), hour, day,
+	// week or month.
 	GroupBy string `json:"groupBy"`
-	// TZ is the IANA time zone of the buckets (default UTC).
+	// TZ is the IANA time zone of the buckets (and of PromQL step alignment); default UTC.
 	TZ string `json:"tz"`
-	// Expr and Step (a Prometheus duration, default the panel interval) of a PromQL query.
-	Expr string `json:"expr"`
-	Step string `json:"step"`
+	// Field is the budget quantity: used, limit, remaining, percentUsed or forecast; empty for
+	// the table of all five (dashboards only: alert rules need one).
+	Field string `json:"field"`
+	// Expr, Step (a Prometheus duration, default the panel interval) and LegendFormat
+	// ("{{project}} reserved") of a PromQL query.
+	Expr         string `json:"expr"`
+	Step         string `json:"step"`
+	LegendFormat string `json:"legendFormat"`
+	// Types restricts a notifications query to these notification types (budget_warning,
+	// budget_exceeded, forecast_exceeded, usage_anomaly, alert_resolved, …); empty for all.
+	Types []string `json:"types"`
+	// Variable is what a variable query lists: projects, deployments or metrics.
+	Variable string `json:"variable"`
 	// Numeric asks for numeric frames (one value per series) as alert rules need; queries
 	// from Grafana's alerting get them without asking.
 	Numeric bool `json:"numeric"`
@@ -108,7 +135,7 @@ func (d *Datasource) usable() error {
 		return errors.New("the data source has no valid URL: set it to the cygni-usage address, e.g. http://cygni-usage:8080")
 	}
 	if d.api.token == "" {
-		return errors.New("the data source has no API token: create one with `cygni-usage token create` and paste it into the data source settings")
+		return errors.New("the data source has no API token: create one with `cygni-usage token create <team> --role member` and paste it into the data source settings")
 	}
 	return nil
 }
@@ -182,11 +209,15 @@ func (d *Datasource) query(ctx context.Context, dq backend.DataQuery, fromAlert 
 	case QueryTypeUsage:
 		res, err = d.usage(ctx, q, dq)
 	case QueryTypeBudget:
-		res, err = d.budget(ctx, q)
+		res, err = d.budget(ctx, q, fromAlert)
 	case QueryTypePromQL:
 		res, err = d.promql(ctx, q, dq)
+	case QueryTypeNotifications:
+		res, err = d.notifications(ctx, q, dq)
+	case QueryTypeVariable:
+		res, err = d.variable(ctx, q, dq)
 	default:
-		return backend.ErrDataResponse(backend.StatusBadRequest, fmt.Sprintf("unknown query type %q: use usage, budget or promql", q.QueryType))
+		return backend.ErrDataResponse(backend.StatusBadRequest, fmt.Sprintf("unknown query type %q: use usage, budget, promql, notifications or variable", q.QueryType))
 	}
 	if err != nil {
 		return errorResponse(err)
