@@ -129,7 +129,7 @@ func TestComposeServices(t *testing.T) {
 			t.Fatalf("cygni-usage check-config: %v\n%s", err, out)
 		}
 		var cfg struct {
-			Store struct{ Driver, DSN string }
+			Store   struct{ Driver, DSN string }
 			Billing struct {
 				Stripe struct{ URL string }
 			}
