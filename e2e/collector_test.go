@@ -21,7 +21,7 @@ import (
 // A real process is SIGKILLed in the middle of its first backfill and restarted: the totals of
 // every project and series over the collected window equal the simulator's ground truth.
 func TestCollectorKilledDuringBackfill(t *testing.T) {
-	sim := simaws.New(simaws.Options{Projects: 30, ServicesPerProject: 3})
+	sim := simaws.New(simaws.Options{Projects: 30, ServicesPerProject: 3, Now: Clock(t)})
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 	env := AWSEnv(t, srv.URL)

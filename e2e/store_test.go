@@ -80,7 +80,7 @@ func get(t testing.TB, url, token string) (int, string) {
 func TestAdminCLIWhileServing(t *testing.T) {
 	for _, b := range storeBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
-			sim := simaws.New(simaws.Options{})
+			sim := simaws.New(simaws.Options{Now: Clock(t)})
 			srv := httptest.NewServer(sim.Handler())
 			t.Cleanup(srv.Close)
 			dataDir := t.TempDir()
