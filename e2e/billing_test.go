@@ -112,7 +112,7 @@ billing:
 		return want
 	}
 	var wm time.Time
-	deadline := time.Now().Add(60 * time.Second)
+	expired := timeout(60 * time.Second)
 	for {
 		wm = Clock(t)().UTC().Add(-time.Minute).Truncate(time.Hour)
 		want := expected(wm)
@@ -130,7 +130,7 @@ billing:
 		if equal {
 			break
 		}
-		if time.Now().After(deadline) {
+		if expired() {
 			t.Fatalf("Stripe totals %v, want %v (from %s to %s)\n%s", got, want, from, wm, tail(p2.Stderr(), 4000))
 		}
 		time.Sleep(200 * time.Millisecond)

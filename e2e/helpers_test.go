@@ -47,6 +47,23 @@ func Clock(t testing.TB) clock.Func {
 	return c.(clock.Func)
 }
 
+// timeout returns a function that reports whether d has passed since the call: a bound on a
+// test's own waiting, on the monotonic clock; it decides nothing about the data.
+func timeout(d time.Duration) func() bool {
+	expired := time.After(d)
+	done := false
+	return func() bool {
+		if !done {
+			select {
+			case <-expired:
+				done = true
+			default:
+			}
+		}
+		return done
+	}
+}
+
 // clockEnv pins a child process to the test's clock as it reads now.
 func clockEnv(t testing.TB) string {
 	return clock.EnvTestNow + "=" + Clock(t)().UTC().Format(time.RFC3339Nano)
@@ -176,10 +193,9 @@ func (p *Proc) Stderr() string { return p.stderr.String() }
 func (p *Proc) URL() string { return "http://" + p.Addr }
 
 // WaitReady polls /readyz until it answers 200, the process exits, or the timeout passes.
-func (p *Proc) WaitReady(timeout time.Duration) {
+func (p *Proc) WaitReady(limit time.Duration) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	for expired := timeout(limit); !expired(); {
 		select {
 		case <-p.done:
 			p.t.Fatalf("process exited before ready: %v\n%s", p.err, tail(p.Stderr(), 4000))
@@ -194,7 +210,7 @@ func (p *Proc) WaitReady(timeout time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p.t.Fatalf("not ready after %s\n%s", timeout, tail(p.Stderr(), 4000))
+	p.t.Fatalf("not ready after %s\n%s", limit, tail(p.Stderr(), 4000))
 }
 
 // Kill sends SIGKILL and waits for the exit.
