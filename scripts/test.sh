@@ -80,6 +80,19 @@ step "go vet" go vet ./...
 step "go test" go test -count=1 -timeout 20m ./...
 # The race detector over the packages that run goroutines of their own.
 step "go test -race" go test -race -count=1 -timeout 20m ./collector/ ./alerting/ ./billing/ ./store/ ./simaws/
+# ---- The Go modules beside the service's: the Grafana plugin's backend (grafana-plugin/) and the
+# docker-compose checks (deploy/) are modules of their own, so that the service's module carries
+# neither the plugin SDK nor compose-go; `go vet ./...` and `go test ./...` above do not enter
+# them. Every module's go.mod must be what `go mod tidy` makes of it.
+for mod in . grafana-plugin deploy; do
+  step "go mod tidy ($mod)" bash -c "cd $mod && go mod tidy -diff"
+done
+for mod in grafana-plugin deploy; do
+  step "go vet ($mod)" bash -c "cd $mod && go vet ./..."
+  step "go test ($mod)" bash -c "cd $mod && go test -count=1 -timeout 20m ./..."
+done
+# ---- end of the plugin and deploy modules
+
 # The end-to-end package again at pinned instants: in the simulated night, right after a month
 # boundary, and on a DST change day (Europe, 2026-03-29). Only in CI or when asked, to keep a
 # developer's run short.
