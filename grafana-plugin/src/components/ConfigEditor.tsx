@@ -5,6 +5,9 @@ import { UsageDataSourceOptions, UsageSecureJsonData } from '../types';
 
 type Props = DataSourcePluginOptionsEditorProps<UsageDataSourceOptions, UsageSecureJsonData>;
 
+/** TOKEN_HELP says how to get a token, in the CLI's own syntax (`cygni-usage token create --help`). */
+export const TOKEN_HELP = 'A token of the team whose projects to show: cygni-usage token create <team> --role member';
+
 /** ConfigEditor sets the cygni-usage URL, the team's API token and the request timeout. */
 export function ConfigEditor({ options, onOptionsChange }: Props) {
   const { jsonData, secureJsonFields, secureJsonData } = options;
@@ -33,7 +36,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
           width={40}
         />
       </InlineField>
-      <InlineField label="API token" labelWidth={16} tooltip="A team token: cygni-usage token create --team … --role member">
+      <InlineField label="API token" labelWidth={16} tooltip={TOKEN_HELP}>
         <SecretInput
           id="config-editor-api-token"
           aria-label="API token"
