@@ -2,7 +2,12 @@
 GO ?= go
 BIN := bin/cygni-usage
 
-.PHONY: build demo test bench lint clean
+# The Grafana plugin: its id, version (package.json) and the platforms its backend is built for.
+PLUGIN_ID := cygni-usage-datasource
+PLUGIN_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' grafana-plugin/package.json)
+PLUGIN_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 windows/amd64
+
+.PHONY: build demo test bench lint clean plugin
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cygni-usage
@@ -22,5 +27,23 @@ lint:
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
 
+# The Grafana plugin, complete: the frontend, plugin.json, logo, README and a static backend
+# (CGO_ENABLED=0, so it also starts in Grafana's Alpine image) per platform, named as Grafana looks
+# for them (gpx_usage_<os>_<arch>, .exe on Windows), into grafana-plugin/dist/; then the zip
+# Grafana's plugin loader and `grafana cli --pluginUrl` install, whose top folder is the plugin id:
+# grafana-plugin/build/$(PLUGIN_ID)-$(PLUGIN_VERSION).zip.
+plugin:
+	cd grafana-plugin && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	for p in $(PLUGIN_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+	  echo "gpx_usage_$${os}_$${arch}$$ext"; \
+	  (cd grafana-plugin && CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags='-s -w' \
+	    -o dist/gpx_usage_$${os}_$${arch}$$ext ./cmd/gpx_usage) || exit 1; \
+	done
+	rm -rf grafana-plugin/build && mkdir -p grafana-plugin/build/$(PLUGIN_ID)
+	cp -R grafana-plugin/dist/. grafana-plugin/build/$(PLUGIN_ID)/
+	cd grafana-plugin/build && zip -qr $(PLUGIN_ID)-$(PLUGIN_VERSION).zip $(PLUGIN_ID) && rm -rf $(PLUGIN_ID)
+	@echo "grafana-plugin/dist/ and grafana-plugin/build/$(PLUGIN_ID)-$(PLUGIN_VERSION).zip"
+
 clean:
-	rm -rf bin
+	rm -rf bin grafana-plugin/dist grafana-plugin/build
