@@ -7,6 +7,7 @@ require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
 	github.com/shopspring/decimal v1.6.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

@@ -85,12 +85,12 @@ func (d *Datasource) budget(ctx context.Context, q Query, fromAlert bool) (backe
 		}
 		return res, nil
 	}
-	ids2, names, statuses := make([]string, len(projects)), make([]string, len(projects)), make([]string, len(projects))
+	pids, names, statuses := make([]string, len(projects)), make([]string, len(projects)), make([]string, len(projects))
 	for i, p := range projects {
-		ids2[i], names[i], statuses[i] = p.id, projectName(p), budgets[i].Status
+		pids[i], names[i], statuses[i] = p.id, projectName(p), budgets[i].Status
 	}
 	frame := data.NewFrame("budget",
-		data.NewField("project", nil, ids2),
+		data.NewField("project", nil, pids),
 		data.NewField("project_name", nil, names),
 		data.NewField("status", nil, statuses),
 	)

@@ -352,6 +352,9 @@ func TestPluginOverGRPC(t *testing.T) {
 		}
 	})
 
+	// When the service raised its first notifications, and when the test saw them: the service's
+	// clock then reads about lastNote + time.Since(seenNote).
+	var lastNote, seenNote time.Time
 	t.Run("notifications and annotations", func(t *testing.T) {
 		// proj_001's $1 budget is exceeded: the shipped rules raise a warning and an exceeded
 		// notification for it (and nothing for proj_002 with its large budget).
@@ -377,6 +380,7 @@ func TestPluginOverGRPC(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		last, _ := time.Parse(time.RFC3339, notes.Notifications[0].CreatedAt)
+		lastNote, seenNote = last, time.Now()
 		r := request{from: from, to: last}
 		names := map[string]string{"proj_001": "Web shop", "proj_002": "Batch"}
 		for _, tc := range []struct {
@@ -429,6 +433,50 @@ func TestPluginOverGRPC(t *testing.T) {
 		}
 		if res := plug.query(t, pcA, r, map[string]any{"queryType": "notifications", "project": "proj_003"}); res.Status != backend.StatusNotFound {
 			t.Errorf("another team's notifications: %v %v, want 404", res.Status, res.Error)
+		}
+	})
+
+	t.Run("provisioned Grafana alert rules fire where the shipped rules fire", func(t *testing.T) {
+		if lastNote.IsZero() {
+			t.Fatal("no notifications: the budget rules never fired")
+		}
+		// The service's own pending and firing alerts of its rule files, by alert and project.
+		alerts := func() map[string][]string {
+			var a struct {
+				Data struct {
+					Alerts []struct{ Labels map[string]string }
+				}
+			}
+			svc.get(t, svc.tokenA, "/api/v1/alerts", nil, &a)
+			out := map[string][]string{}
+			for _, al := range a.Data.Alerts {
+				out[al.Labels["alertname"]] = append(out[al.Labels["alertname"]], data.Labels{"project": al.Labels["project"]}.String())
+			}
+			for _, v := range out {
+				slices.Sort(v)
+			}
+			return out
+		}
+		rules := provisionedRules(t)
+		before := alerts()
+		at := lastNote.Add(time.Since(seenNote))
+		got := map[string][]string{}
+		for _, r := range rules {
+			got[r.Title] = evalRule(t, plug, pcA, r, at)
+		}
+		after := alerts()
+		for _, r := range rules {
+			if fmt.Sprint(before[r.Title]) != fmt.Sprint(after[r.Title]) {
+				t.Logf("%s changed state while the Grafana rules were evaluated; not compared", r.Title)
+				continue
+			}
+			if fmt.Sprint(got[r.Title]) != fmt.Sprint(after[r.Title]) {
+				t.Errorf("%s: the Grafana rule holds for %v, the shipped rule is active for %v", r.Title, got[r.Title], after[r.Title])
+			}
+		}
+		want := (data.Labels{"project": "proj_001"}).String()
+		if fmt.Sprint(got["ProjectBudgetExceeded"]) != "["+want+"]" || fmt.Sprint(got["ProjectBudgetWarning"]) != "["+want+"]" {
+			t.Errorf("the budget rules hold for %v and %v, want proj_001 alone", got["ProjectBudgetWarning"], got["ProjectBudgetExceeded"])
 		}
 	})
 

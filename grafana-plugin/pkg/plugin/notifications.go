@@ -146,7 +146,7 @@ func (d *Datasource) notifications(ctx context.Context, q Query, dq backend.Data
 		data.NewField("read", nil, read),
 		data.NewField("id", nil, notifIDs),
 	)
-	frame.Meta = &data.FrameMeta{}
+	frame.Meta = &data.FrameMeta{PreferredVisualization: data.VisTypeTable}
 	if truncated {
 		frame.Meta.Notices = []data.Notice{{Severity: data.NoticeSeverityWarning,
 			Text: fmt.Sprintf("More than %d notifications in the range: showing the newest; narrow the range to see older ones.", notificationPage*maxNotificationPages)}}
