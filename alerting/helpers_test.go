@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -17,6 +18,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -65,8 +69,24 @@ func seedTeam(t testing.TB, s *store.Store, anchor int) {
 	}
 }
 
-// writeDerived writes one sample of the query layer's derived series for proj_001 at ts.
-func writeDerived(t testing.TB, db *tsdb.DB, ts time.Time, budget, mtd, forecast float64) {
+// writeDerived writes one sample of the Deriver's gauges for proj_001 at ts. The store's budget
+// limit is set to budget first (the gauge is what the Deriver would write from it).
+func writeDerived(t testing.TB, db *tsdb.DB, st *store.Store, ts time.Time, budget, mtd, forecast float64) {
+	t.Helper()
+	setLimit(t, st, budget)
+	writeGauges(t, db, ts, budget, mtd, forecast)
+}
+
+// setLimit sets proj_001's budget limit in the store.
+func setLimit(t testing.TB, st *store.Store, budget float64) {
+	t.Helper()
+	if err := st.SetBudgetLimit(context.Background(), "team_acme", "proj_001", decimal.NewFromFloat(budget)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeGauges writes the Deriver's gauges for proj_001 at ts, leaving the store alone.
+func writeGauges(t testing.TB, db *tsdb.DB, ts time.Time, budget, mtd, forecast float64) {
 	t.Helper()
 	app := db.Appender(context.Background())
 	for name, v := range map[string]float64{
@@ -83,6 +103,32 @@ func writeDerived(t testing.TB, db *tsdb.DB, ts time.Time, budget, mtd, forecast
 	}
 }
 
+// gaugeCosts is a CostFunc that reads the amounts of the Deriver's gauges back from the TSDB
+// (with the real PromQL engine): in production the query layer computes them from the usage
+// samples, and the gauges are written from the same numbers.
+func gaugeCosts(db *tsdb.DB) CostFunc {
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	q := rules.EngineQueryFunc(eng, db)
+	return func(ctx context.Context, projects []string, anchor int, at time.Time) (map[string]Costs, error) {
+		out := map[string]Costs{}
+		for _, p := range projects {
+			c := Costs{}
+			c.PeriodStart, c.PeriodEnd = BillingPeriod(at, anchor)
+			for name, dst := range map[string]*decimal.Decimal{series.ProjectCostMonthToDateUSD: &c.Used, series.ProjectCostForecastUSD: &c.Forecast} {
+				v, err := q(ctx, fmt.Sprintf("%s{project=%q}", name, p), at)
+				if err != nil {
+					return nil, err
+				}
+				if len(v) == 1 {
+					*dst = decimal.NewFromFloat(v[0].F)
+				}
+			}
+			out[p] = c
+		}
+		return out, nil
+	}
+}
+
 // recordingState is the real store, remembering the notifications it created.
 type recordingState struct {
 	*store.Store
@@ -90,24 +136,24 @@ type recordingState struct {
 	notes []store.Notification
 }
 
-func (r *recordingState) RecordAlertFiring(ctx context.Context, key store.AlertKey, name string, n store.Notification, out []store.OutboxMessage) (store.Notification, bool, error) {
-	n, ok, err := r.Store.RecordAlertFiring(ctx, key, name, n, out)
+func (r *recordingState) StartAlertEpisode(ctx context.Context, ep store.AlertEpisode, supersede int64, reason string, n store.Notification, out []store.OutboxMessage) (store.AlertEpisode, bool, error) {
+	ep, ok, err := r.Store.StartAlertEpisode(ctx, ep, supersede, reason, n, out)
 	if ok {
 		r.mu.Lock()
 		r.notes = append(r.notes, n)
 		r.mu.Unlock()
 	}
-	return n, ok, err
+	return ep, ok, err
 }
 
-func (r *recordingState) RecordAlertResolved(ctx context.Context, project, alert string, n store.Notification, out []store.OutboxMessage) (store.Notification, bool, error) {
-	n, ok, err := r.Store.RecordAlertResolved(ctx, project, alert, n, out)
+func (r *recordingState) ResolveAlertEpisode(ctx context.Context, id int64, at time.Time, n store.Notification, out []store.OutboxMessage) (bool, error) {
+	ok, err := r.Store.ResolveAlertEpisode(ctx, id, at, n, out)
 	if ok {
 		r.mu.Lock()
 		r.notes = append(r.notes, n)
 		r.mu.Unlock()
 	}
-	return n, ok, err
+	return ok, err
 }
 
 func (r *recordingState) created() []store.Notification {
