@@ -157,16 +157,32 @@ func BillingPeriod(t time.Time, anchorDay int) (time.Time, time.Time) {
 	return start, start.AddDate(0, 1, 0)
 }
 
-// percentUsed is used as a percentage of limit, exact to 6 decimals (the budget endpoint's
-// rule); a zero limit with a cost is 100 %.
+var hundred = decimal.NewFromInt(100)
+
+// percentUsed is used as a percentage of limit, floored to one decimal, so that the percent
+// shown reaches a threshold exactly when thresholdReached does; a limit of zero or less reads
+// 100 once anything is used.
 func percentUsed(used, limit decimal.Decimal) decimal.Decimal {
-	switch {
-	case limit.IsPositive():
-		return used.Mul(decimal.NewFromInt(100)).DivRound(limit, 6)
-	case used.IsPositive():
-		return decimal.NewFromInt(100)
+	if !limit.IsPositive() {
+		if used.IsPositive() {
+			return hundred
+		}
+		return decimal.Zero
 	}
-	return decimal.Zero
+	q, _ := used.Mul(hundred).QuoRem(limit, 1)
+	if q.Mul(limit).GreaterThan(used.Mul(hundred)) { // QuoRem truncates; floor negatives
+		q = q.Sub(decimal.New(1, -1))
+	}
+	return q
+}
+
+// thresholdReached reports exactly (no division) whether used is at least th percent of limit;
+// a limit of zero or less is reached by any use.
+func thresholdReached(used, limit, th decimal.Decimal) bool {
+	if !limit.IsPositive() {
+		return used.IsPositive()
+	}
+	return used.Mul(hundred).GreaterThanOrEqual(th.Mul(limit))
 }
 
 // directory is one snapshot of the projects and teams, read once per evaluation.
@@ -322,7 +338,7 @@ func (n *Notifier) firing(ctx context.Context, ps *pass, r RuleAlerts, a *rules.
 		return err
 	}
 	if t := a.Labels.Get(LabelThreshold); t != "" {
-		if th, err := decimal.NewFromString(t); err == nil && percentUsed(c.Used, limit).LessThan(th) {
+		if th, err := decimal.NewFromString(t); err == nil && !thresholdReached(c.Used, limit, th) {
 			// The alert was evaluated on derived gauges that lag the exact amounts (a budget was
 			// just changed); the next evaluation, on fresh gauges, decides.
 			n.stale.Inc()
@@ -409,7 +425,7 @@ func (n *Notifier) cleared(ctx context.Context, ps *pass, ep *store.AlertEpisode
 	newPeriod := start.Format(time.DateOnly) != ep.Period
 	ls, _ := parser.NewParser(parser.Options{}).ParseMetric(ep.Alert)
 	if t := ls.Get(LabelThreshold); t != "" && !newPeriod {
-		if th, err := decimal.NewFromString(t); err == nil && !percentUsed(c.Used, limit).LessThan(th) {
+		if th, err := decimal.NewFromString(t); err == nil && thresholdReached(c.Used, limit, th) {
 			n.unconfirmed.Inc()
 			n.logger.Debug("alert not firing but the exact amounts are over its threshold; not resolved", "alert", ep.AlertName, "project", ep.ProjectID)
 			return nil
@@ -591,7 +607,9 @@ func (c content) amounts() map[string]string {
 	return out
 }
 
-// setAmounts fills the budget amounts from the exact costs and limit at the notification's time.
+// setAmounts fills the budget amounts from the exact costs and limit at the notification's time
+// (amounts rounded once to cents, the percent floored to one decimal: the budget endpoint's
+// rules).
 func (c *content) setAmounts(limit decimal.Decimal, cs Costs) {
 	c.Used, c.Budget = cs.Used.StringFixed(2), limit.StringFixed(2)
 	c.Percent = percentUsed(cs.Used, limit).StringFixed(1)

@@ -114,6 +114,7 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 		RetryMaxElapsed:   cc.RetryMaxElapsed.D(),
 		OnProgress:        onProgress,
 		OnDiscover:        p.recordDeployments,
+		Now:               p.now,
 	})
 }
 

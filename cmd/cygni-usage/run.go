@@ -21,6 +21,8 @@ import (
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/collector"
 	"github.com/cygni/usage/config"
+	"github.com/cygni/usage/internal/clock"
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
@@ -50,6 +52,7 @@ func newLogger(level string) *slog.Logger {
 // process is everything one cygni-usage process runs, built from the configuration.
 type process struct {
 	cfg    *config.Config
+	now    clock.Func // the process clock: the wall clock, or CYGNI_TEST_NOW in tests
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	vm     *metrics.Set
@@ -64,6 +67,8 @@ type process struct {
 	parts  parts                // the parts this process runs (set by wire)
 	sig    chan os.Signal       // SIGINT, SIGTERM, SIGHUP, caught from open on
 	col    *collector.Collector // non-nil when the collector runs in this process
+	engine *query.Engine        // the query layer (wireQuery)
+	derive *query.Deriver       // non-nil when the Deriver runs in this process
 }
 
 // actor is one member of the run group.
@@ -78,7 +83,11 @@ func (p *process) add(name string, run func(ctx context.Context) error) {
 
 // open builds the shared parts: logger, registries, TSDB and, if configured, the simulated AWS.
 func open(cfg *config.Config) (*process, error) {
-	p := &process{cfg: cfg, logger: newLogger(cfg.LogLevel), reg: prometheus.NewRegistry(), vm: metrics.NewSet()}
+	now, err := clock.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	p := &process{cfg: cfg, now: now, logger: newLogger(cfg.LogLevel), reg: prometheus.NewRegistry(), vm: metrics.NewSet()}
 	// Catch the signals before anything starts: a SIGHUP (rule reload) that arrives while the
 	// parts are being wired must not kill the process with the default action.
 	p.sig = make(chan os.Signal, 1)
@@ -112,7 +121,7 @@ func open(cfg *config.Config) (*process, error) {
 // the standard environment (AWS_ENDPOINT_URL and static credentials), exactly as a user would
 // point the product at any endpoint.
 func (p *process) startSim() error {
-	p.sim = simaws.New(simaws.Options{Seed: p.cfg.AWS.SimulatedSeed})
+	p.sim = simaws.New(simaws.Options{Seed: p.cfg.AWS.SimulatedSeed, Now: p.now})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen for the simulated AWS: %w", err)
