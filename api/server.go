@@ -71,7 +71,7 @@ func (s *Server) routes() {
 		WriteError(w, NotFound("no route %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, &Error{Kind: KindBadRequest, Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+		WriteError(w, &Error{Kind: KindMethodNotAllowed, Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
 	})
 
 	s.registerNotifications(r)
