@@ -2,26 +2,19 @@ package alerting
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"net"
-	"net/mail"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/internal/smtptest"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
@@ -162,107 +155,12 @@ func (r *recordingState) created() []store.Notification {
 	return append([]store.Notification(nil), r.notes...)
 }
 
-// received is one message the SMTP server accepted.
-type received struct {
-	From    string
-	To      []string
-	Subject string
-	Text    string
-	HTML    string
-	Header  mail.Header
-}
-
-// smtpServer is a real SMTP server (emersion/go-smtp) on loopback that keeps what it receives.
-type smtpServer struct {
-	mu   sync.Mutex
-	msgs []received
-	srv  *smtp.Server
-	Addr string
-}
-
-type smtpSession struct {
-	s    *smtpServer
-	from string
-	to   []string
-}
-
-func (s *smtpServer) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{s: s}, nil }
-
-func (ss *smtpSession) Reset()        { ss.from, ss.to = "", nil }
-func (ss *smtpSession) Logout() error { return nil }
-func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	ss.from = from
-	return nil
-}
-func (ss *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.to = append(ss.to, to)
-	return nil
-}
-func (ss *smtpSession) Data(r io.Reader) error {
-	m, err := mail.ReadMessage(r)
-	if err != nil {
-		return err
-	}
-	rc := received{From: ss.from, To: append([]string(nil), ss.to...), Header: m.Header}
-	rc.Subject, _ = new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
-	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil {
-		return err
-	}
-	mr := multipart.NewReader(m.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart() // decodes quoted-printable
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		b, _ := io.ReadAll(p)
-		switch {
-		case strings.HasPrefix(p.Header.Get("Content-Type"), "text/plain"):
-			rc.Text = string(b)
-		case strings.HasPrefix(p.Header.Get("Content-Type"), "text/html"):
-			rc.HTML = string(b)
-		}
-	}
-	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, rc)
-	ss.s.mu.Unlock()
-	return nil
-}
+// smtpServer is the in-test SMTP server.
+type smtpServer struct{ *smtptest.Server }
 
 // startSMTP serves on addr ("127.0.0.1:0" for any port) until the test ends.
-func startSMTP(t testing.TB, addr string) *smtpServer {
-	t.Helper()
-	s := &smtpServer{}
-	s.srv = smtp.NewServer(s)
-	s.srv.Domain = "localhost"
-	s.srv.AllowInsecureAuth = true
-	s.srv.ReadTimeout = 10 * time.Second
-	s.srv.WriteTimeout = 10 * time.Second
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Addr = ln.Addr().String()
-	go func() { _ = s.srv.Serve(ln) }()
-	t.Cleanup(func() { _ = s.srv.Close() })
-	return s
-}
+func startSMTP(t testing.TB, addr string) *smtpServer { return &smtpServer{smtptest.Start(t, addr)} }
 
-func (s *smtpServer) messages() []received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]received(nil), s.msgs...)
-}
+func (s *smtpServer) messages() []smtptest.Message { return s.Messages() }
 
-func (s *smtpServer) port(t testing.TB) int {
-	t.Helper()
-	_, p, _ := net.SplitHostPort(s.Addr)
-	var n int
-	for _, c := range p {
-		n = n*10 + int(c-'0')
-	}
-	return n
-}
+func (s *smtpServer) port(testing.TB) int { return s.Port() }
