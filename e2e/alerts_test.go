@@ -19,8 +19,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/alerting"
-	"github.com/cygni/usage/internal/clock"
-	"github.com/cygni/usage/internal/clock/clocktest"
 	"github.com/cygni/usage/internal/smtptest"
 	"github.com/cygni/usage/simaws"
 )
@@ -148,12 +146,12 @@ func heldAlert(t testing.TB, base, token string) (state string, activeAt time.Ti
 	return "", time.Time{}
 }
 
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	expired := timeout(limit)
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		if expired() {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -174,7 +172,8 @@ func latencyRounds(t testing.TB) int {
 }
 
 // The budget alerts of a real process against the simulated AWS, a real SMTP server and the
-// REST API, at the suite's pinned instant:
+// REST API, at the suite's pinned instant (the latencies are wall-clock durations: this part is
+// about real time):
 //   - every project is over its default $100 budget (prices are 1,000 times the defaults):
 //     warnings to the billing contact only, exceeded alerts to every admin and nobody else,
 //     once each;
@@ -185,7 +184,7 @@ func latencyRounds(t testing.TB) int {
 //   - a SIGKILL keeps the `for` clock of a pending alert and repeats no notification;
 //   - from the collection commit that crosses a threshold to the e-mail: under 30 s.
 func TestBudgetAlertsEndToEnd(t *testing.T) {
-	simNow := clocktest.Clock(t)
+	simNow := Clock(t)
 	sim := simaws.New(simaws.Options{Now: simNow})
 	start := simNow().Truncate(time.Hour)
 	if err := sim.AddSpike(simaws.Spike{Project: "proj_002", Factor: 8, From: start.Add(-time.Hour), To: start.Add(3 * time.Hour)}); err != nil {
@@ -240,10 +239,8 @@ alerting:
   for_grace_period: 10s
   smtp: {host: 127.0.0.1, port: %d, tls: none, from: "Cygni Billing <billing@cygni.example>"}
 `, filepath.Join(rules, "*.yml"), mail.Port())
-	// The process's clock continues the simulator's (pinned at the suite's instant when the test
-	// began), here and after the restart.
-	pinned := func() string { return clock.EnvTestNow + "=" + simNow().Format(time.RFC3339Nano) }
-	env := append(AWSEnv(t, srv.URL), pinned())
+	// Start pins the process to the test's clock (the simulator's), here and after the restart.
+	env := AWSEnv(t, srv.URL)
 	p1 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector,api,alerting"}, DataDir: dataDir, Config: cfg, Env: env})
 	p1.WaitReady(90 * time.Second)
 	base := p1.URL()
@@ -343,8 +340,7 @@ alerting:
 	mailsBefore := len(mail.Messages())
 	p1.Kill()
 	killedAt := simNow()
-	env2 := append(AWSEnv(t, srv.URL), pinned())
-	p2 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector,api,alerting"}, DataDir: dataDir, Config: cfg, Env: env2, Addr: p1.Addr})
+	p2 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector,api,alerting"}, DataDir: dataDir, Config: cfg, Env: env, Addr: p1.Addr})
 	p2.WaitReady(90 * time.Second)
 	var st string
 	var restoredActive time.Time

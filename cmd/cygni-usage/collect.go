@@ -12,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/cygni/usage/collector"
+	"github.com/cygni/usage/internal/clock"
 )
 
 // collectCmd is `cygni-usage collect --from T --to T`: a one-shot backfill.
@@ -47,7 +48,11 @@ func (c *collectCmd) run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC().Truncate(time.Minute)
+	clk, err := clock.FromEnv()
+	if err != nil {
+		return err
+	}
+	now := clk().UTC().Truncate(time.Minute)
 	if to.After(now) {
 		to = now
 	}

@@ -52,7 +52,7 @@ func newLogger(level string) *slog.Logger {
 // process is everything one cygni-usage process runs, built from the configuration.
 type process struct {
 	cfg    *config.Config
-	now    clock.Func // the process clock: the wall clock, or CYGNI_TEST_NOW in tests
+	now    clock.Func // the process's clock: the wall clock, or CYGNI_TEST_NOW's pinned one
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	vm     *metrics.Set
@@ -88,6 +88,9 @@ func open(cfg *config.Config) (*process, error) {
 		return nil, err
 	}
 	p := &process{cfg: cfg, now: now, logger: newLogger(cfg.LogLevel), reg: prometheus.NewRegistry(), vm: metrics.NewSet()}
+	if os.Getenv(clock.EnvTestNow) != "" {
+		p.logger.Warn("clock pinned for a test run; this process does not read the wall clock", "env", clock.EnvTestNow, "now", now().Format(time.RFC3339))
+	}
 	// Catch the signals before anything starts: a SIGHUP (rule reload) that arrives while the
 	// parts are being wired must not kill the process with the default action.
 	p.sig = make(chan os.Signal, 1)

@@ -53,7 +53,7 @@ func (p *process) wireStore() error {
 	}
 	p.api.Tokens = api.StoreTokens(p.store)
 	p.api.Notifications = p.store
-	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store}
+	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store, Now: p.now}
 	return nil
 }
 
