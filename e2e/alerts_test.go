@@ -174,7 +174,7 @@ func latencyRounds(t testing.TB) int {
 // The budget alerts of a real process against the simulated AWS, a real SMTP server and the
 // REST API, at the suite's pinned instant (the latencies are wall-clock durations: this part is
 // about real time):
-//   - every project is over its default $100 budget (prices are 1,000 times the defaults):
+//   - every project is over its team's $1 default budget (prices are 1,000 times the defaults):
 //     warnings to the billing contact only, exceeded alerts to every admin and nobody else,
 //     once each;
 //   - a usage spike injected in the simulated AWS (×8 for proj_002) is an anomaly
@@ -198,7 +198,8 @@ func TestBudgetAlertsEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 	b := storeBackend{name: "sqlite"}
 	for _, team := range []struct{ id, name, billing string }{{"team_acme", "Acme", "billing@acme.example"}, {"team_globex", "Globex", "billing@globex.example"}} {
-		cli(t, b, dataDir, "team", "create", team.name, "--id", team.id, "--billing-email", team.billing)
+		// A $1 default budget: every project is over it from the first minutes of a period on.
+		cli(t, b, dataDir, "team", "create", team.name, "--id", team.id, "--billing-email", team.billing, "--default-limit", "1")
 	}
 	cli(t, b, dataDir, "member", "add", "team_acme", "ada@acme.example", "--role", "admin")
 	cli(t, b, dataDir, "member", "add", "team_acme", "bob@acme.example", "--role", "admin")
@@ -234,8 +235,8 @@ pricing:
       million_requests: "400"
 alerting:
   rule_files: [%q]
-  evaluation_interval: 10s
-  resolve_after: 20s
+  evaluation_interval: 5s
+  resolve_after: 5s
   for_grace_period: 10s
   smtp: {host: 127.0.0.1, port: %d, tls: none, from: "Cygni Billing <billing@cygni.example>"}
 `, filepath.Join(rules, "*.yml"), mail.Port())
@@ -303,61 +304,6 @@ alerting:
 		t.Fatalf("E2EHeldAlert is not pending")
 	}
 
-	// Raise proj_001's budget above its usage, then lower it again.
-	acme := token["team_acme"]
-	setLimit(t, base, acme, "proj_001", decimal.NewFromInt(1_000_000))
-	resolved := func() int {
-		n := 0
-		for _, x := range notifications(t, base, acme) {
-			if x.ProjectID == "proj_001" && x.Type == "alert_resolved" {
-				n++
-			}
-		}
-		return n
-	}
-	waitUntil(t, 60*time.Second, "two resolutions of proj_001", func() bool { return resolved() == 2 })
-	for _, x := range notifications(t, base, acme)[:2] {
-		if x.Payload["limit"] != "1000000.00" || !strings.Contains(x.Message, "below the threshold") {
-			t.Fatalf("resolution: %+v", x)
-		}
-	}
-	setLimit(t, base, acme, "proj_001", decimal.NewFromInt(100))
-	waitUntil(t, 30*time.Second, "proj_001 notified again", func() bool {
-		ns := notifications(t, base, acme)
-		return ns[0].Type != "alert_resolved" && ns[1].Type != "alert_resolved" && ns[0].ProjectID == "proj_001" && ns[1].ProjectID == "proj_001"
-	})
-	for _, x := range notifications(t, base, acme)[:2] {
-		if x.Payload["limit"] != "100.00" || (x.Type != "budget_warning" && x.Type != "budget_exceeded") {
-			t.Fatalf("after lowering the budget: %+v", x)
-		}
-	}
-
-	// SIGKILL with E2EHeldAlert pending (active for about a minute of its 2), then restart.
-	if st, _ := heldAlert(t, base, token["team_globex"]); st != "pending" {
-		t.Fatalf("E2EHeldAlert is %q before the kill, want pending", st)
-	}
-	before := len(summary())
-	mailsBefore := len(mail.Messages())
-	p1.Kill()
-	killedAt := simNow()
-	p2 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector,api,alerting"}, DataDir: dataDir, Config: cfg, Env: env, Addr: p1.Addr})
-	p2.WaitReady(90 * time.Second)
-	var st string
-	var restoredActive time.Time
-	waitUntil(t, 30*time.Second, "E2EHeldAlert after the restart", func() bool {
-		st, restoredActive = heldAlert(t, base, token["team_globex"])
-		return st != ""
-	})
-	// Restored: only the outage is added to its active time; started over it would be active
-	// from after the restart.
-	if shift := restoredActive.Sub(heldActive); shift < 0 || shift > 30*time.Second || !restoredActive.Before(killedAt) {
-		t.Fatalf("E2EHeldAlert active since %s before the kill at %s, since %s after the restart (%s)", heldActive, killedAt, restoredActive, st)
-	}
-	time.Sleep(3 * time.Second)
-	if got := len(summary()); got != before {
-		t.Fatalf("%d notifications after the restart, %d before", got, before)
-	}
-
 	// Latency: set every project's budget so that 80 % lies just above its cost; the next
 	// collection with new data crosses it.
 	var latencies []time.Duration
@@ -405,9 +351,60 @@ alerting:
 	if worst := latencies[len(latencies)-1]; worst >= 30*time.Second {
 		t.Fatalf("worst latency %s, want under 30s (all: %v)", worst, latencies)
 	}
-	if mailsBefore >= len(mail.Messages()) {
-		t.Fatal("no e-mails after the restart")
+
+	// Raise proj_001's budget above its usage (its warning is open since the latency round),
+	// then lower it again.
+	acme := token["team_acme"]
+	of001 := func() []notificationJSON {
+		var out []notificationJSON
+		for _, x := range notifications(t, base, acme) {
+			if x.ProjectID == "proj_001" {
+				out = append(out, x)
+			}
+		}
+		return out
 	}
+	setLimit(t, base, acme, "proj_001", decimal.NewFromInt(1_000_000))
+	waitUntil(t, 60*time.Second, "the resolution of proj_001's warning", func() bool { return of001()[0].Type == "alert_resolved" })
+	if x := of001()[0]; x.Payload["limit"] != "1000000.00" || x.Payload["resolvedType"] != "budget_warning" || !strings.Contains(x.Message, "below the threshold") {
+		t.Fatalf("resolution: %+v", x)
+	}
+	setLimit(t, base, acme, "proj_001", decimal.NewFromInt(1))
+	waitUntil(t, 30*time.Second, "proj_001 notified again", func() bool {
+		ns := of001()
+		return ns[0].Type != "alert_resolved" && ns[1].Type != "alert_resolved"
+	})
+	for _, x := range of001()[:2] {
+		if x.Payload["limit"] != "1.00" || (x.Type != "budget_warning" && x.Type != "budget_exceeded") {
+			t.Fatalf("after lowering the budget: %+v", x)
+		}
+	}
+
+	// SIGKILL with E2EHeldAlert pending (active for about a minute of its 2), then restart.
+	if st, _ := heldAlert(t, base, token["team_globex"]); st != "pending" {
+		t.Fatalf("E2EHeldAlert is %q before the kill, want pending", st)
+	}
+	before := len(summary())
+	p1.Kill()
+	killedAt := simNow()
+	p2 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector,api,alerting"}, DataDir: dataDir, Config: cfg, Env: env, Addr: p1.Addr})
+	p2.WaitReady(90 * time.Second)
+	var st string
+	var restoredActive time.Time
+	waitUntil(t, 30*time.Second, "E2EHeldAlert after the restart", func() bool {
+		st, restoredActive = heldAlert(t, base, token["team_globex"])
+		return st != ""
+	})
+	// Restored: only the outage is added to its active time; started over it would be active
+	// from after the restart.
+	if shift := restoredActive.Sub(heldActive); shift < 0 || shift > 30*time.Second || !restoredActive.Before(killedAt) {
+		t.Fatalf("E2EHeldAlert active since %s before the kill at %s, since %s after the restart (%s)", heldActive, killedAt, restoredActive, st)
+	}
+	time.Sleep(3 * time.Second)
+	if got := len(summary()); got != before {
+		t.Fatalf("%d notifications after the restart, %d before", got, before)
+	}
+
 	// The held alert fired after its 2 minutes of evaluated time.
 	if st, _ := heldAlert(t, base, token["team_globex"]); st != "firing" && simNow().Sub(restoredActive) > 2*time.Minute+20*time.Second {
 		t.Fatalf("E2EHeldAlert is %q %s after its restored active time", st, simNow().Sub(restoredActive))
