@@ -219,8 +219,10 @@ func TestBudgetAlertsEndToEnd(t *testing.T) {
 	if _, err := alerting.WriteShippedRules(rules); err != nil {
 		t.Fatal(err)
 	}
+	// Pending until after the kill: 2 minutes, and 2 more for every extra latency round.
+	hold := time.Duration(2*latencyRounds(t)) * time.Minute
 	writeFile(t, filepath.Join(rules, "held.yml"), "groups:\n  - name: e2e-held\n    rules:\n      - alert: E2EHeldAlert\n"+
-		"        expr: cygni_project_cost_month_to_date_usd{project=\"proj_003\"} > 0\n        for: 2m\n        labels: {severity: info}\n")
+		"        expr: cygni_project_cost_month_to_date_usd{project=\"proj_003\"} > 0\n        for: "+hold.String()+"\n        labels: {severity: info}\n")
 	cfg := fmt.Sprintf(`collector:
   backfill: 26h
   chunk: 6h
@@ -380,7 +382,7 @@ alerting:
 		}
 	}
 
-	// SIGKILL with E2EHeldAlert pending (active for about a minute of its 2), then restart.
+	// SIGKILL with E2EHeldAlert pending (active for about a minute of its hold), then restart.
 	if st, _ := heldAlert(t, base, token["team_globex"]); st != "pending" {
 		t.Fatalf("E2EHeldAlert is %q before the kill, want pending", st)
 	}
@@ -405,8 +407,8 @@ alerting:
 		t.Fatalf("%d notifications after the restart, %d before", got, before)
 	}
 
-	// The held alert fired after its 2 minutes of evaluated time.
-	if st, _ := heldAlert(t, base, token["team_globex"]); st != "firing" && simNow().Sub(restoredActive) > 2*time.Minute+20*time.Second {
+	// The held alert fires after its hold of evaluated time.
+	if st, _ := heldAlert(t, base, token["team_globex"]); st != "firing" && simNow().Sub(restoredActive) > hold+20*time.Second {
 		t.Fatalf("E2EHeldAlert is %q %s after its restored active time", st, simNow().Sub(restoredActive))
 	}
 	p2.Stop(20 * time.Second)
