@@ -138,7 +138,7 @@ type Manager struct {
 
 	reloadMu sync.Mutex // one reload at a time
 	evalMu   sync.Mutex // evaluations and the swap of a reload
-	groups   []*rules.Group
+	groups   []*rules.Group // written under evalMu and mu; read under either
 	restore  map[*rules.AlertingRule]bool // rules whose `for` state is restored after their first evaluation
 	position map[string]string            // "file\x00alert" -> "file:line"
 
@@ -461,7 +461,10 @@ func (m *Manager) swap(groups map[string]*rules.Group, pos map[string]string) {
 	slices.SortFunc(next, func(a, b *rules.Group) int {
 		return strings.Compare(rules.GroupKey(a.File(), a.Name()), rules.GroupKey(b.File(), b.Name()))
 	})
-	m.groups, m.restore, m.position = next, restore, pos
+	m.mu.Lock()
+	m.groups = next
+	m.mu.Unlock()
+	m.restore, m.position = restore, pos
 	m.loadedGroups.Reset()
 	for _, g := range next {
 		m.loadedGroups.WithLabelValues(g.File(), g.Name()).Set(float64(len(g.Rules())))
@@ -581,10 +584,11 @@ func WriteShippedRules(dir string) ([]string, error) {
 	return files, nil
 }
 
-// RuleGroups returns the running rule groups, for the Prometheus API's /api/v1/rules.
+// RuleGroups returns the running rule groups, for the Prometheus API's /api/v1/rules. It does
+// not wait for a running evaluation.
 func (m *Manager) RuleGroups() []*rules.Group {
-	m.evalMu.Lock()
-	defer m.evalMu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return append([]*rules.Group(nil), m.groups...)
 }
 

@@ -298,6 +298,12 @@ func (n *Notifier) reconcile(ctx context.Context, ev Evaluation) error {
 	return nil
 }
 
+// sameLimit reports whether an episode's recorded limit is limit.
+func sameLimit(recorded string, limit decimal.Decimal) bool {
+	d, err := decimal.NewFromString(recorded)
+	return err == nil && d.Equal(limit)
+}
+
 // budgetBound reports whether an alert is about the budget: a changed limit starts a new
 // episode of it.
 func budgetBound(a *rules.Alert) bool {
@@ -323,7 +329,7 @@ func (n *Notifier) firing(ctx context.Context, ps *pass, r RuleAlerts, a *rules.
 	period := start.Format(time.DateOnly)
 	bound := budgetBound(a)
 	ep := byKey[key]
-	if ep != nil && ep.Period == period && (ep.Limit == limit.String() || ep.Limit == "" || !bound) {
+	if ep != nil && ep.Period == period && (ep.Limit == "" || !bound || sameLimit(ep.Limit, limit)) {
 		// The same episode goes on.
 		if ep.ClearSince != nil || ep.Limit == "" {
 			if err := n.opts.State.SetAlertEpisodeClear(ctx, ep.ID, nil, limit.String()); err != nil {
