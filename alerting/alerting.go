@@ -136,9 +136,9 @@ type Manager struct {
 	gm     *rules.Metrics
 	kick   chan struct{}
 
-	reloadMu sync.Mutex // one reload at a time
-	evalMu   sync.Mutex // evaluations and the swap of a reload
-	groups   []*rules.Group // written under evalMu and mu; read under either
+	reloadMu sync.Mutex                   // one reload at a time
+	evalMu   sync.Mutex                   // evaluations and the swap of a reload
+	groups   []*rules.Group               // written under evalMu and mu; read under either
 	restore  map[*rules.AlertingRule]bool // rules whose `for` state is restored after their first evaluation
 	position map[string]string            // "file\x00alert" -> "file:line"
 
