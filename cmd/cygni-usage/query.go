@@ -24,8 +24,10 @@ func (p *process) wireQuery() error {
 			return p.col.Watermark()
 		})
 	}
+	p.derive = d
 	p.add("deriver", d.Run)
-	p.api.UsageDeps = api.UsageDeps{Usage: engine}
+	// A changed budget limit is in the gauges (and the alerts) at once.
+	p.api.UsageDeps = api.UsageDeps{Usage: engine, LimitChanged: d.Trigger}
 	if p.store != nil {
 		p.api.UsageProjects = p.store
 	}
@@ -44,6 +46,7 @@ func (p *process) newQuery() (*query.Engine, *query.Deriver, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	p.engine = engine
 	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm, Now: p.now}
 	if p.store != nil {
 		opts.Projects = p.store
