@@ -133,6 +133,15 @@ type service struct {
 	// inside it are collected completely before /readyz answers 200.
 	from, to time.Time
 	stderr   *syncBuffer
+	// now is the pinned instant the process started at, started when (by the test's monotonic
+	// clock) it was started: its clock reads about now + time.Since(started).
+	now, started time.Time
+}
+
+// clock is the service's clock, read from the test's side: the pinned instant plus the time
+// elapsed since the process started. It runs a little ahead of the process's own reading.
+func (s *service) clock() time.Time {
+	return s.now.Add(time.Since(s.started))
 }
 
 type syncBuffer struct {
@@ -205,6 +214,7 @@ func startService(t testing.TB) *service {
 	cmd.Env = env
 	s.stderr = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, s.stderr
+	s.now, s.started = now, time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
