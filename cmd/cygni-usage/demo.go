@@ -1,17 +1,23 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 )
 
-type demoCmd struct{}
+type demoCmd struct {
+	simAddr string
+}
 
 func registerDemo(app *kingpin.Application) (string, command) {
+	c := &demoCmd{}
 	cl := app.Command("demo", "Run everything in one process on embedded defaults with the simulated AWS, and print what to open.")
-	return cl.FullCommand(), &demoCmd{}
+	cl.Flag("sim-addr", "Listen address of the simulated AWS (default: a free loopback port), e.g. 127.0.0.1:4566 for a fixed ground-truth URL.").StringVar(&c.simAddr)
+	return cl.FullCommand(), c
 }
 
 func (c *demoCmd) run(g *globals) error {
@@ -23,7 +29,7 @@ func (c *demoCmd) run(g *globals) error {
 	if len(cfg.OperatorTeams) == 0 {
 		cfg.OperatorTeams = []string{demoTeams[0].team.ID} // Acme operates the demo
 	}
-	p, err := open(cfg)
+	p, err := open(cfg, openOptions{quietLibraries: true, simAddr: c.simAddr, simOversized: demoOversized})
 	if err != nil {
 		return err
 	}
@@ -42,6 +48,21 @@ func (c *demoCmd) run(g *globals) error {
 		p.close()
 		return err
 	}
-	fmt.Fprintf(os.Stdout, "\nCygni Usage demo is running.\n  URL:            %s\n  health:         %s/healthz\n  self-metrics:   %s/metrics\n  simulated AWS:  %s\n%sTry: curl -H \"Authorization: Bearer <admin token>\" %s/api/usage/notifications\nPress Ctrl-C to stop; the next start continues where this one stopped.\n\n", url, url, url, p.simURL, tokens, url)
+	// The banner comes last, once the first collection (the backfill) is done, so that nothing
+	// scrolls it away.
+	p.add("banner", func(ctx context.Context) error {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for p.ready() != nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+		fmt.Fprint(os.Stdout, demoBanner(url, p.simURL, tokens, p.now(), demoTeams[0].team.BillingAnchorDay))
+		<-ctx.Done()
+		return nil
+	})
 	return p.runAll(p.reload)
 }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"os"
-
 	"github.com/cygni/usage/api"
-	"github.com/cygni/usage/collector"
 )
 
 // wire builds the parts the process runs and adds them to the run group and the API options.
@@ -36,16 +33,12 @@ func (p *process) wire(ps parts) error {
 func (p *process) reload() { p.reloadRules() }
 
 // wireCollector adds the CloudWatch collector: it catches up from the watermark (or backfills
-// collector.backfill on first start, with a progress bar on stderr when stderr is a terminal or
-// the AWS is simulated), then collects every collector.interval. /readyz reports not ready until
+// collector.backfill on first start, with a progress bar on stderr, ending with "backfill done"),
+// then collects every collector.interval. /readyz reports not ready until
 // its first cycle has completed.
 func (p *process) wireCollector() error {
-	bars := &progressBars{}
-	var onProgress func(collector.Progress)
-	if fi, err := os.Stderr.Stat(); p.cfg.AWS.Simulated || (err == nil && fi.Mode()&os.ModeCharDevice != 0) {
-		onProgress = bars.update
-	}
-	col, err := p.newCollector(onProgress)
+	bars := &progressBars{t: p.term}
+	col, err := p.newCollector(bars.update)
 	if err != nil {
 		return err
 	}
