@@ -148,12 +148,27 @@ func (d *Deriver) Run(ctx context.Context) error {
 		if err := d.Step(ctx); err != nil && ctx.Err() == nil {
 			d.logger.Warn("derive series; retrying on the next tick", "err", err)
 		}
+		// Before the first collection there is nothing to derive: look again every second, so
+		// that the gauges (and the budget alerts on them) follow a first backfill at once.
+		next := t.C
+		if d.awaitingCollection() {
+			next = time.After(min(time.Second, d.opts.Interval))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-next:
 		}
 	}
+}
+
+// awaitingCollection reports whether the in-process collector has not completed a collection yet.
+func (d *Deriver) awaitingCollection() bool {
+	if d.opts.CollectedUntil == nil {
+		return false
+	}
+	_, ok := d.opts.CollectedUntil()
+	return !ok
 }
 
 // Step is one run: derive the hours that closed (a day of backlog at most), re-derive the recent

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/cygni/usage/config"
+	"github.com/cygni/usage/query"
 )
 
 type demoCmd struct {
@@ -29,9 +32,23 @@ func (c *demoCmd) run(g *globals) error {
 	if len(cfg.OperatorTeams) == 0 {
 		cfg.OperatorTeams = []string{demoTeams[0].team.ID} // Acme operates the demo
 	}
+	if g.configFile == "" {
+		// On the embedded defaults, evaluate the budget rules every 10 s so that the seeded
+		// statuses show as notifications right after the backfill.
+		cfg.Alerting.EvaluationInterval = config.Duration(10 * time.Second)
+	}
 	p, err := open(cfg, openOptions{quietLibraries: true, simAddr: c.simAddr, simOversized: demoOversized})
 	if err != nil {
 		return err
+	}
+	// Backfill every demo team's whole billing period so far (at least collector.backfill), so
+	// that month-to-date costs, budgets and forecasts are those of a real month.
+	now := p.now()
+	for _, dt := range demoTeams {
+		start, _ := query.BillingPeriod(now, dt.team.BillingAnchorDay)
+		if d := now.Sub(start).Truncate(time.Hour) + time.Hour; d > cfg.Collector.Backfill.D() {
+			cfg.Collector.Backfill = config.Duration(d)
+		}
 	}
 	tokens, err := p.seedDemo()
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
+	"github.com/cygni/usage/web"
 )
 
 // loadConfig reads --config and applies the command-line overrides.
@@ -179,6 +180,10 @@ func (p *process) close() {
 // serveHTTP adds the HTTP server to the run group. The listener is opened now so that the
 // address is known (and a busy port fails) before anything else starts.
 func (p *process) serveHTTP() (string, error) {
+	console, err := web.New()
+	if err != nil {
+		return "", err
+	}
 	ln, err := net.Listen("tcp", p.cfg.Listen)
 	if err != nil {
 		return "", fmt.Errorf("listen on %s: %w", p.cfg.Listen, err)
@@ -189,6 +194,7 @@ func (p *process) serveHTTP() (string, error) {
 	opts.Metrics = p.vm
 	opts.Ready = p.ready
 	opts.OperatorTeams = p.cfg.OperatorTeams
+	opts.Console = console
 	srv := &http.Server{Handler: api.New(opts), ReadHeaderTimeout: 10 * time.Second}
 	p.add("http", func(ctx context.Context) error {
 		errc := make(chan error, 1)
