@@ -64,6 +64,11 @@ type Options struct {
 	EvaluationInterval time.Duration
 	// Notify receives the alerts of every evaluation (usually Notifier.Notify). Required.
 	Notify rules.NotifyFunc
+	// Now is the process's clock; nil means time.Now. Prometheus' rule manager schedules its
+	// evaluations on the wall clock: each one is stamped at its wall-clock slot shifted by how
+	// far Now is ahead, so that a pinned clock (CYGNI_TEST_NOW) evaluates the data of its own
+	// instant, and the `for` state is restored from the same shifted window.
+	Now func() time.Time
 }
 
 // Manager runs the rule files. It is safe for concurrent use.
@@ -75,7 +80,8 @@ type Manager struct {
 	cancel   context.CancelFunc
 	reloadMu sync.Mutex // one reload at a time
 	mu       sync.RWMutex
-	files    []string // the files of the running rule set
+	files    []string                     // the files of the running rule set
+	iterate  rules.GroupEvalIterationFunc // nil: Prometheus' default, on the wall clock
 
 	reloads, reloadFailures prometheus.Counter
 }
@@ -113,11 +119,20 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 	}
 	m := &Manager{logger: logger, opts: opts}
 	m.query = rules.EngineQueryFunc(opts.Engine, opts.Storage)
+	var restore storage.Queryable = opts.Storage
+	if opts.Now != nil {
+		if off := opts.Now().Sub(time.Now()).Round(time.Millisecond); off != 0 {
+			m.iterate = func(ctx context.Context, g *rules.Group, ts time.Time) {
+				rules.DefaultEvalIterationFunc(ctx, g, ts.Add(off))
+			}
+			restore = shiftedQueryable{opts.Storage, off.Milliseconds()}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.rules = rules.NewManager(&rules.ManagerOptions{
 		AppendableV2: opts.Storage,
-		Queryable:    opts.Storage,
+		Queryable:    restore,
 		QueryFunc:    m.query,
 		NotifyFunc:   opts.Notify,
 		Context:      ctx,
@@ -166,7 +181,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 		err = CheckFiles(files...)
 	}
 	if err == nil {
-		if uerr := m.rules.Update(m.opts.EvaluationInterval, files, labels.EmptyLabels(), "", nil); uerr != nil {
+		if uerr := m.rules.Update(m.opts.EvaluationInterval, files, labels.EmptyLabels(), "", m.iterate); uerr != nil {
 			err = fmt.Errorf("load rule files: %w", uerr)
 		}
 	}
@@ -320,4 +335,15 @@ func positioned(f string, err error) []string {
 		out = append(out, f+": "+strings.ReplaceAll(msg, "\n", " "))
 	}
 	return out
+}
+
+// shiftedQueryable moves the rule manager's wall-clock query windows (the `for` state restore)
+// onto the process clock's timeline.
+type shiftedQueryable struct {
+	storage.Queryable
+	offMs int64
+}
+
+func (q shiftedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return q.Queryable.Querier(mint+q.offMs, maxt+q.offMs)
 }

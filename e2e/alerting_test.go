@@ -72,14 +72,14 @@ func writeFile(t testing.TB, path, body string) {
 // waitLog waits until stderr holds n lines containing msg.
 func waitLog(t testing.TB, p *Proc, msg string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	expired := timeout(30 * time.Second)
 	for strings.Count(p.Stderr(), msg) < n {
 		select {
 		case <-p.done:
 			t.Fatalf("process exited waiting for %q: %v\n%s", msg, p.err, tail(p.Stderr(), 4000))
 		default:
 		}
-		if time.Now().After(deadline) {
+		if expired() {
 			t.Fatalf("no %d× %q in stderr:\n%s", n, msg, tail(p.Stderr(), 4000))
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -23,8 +23,7 @@ import (
 // Stripe holds per customer and meter equals the simulator's ground truth, floored to the unit,
 // with nothing counted twice.
 func TestBillingKilledBetweenSendAndRecord(t *testing.T) {
-	now := time.Now().UTC()
-	sim := simaws.New(simaws.Options{Projects: 2, ServicesPerProject: 1, Untagged: -1})
+	sim := simaws.New(simaws.Options{Projects: 2, ServicesPerProject: 1, Untagged: -1, Now: Clock(t)})
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 	stripe := stripetest.New(t)
@@ -78,8 +77,9 @@ billing:
 	p2 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector,billing,api"}, DataDir: dataDir, Config: cfg, Env: env})
 	p2.WaitReady(90 * time.Second)
 
-	// Expected: per project and metric, floor(exact truth over the closed hours / unit).
-	wm := now.Add(-time.Minute).Truncate(time.Hour)
+	// Expected: per project and metric, floor(exact truth over the hours closed by now / unit).
+	// An hour closes once it is settle_delay (1m) old; the clock may pass an hour boundary while
+	// the test waits, so the expectation follows it.
 	meters := []struct {
 		metric, event, series string
 		unit                  decimal.Decimal // stored units per reported unit
@@ -89,22 +89,33 @@ billing:
 		{"egress", "cygni_egress_gb", series.EgressBytes, decimal.RequireFromString("0.001").Mul(decimal.NewFromInt(series.GiB))},
 		{"requests", "cygni_requests", series.Requests, decimal.NewFromInt(1)},
 	}
-	want := map[string]int64{}
-	for _, s := range sim.Services() {
-		for _, m := range meters {
-			total := decimal.Zero
-			for minute := from.Truncate(time.Minute); minute.Before(wm); minute = minute.Add(time.Minute) {
-				total = total.Add(decimal.NewFromFloat(sim.Truth(s, m.series, minute, minute.Add(time.Minute))))
-			}
-			q, r := total.QuoRem(m.unit, 0)
-			if r.IsNegative() {
-				q = q.Sub(decimal.NewFromInt(1))
-			}
-			want[m.event+"/cus_"+s.Project[5:]] += q.IntPart()
+	wants := map[time.Time]map[string]int64{}
+	expected := func(wm time.Time) map[string]int64 {
+		if w, ok := wants[wm]; ok {
+			return w
 		}
+		want := map[string]int64{}
+		for _, s := range sim.Services() {
+			for _, m := range meters {
+				total := decimal.Zero
+				for minute := from.Truncate(time.Minute); minute.Before(wm); minute = minute.Add(time.Minute) {
+					total = total.Add(decimal.NewFromFloat(sim.Truth(s, m.series, minute, minute.Add(time.Minute))))
+				}
+				q, r := total.QuoRem(m.unit, 0)
+				if r.IsNegative() {
+					q = q.Sub(decimal.NewFromInt(1))
+				}
+				want[m.event+"/cus_"+s.Project[5:]] += q.IntPart()
+			}
+		}
+		wants[wm] = want
+		return want
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	var wm time.Time
+	expired := timeout(60 * time.Second)
 	for {
+		wm = Clock(t)().UTC().Add(-time.Minute).Truncate(time.Hour)
+		want := expected(wm)
 		got := map[string]int64{}
 		for key := range want {
 			ev, cus, _ := strings.Cut(key, "/")
@@ -119,7 +130,7 @@ billing:
 		if equal {
 			break
 		}
-		if time.Now().After(deadline) {
+		if expired() {
 			t.Fatalf("Stripe totals %v, want %v (from %s to %s)\n%s", got, want, from, wm, tail(p2.Stderr(), 4000))
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -21,7 +21,7 @@ import (
 // A real process is SIGKILLed in the middle of its first backfill and restarted: the totals of
 // every project and series over the collected window equal the simulator's ground truth.
 func TestCollectorKilledDuringBackfill(t *testing.T) {
-	sim := simaws.New(simaws.Options{Projects: 30, ServicesPerProject: 3})
+	sim := simaws.New(simaws.Options{Projects: 30, ServicesPerProject: 3, Now: Clock(t)})
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 	env := AWSEnv(t, srv.URL)
@@ -30,12 +30,12 @@ func TestCollectorKilledDuringBackfill(t *testing.T) {
 	wmPath := filepath.Join(dataDir, "collector-watermark.json")
 
 	p1 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector,api"}, DataDir: dataDir, Config: cfg, Env: env})
-	deadline := time.Now().Add(60 * time.Second)
+	expired := timeout(60 * time.Second)
 	for {
 		if _, err := os.Stat(wmPath); err == nil {
 			break // at least one chunk committed
 		}
-		if time.Now().After(deadline) {
+		if expired() {
 			t.Fatalf("no watermark after 60s\n%s", tail(p1.Stderr(), 4000))
 		}
 		time.Sleep(2 * time.Millisecond)

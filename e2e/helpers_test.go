@@ -1,5 +1,10 @@
 // Package e2e drives the real cygni-usage binary: it is built once per test run, started with
 // its own data dir, config file and listen port, and talked to over HTTP, as a user would.
+//
+// No test reads the wall clock to decide what it expects. Each test has one clock (Clock): it
+// starts at the suite's pinned instant (CYGNI_TEST_NOW, or clocktest.Default) and advances in
+// real time; the simulated AWS of the test reads it, and every process the test starts is
+// pinned to it through CYGNI_TEST_NOW, so a restarted process resumes where the killed one was.
 package e2e
 
 import (
@@ -17,13 +22,52 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cygni/usage/internal/clock"
+	"github.com/cygni/usage/internal/clock/clocktest"
 )
 
 var (
 	buildOnce sync.Once
 	binPath   string
 	buildErr  error
+
+	clocks sync.Map // root test name → clock.Func
 )
+
+// Clock returns the test's clock, shared by its subtests: it reads the suite's pinned instant
+// when the test first asks for it, and advances in real time from there.
+func Clock(t testing.TB) clock.Func {
+	t.Helper()
+	root, _, _ := strings.Cut(t.Name(), "/")
+	if c, ok := clocks.Load(root); ok {
+		return c.(clock.Func)
+	}
+	c, _ := clocks.LoadOrStore(root, clocktest.Clock(t))
+	return c.(clock.Func)
+}
+
+// timeout returns a function that reports whether d has passed since the call: a bound on a
+// test's own waiting, on the monotonic clock; it decides nothing about the data.
+func timeout(d time.Duration) func() bool {
+	expired := time.After(d)
+	done := false
+	return func() bool {
+		if !done {
+			select {
+			case <-expired:
+				done = true
+			default:
+			}
+		}
+		return done
+	}
+}
+
+// clockEnv pins a child process to the test's clock as it reads now.
+func clockEnv(t testing.TB) string {
+	return clock.EnvTestNow + "=" + Clock(t)().UTC().Format(time.RFC3339Nano)
+}
 
 // Binary builds ./cmd/cygni-usage once per test run and returns its path.
 func Binary(t testing.TB) string {
@@ -119,7 +163,7 @@ func Start(t testing.TB, o ProcOptions) *Proc {
 	}
 	p := &Proc{t: t, Addr: o.Addr, DataDir: o.DataDir, done: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), append(args, o.Args...)...)
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, o.Env...)
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), clockEnv(t)}, o.Env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -149,10 +193,9 @@ func (p *Proc) Stderr() string { return p.stderr.String() }
 func (p *Proc) URL() string { return "http://" + p.Addr }
 
 // WaitReady polls /readyz until it answers 200, the process exits, or the timeout passes.
-func (p *Proc) WaitReady(timeout time.Duration) {
+func (p *Proc) WaitReady(limit time.Duration) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	for expired := timeout(limit); !expired(); {
 		select {
 		case <-p.done:
 			p.t.Fatalf("process exited before ready: %v\n%s", p.err, tail(p.Stderr(), 4000))
@@ -167,7 +210,7 @@ func (p *Proc) WaitReady(timeout time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p.t.Fatalf("not ready after %s\n%s", timeout, tail(p.Stderr(), 4000))
+	p.t.Fatalf("not ready after %s\n%s", limit, tail(p.Stderr(), 4000))
 }
 
 // Kill sends SIGKILL and waits for the exit.
@@ -212,7 +255,7 @@ func Run(t testing.TB, timeout time.Duration, env []string, args ...string) (str
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), clockEnv(t)}, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -70,7 +70,7 @@ func memberToken(t testing.TB, dataDir, team string, projects ...string) string 
 // and queries it with promtool, unchanged, with each team's bearer token.
 func TestPromtoolAgainstPromAPI(t *testing.T) {
 	tool := promtool(t)
-	sim := simaws.New(simaws.Options{Projects: 3, ServicesPerProject: 1, Untagged: -1})
+	sim := simaws.New(simaws.Options{Projects: 3, ServicesPerProject: 1, Untagged: -1, Now: Clock(t)})
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 
@@ -83,18 +83,30 @@ func TestPromtoolAgainstPromAPI(t *testing.T) {
 	p := Start(t, ProcOptions{
 		Args:    []string{"serve", "--only", "collector,api"},
 		DataDir: dataDir,
-		Config:  "collector:\n  backfill: 3h\n  chunk: 1h\n  interval: 1h\n",
+		Config:  "collector:\n  backfill: 12h\n  chunk: 6h\n  interval: 1h\n",
 		Env:     AWSEnv(t, srv.URL),
 	})
 	p.WaitReady(120 * time.Second)
 
-	// The hour before the last full hour is collected completely.
-	end := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
-	start := end.Add(-time.Hour)
-	truth := map[string]float64{}
-	for _, svc := range sim.Services() {
-		truth[svc.Project] += sim.Truth(svc, series.CPUSeconds, start, end)
+	// The newest whole hour of the backfill in which every project has usage (the simulated
+	// fleet scales some services to zero for hours), so that each team must see all of its
+	// projects, with the simulator's exact sums.
+	var start, end time.Time
+	var truth map[string]float64
+	for end = Clock(t)().UTC().Truncate(time.Hour).Add(-time.Hour); ; end = end.Add(-time.Hour) {
+		start = end.Add(-time.Hour)
+		if end.Before(Clock(t)().Add(-11 * time.Hour)) {
+			t.Fatalf("no hour of the 12-hour backfill before %s in which every project has usage", end)
+		}
+		truth = map[string]float64{}
+		for _, svc := range sim.Services() {
+			truth[svc.Project] += sim.Truth(svc, series.CPUSeconds, start, end)
+		}
+		if truth["proj_001"] > 0 && truth["proj_002"] > 0 && truth["proj_003"] > 0 {
+			break
+		}
 	}
+	t.Logf("querying %s .. %s: %v", start, end, truth)
 
 	query := func(t *testing.T, team string, args ...string) string {
 		t.Helper()

@@ -80,7 +80,7 @@ func get(t testing.TB, url, token string) (int, string) {
 func TestAdminCLIWhileServing(t *testing.T) {
 	for _, b := range storeBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
-			sim := simaws.New(simaws.Options{})
+			sim := simaws.New(simaws.Options{Now: Clock(t)})
 			srv := httptest.NewServer(sim.Handler())
 			t.Cleanup(srv.Close)
 			dataDir := t.TempDir()
@@ -153,9 +153,9 @@ func TestDemoPrintsTokens(t *testing.T) {
 	var prevAdmin string
 	for start := range 2 {
 		p := Start(t, ProcOptions{Args: []string{"demo"}, DataDir: dataDir, Config: "collector:\n  backfill: 1h\n"})
-		deadline := time.Now().Add(60 * time.Second)
+		expired := timeout(60 * time.Second)
 		for !strings.Contains(p.Stdout(), "Press Ctrl-C") {
-			if time.Now().After(deadline) {
+			if expired() {
 				t.Fatalf("start %d: no banner after 60s\n%s\n%s", start, p.Stdout(), tail(p.Stderr(), 3000))
 			}
 			time.Sleep(50 * time.Millisecond)

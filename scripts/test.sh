@@ -1,49 +1,96 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs and starts what the tests need, then runs
 # every test. `make test` and .ci/run call this.
-set -euo pipefail
+#
+# Every step runs even when an earlier one failed; the script exits non-zero at the end with a
+# one-line summary of the steps that failed. No test reads the wall clock: the suite runs at a
+# fixed default instant, and the end-to-end package again at pinned instants (CYGNI_TEST_NOW)
+# in the simulated night, across a month boundary and on a DST change day.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 export PATH="$(go env GOPATH)/bin:$PATH"
 log() { printf '==> %s\n' "$*"; }
 
+failed=()
+# step NAME CMD...: runs CMD, records NAME when it fails, and carries on.
+step() {
+  local name=$1
+  shift
+  log "$name"
+  local t0=$SECONDS
+  if "$@"; then
+    log "$name: ok ($((SECONDS - t0)) s)"
+  else
+    log "$name: FAILED ($((SECONDS - t0)) s)"
+    failed+=("$name")
+  fi
+}
+
 # stripe-mock: the real Stripe API mock, for the billing tests' request shapes.
-if ! command -v stripe-mock >/dev/null 2>&1; then
+install_stripe_mock() {
+  command -v stripe-mock >/dev/null 2>&1 && return 0
   log "installing stripe-mock"
   go install github.com/stripe/stripe-mock@v0.203.0
-fi
+}
 
 # promtool: checks and unit-tests the shipped rule files and queries our Prometheus API.
-if ! command -v promtool >/dev/null 2>&1; then
+install_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
   log "installing promtool (one-time build, a few minutes)"
   # remove_all_sd leaves out the service-discovery plugins (Kubernetes, cloud SDKs) promtool does not need here.
   go install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@v0.316.0
-fi
+}
 
-# PostgreSQL on 127.0.0.1:5432 (trust auth, database test): the store's second backend.
-if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-  log "starting PostgreSQL"
-  if command -v pg_ctlcluster >/dev/null 2>&1; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+# PostgreSQL on 127.0.0.1:5432 (trust auth) with a database `test`: the store's second backend.
+start_postgres() {
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    log "starting PostgreSQL"
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    fi
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break; sleep 1; done
   fi
-  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break; sleep 1; done
-fi
-if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-  export CYGNI_TEST_POSTGRES_DSN="${CYGNI_TEST_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
-else
-  log "PostgreSQL is not reachable on 127.0.0.1:5432 (the PostgreSQL tests fail under CI=true)"
-fi
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    log "PostgreSQL does not answer on 127.0.0.1:5432 (the PostgreSQL tests fail under CI=true)"
+    return 1
+  fi
+  if [ -z "${CYGNI_TEST_POSTGRES_DSN:-}" ]; then
+    # The server answers; make sure the database the tests use exists.
+    if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1; then
+      log "creating the PostgreSQL database test"
+      psql -h 127.0.0.1 -U postgres -d postgres -qc 'CREATE DATABASE test' || return 1
+    fi
+    export CYGNI_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+  fi
+}
 
 # The Grafana plugin's frontend: typecheck, lint and jest.
-if [ -f grafana-plugin/package.json ]; then
-  log "grafana-plugin frontend"
+plugin_frontend() {
+  [ -f grafana-plugin/package.json ] || return 0
   (cd grafana-plugin && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run typecheck && npm run lint && npm run test:ci)
+}
+
+step "install stripe-mock" install_stripe_mock
+step "install promtool" install_promtool
+step "PostgreSQL" start_postgres
+step "grafana-plugin frontend" plugin_frontend
+step "go vet" go vet ./...
+# Every package at the suite's default instant (clocktest.Default; CYGNI_TEST_NOW overrides it).
+step "go test" go test -count=1 -timeout 20m ./...
+# The race detector over the packages that run goroutines of their own.
+step "go test -race" go test -race -count=1 -timeout 20m ./collector/ ./alerting/ ./billing/ ./store/ ./simaws/
+# The end-to-end package again at pinned instants: in the simulated night, right after a month
+# boundary, and on a DST change day (Europe, 2026-03-29). Only in CI or when asked, to keep a
+# developer's run short.
+if [ "${CI:-}" = "true" ] || [ -n "${CYGNI_TEST_INSTANTS:-}" ]; then
+  for at in ${CYGNI_TEST_INSTANTS:-2026-11-19T02:30:00Z 2026-12-01T00:20:00Z 2026-03-29T01:30:00Z}; do
+    step "e2e at $at" env CYGNI_TEST_NOW="$at" go test -count=1 -timeout 20m ./e2e/
+  done
 fi
 
-log "go vet"
-go vet ./...
-log "go test"
-go test -count=1 -timeout 20m ./...
-# The race detector over the packages that run goroutines of their own.
-log "go test -race"
-go test -race -count=1 -timeout 20m ./collector/ ./alerting/ ./billing/ ./store/ ./simaws/
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '==> FAILED (%d): %s\n' "${#failed[@]}" "$(IFS=,; echo "${failed[*]}" | sed 's/,/, /g')"
+  exit 1
+fi
+log "all steps passed"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/config"
+	"github.com/cygni/usage/internal/clock"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
 )
@@ -36,9 +37,13 @@ func (c *adminCmd) run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	now, err := clock.FromEnv()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, newLogger("warn"), store.Options{Driver: cfg.Store.Driver, DSN: cfg.Store.DSN, DataDir: cfg.DataDir})
+	st, err := store.Open(ctx, newLogger("warn"), store.Options{Driver: cfg.Store.Driver, DSN: cfg.Store.DSN, DataDir: cfg.DataDir, Now: now})
 	if err != nil {
 		return fmt.Errorf("open the metadata store: %w", err)
 	}
@@ -327,7 +332,11 @@ func (c *unmappedCmd) local(ctx context.Context, cfg *config.Config) ([]api.Unma
 		return nil, fmt.Errorf("open the TSDB (if the server is running, pass --token to ask it instead): %w", err)
 	}
 	defer db.Close()
-	st, err := store.Open(ctx, logger, store.Options{Driver: cfg.Store.Driver, DSN: cfg.Store.DSN, DataDir: cfg.DataDir})
+	now, err := clock.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, logger, store.Options{Driver: cfg.Store.Driver, DSN: cfg.Store.DSN, DataDir: cfg.DataDir, Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("open the metadata store: %w", err)
 	}
@@ -336,7 +345,7 @@ func (c *unmappedCmd) local(ctx context.Context, cfg *config.Config) ([]api.Unma
 	if err != nil {
 		return nil, err
 	}
-	to := time.Now().UTC()
+	to := now().UTC()
 	return api.FindUnmapped(ctx, db, known, to.Add(-time.Duration(c.days)*24*time.Hour), to)
 }
 

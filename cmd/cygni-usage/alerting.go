@@ -34,6 +34,7 @@ func (p *process) wireAlerting() error {
 		State:     p.store,
 		Webhook:   cfg.Webhook.URL != "",
 		Metrics:   p.vm,
+		Now:       p.now,
 		Queued: func() {
 			for _, s := range senders {
 				s.Kick()
@@ -49,6 +50,7 @@ func (p *process) wireAlerting() error {
 		ShippedDir:         filepath.Join(p.cfg.DataDir, "rules", "shipped"),
 		EvaluationInterval: cfg.EvaluationInterval.D(),
 		Notify:             ntf.Notify,
+		Now:                p.now,
 	})
 	if err != nil {
 		return err

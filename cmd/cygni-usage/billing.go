@@ -50,6 +50,7 @@ func (p *process) newBiller(vm *metrics.Set) (*billing.Biller, error) {
 		StripeURL: c.Stripe.URL, StripeKey: c.Stripe.APIKey.Reveal(),
 		SettleDelay: c.SettleDelay.D(), Interval: c.Interval.D(), RecheckWindow: c.RecheckWindow.D(), RecheckEvery: c.RecheckInterval.D(),
 		Window: c.Window.D(), Backfill: c.Backfill.D(), MaxBackoff: c.MaxBackoff.D(),
+		Now: p.now,
 	}
 	if c.WaitForCollector {
 		opts.CollectedUntil = p.collectedUntil

@@ -11,6 +11,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/cygni/usage/collector"
+	"github.com/cygni/usage/internal/clock"
 )
 
 // collectCmd is `cygni-usage collect --from T --to T`: a one-shot backfill.
@@ -46,7 +47,11 @@ func (c *collectCmd) run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC().Truncate(time.Minute)
+	clk, err := clock.FromEnv()
+	if err != nil {
+		return err
+	}
+	now := clk().UTC().Truncate(time.Minute)
 	if to.After(now) {
 		to = now
 	}
@@ -111,5 +116,6 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 		RetryMaxElapsed:   cc.RetryMaxElapsed.D(),
 		OnProgress:        onProgress,
 		OnDiscover:        p.recordDeployments,
+		Now:               p.now,
 	})
 }

@@ -39,11 +39,12 @@ func (p *process) newQuery() (*query.Engine, *query.Deriver, error) {
 		Storage:     p.db,
 		Prices:      query.NewPrices(p.cfg.Pricing),
 		HourlyRange: func() (from, through time.Time) { return d.Range() },
+		Now:         p.now,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm}
+	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm, Now: p.now}
 	if p.store != nil {
 		opts.Projects = p.store
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/cygni/usage/internal/clock"
 	"github.com/cygni/usage/simaws"
 )
 
@@ -24,7 +25,11 @@ func registerSimAWS(app *kingpin.Application) (string, command) {
 }
 
 func (c *simAWSCmd) run(*globals) error {
-	sim := simaws.New(simaws.Options{Seed: c.seed})
+	now, err := clock.FromEnv()
+	if err != nil {
+		return err
+	}
+	sim := simaws.New(simaws.Options{Seed: c.seed, Now: now})
 	fmt.Printf("simulated AWS on http://%s (access key AKIDSIMULATED, secret simulated-secret)\n", c.addr)
 	fmt.Printf("  export AWS_ENDPOINT_URL=http://%s AWS_ACCESS_KEY_ID=AKIDSIMULATED AWS_SECRET_ACCESS_KEY=simulated-secret AWS_REGION=us-east-1\n", c.addr)
 	srv := &http.Server{Addr: c.addr, Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}

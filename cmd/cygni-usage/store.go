@@ -27,7 +27,7 @@ func (p *process) openStore() error {
 // openConfiguredStore opens the store named by the configuration (used by the server and the
 // admin commands alike).
 func openConfiguredStore(ctx context.Context, p *process) (*store.Store, error) {
-	st, err := store.Open(ctx, p.logger, store.Options{Driver: p.cfg.Store.Driver, DSN: p.cfg.Store.DSN, DataDir: p.cfg.DataDir})
+	st, err := store.Open(ctx, p.logger, store.Options{Driver: p.cfg.Store.Driver, DSN: p.cfg.Store.DSN, DataDir: p.cfg.DataDir, Now: p.now})
 	if err != nil {
 		return nil, fmt.Errorf("open the metadata store: %w", err)
 	}
@@ -53,7 +53,7 @@ func (p *process) wireStore() error {
 	}
 	p.api.Tokens = api.StoreTokens(p.store)
 	p.api.Notifications = p.store
-	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store}
+	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store, Now: p.now}
 	return nil
 }
 
