@@ -15,10 +15,13 @@ func (p *process) wireQuery() error {
 		return err
 	}
 	if p.parts["collector"] {
-		// Derive an hour only once this process's collector has read past it (p.col is set by
-		// wireCollector before anything runs).
+		// Derive an hour only once this process's collector has completed its first cycle and
+		// read past the hour (p.col is set by wireCollector before anything runs).
 		d.SetCollectedUntil(func() (time.Time, bool) {
-			if p.col == nil {
+			// Nothing before the first cycle has completed: the gauges are written at now, and a
+			// sample at now during a backfill longer than the TSDB's out-of-order window would
+			// make the TSDB reject the rest of the backfill as too old.
+			if p.col == nil || p.col.Ready() != nil {
 				return time.Time{}, false
 			}
 			return p.col.Watermark()
