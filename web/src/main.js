@@ -47,7 +47,8 @@ const num = (v) => (v === undefined || v === null ? "" : String(v));
 
 // ---- dates: the server's clock and calendar days in a time zone ----
 
-const state = { who: null, now: new Date(), projects: [], charts: [] };
+// budgetCharts and usageCharts are the Chart.js instances on the page, destroyed before redrawing.
+const state = { who: null, now: new Date(), projects: [], budgetCharts: new Map(), usageCharts: [], usageSeq: 0 };
 
 function dayIn(date, tz) {
   return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(date);
@@ -134,8 +135,9 @@ $("signin-form").addEventListener("submit", async (ev) => {
 
 $("signout").addEventListener("click", () => {
   forgetToken();
-  for (const c of state.charts) c.destroy();
-  state.charts = [];
+  for (const c of [...state.budgetCharts.values(), ...state.usageCharts]) c.destroy();
+  state.budgetCharts.clear();
+  state.usageCharts = [];
   showSignin("Signed out.");
 });
 
@@ -178,6 +180,8 @@ function fillProjectSelect(sel) {
 async function loadBudgets() {
   showError("budgets-error", null);
   const cards = $("budget-cards");
+  for (const c of state.budgetCharts.values()) c.destroy();
+  state.budgetCharts.clear();
   cards.replaceChildren();
   try {
     for (const p of state.projects) {
@@ -225,7 +229,8 @@ async function budgetCard(p) {
   );
   if (state.who.role === "admin") card.append(limitForm(p, b));
   else card.append(el("p", { class: "muted small-print" }, "Only a team admin can change the budget."));
-  state.charts.push(budgetLine(canvas, { labels: days.map((d) => d.slice(5)), cumulative, forecast, limit: b.limit }));
+  state.budgetCharts.get(p.projectId)?.destroy();
+  state.budgetCharts.set(p.projectId, budgetLine(canvas, { labels: days.map((d) => d.slice(5)), cumulative, forecast, limit: b.limit }));
   return card;
 }
 
@@ -240,8 +245,10 @@ function limitForm(p, b) {
   const input = el("input", { id: inputId, type: "number", min: "0.01", max: "1000000", step: "0.01", value: fixedNum(b.limit), required: true, inputmode: "decimal" });
   return el("form", {
     class: "limit-form",
+    novalidate: true,
     onsubmit: async (ev) => {
       ev.preventDefault();
+      const form = ev.currentTarget;
       const v = input.value.trim();
       if (!/^\d+(\.\d{1,2})?$/.test(v) || Number(v) <= 0) {
         msg.textContent = "Enter a positive amount with at most two decimals.";
@@ -251,8 +258,9 @@ function limitForm(p, b) {
         await api.setLimit(p.projectId, Number(v));
         msg.textContent = `Budget set to $${fixed(micros(v), 2)}.`;
         announce(`Budget of ${p.projectName} set to $${fixed(micros(v), 2)}.`);
+        const article = form.closest("article");
         const fresh = await budgetCard({ ...p, budgetLimit: Number(v) });
-        ev.target.closest("article").replaceWith(fresh);
+        article.replaceWith(fresh);
         fresh.querySelector("input")?.focus();
       } catch (err) {
         msg.textContent = err.message;
@@ -275,8 +283,11 @@ const metrics = [
 function setupUsageForm() {
   const tzSel = $("u-tz");
   if (!tzSel.options.length) {
+    // The browser's zones, and common ones it may list under an older name (Asia/Calcutta).
+    const common = ["UTC", "America/Los_Angeles", "America/New_York", "America/Sao_Paulo", "Europe/London",
+      "Europe/Berlin", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"];
     const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
-    const all = ["UTC", ...zones.filter((z) => z !== "UTC")];
+    const all = [...new Set([...common, ...zones])];
     tzSel.replaceChildren(...all.map((z) => el("option", { value: z }, z)));
     const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
     tzSel.value = all.includes(local) ? local : "UTC";
@@ -305,15 +316,17 @@ async function loadUsage() {
   }
   const params = { startDate: from, endDate: addDays(to, 1), groupBy, tz, deployments: "true" };
   if (projectId) params.projectId = projectId;
+  const seq = ++state.usageSeq;
   let a;
   try {
     a = await api.analytics(params);
   } catch (err) {
-    showError("usage-error", err);
+    if (seq === state.usageSeq) showError("usage-error", err);
     return;
   }
-  for (const c of state.charts.filter((c) => c.canvas.closest("#charts"))) c.destroy();
-  state.charts = state.charts.filter((c) => !c.canvas.closest("#charts"));
+  if (seq !== state.usageSeq) return; // a newer request was made meanwhile; it draws
+  for (const c of state.usageCharts) c.destroy();
+  state.usageCharts = [];
   const labels = a.data.map((b) => bucketLabel(b.period, groupBy));
   const series = [];
   for (const p of a.projects) {
@@ -333,7 +346,7 @@ async function loadUsage() {
       el("details", {}, el("summary", {}, "Numbers"),
         table(`${m.title} per ${groupBy} (${tz})`, [{ label: "Bucket" }, ...series.map((s) => ({ label: s.label, num: true })), { label: "Total", num: true }], rows)));
     box.append(fig);
-    state.charts.push(stackedBars(canvas, {
+    state.usageCharts.push(stackedBars(canvas, {
       labels, unit: m.unit, format: m.format,
       series: series.map((s) => ({ label: s.label, values: s.data.map((b) => Number(m.get(b))) })),
     }));
