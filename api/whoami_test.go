@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +96,27 @@ func jsonString(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The console, when given, answers / and /assets/; every API route and the API's own 404 stay.
+func TestConsoleMount(t *testing.T) {
+	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("console " + r.URL.Path)) })
+	s := New(Options{Console: console})
+	for _, tc := range []struct {
+		method, path, want string
+		code               int
+	}{
+		{http.MethodGet, "/", "console /", 200},
+		{http.MethodGet, "/assets/app.js", "console /assets/app.js", 200},
+		{http.MethodGet, "/healthz", `{"status":"ok"}`, 200},
+		{http.MethodGet, "/api/nothing", `"code":"not_found"`, 404},
+		{http.MethodGet, "/api/whoami", `"code":"unauthorized"`, 401},
+		{http.MethodGet, "/elsewhere", `"code":"not_found"`, 404},
+	} {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s %s = %d %s, want %d %s", tc.method, tc.path, rec.Code, rec.Body.String(), tc.code, tc.want)
+		}
+	}
 }
