@@ -5,7 +5,7 @@ BIN := bin/cygni-usage
 .PHONY: build demo test bench lint clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/cygni-usage
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/cygni-usage
 
 demo: build
 	./$(BIN) demo

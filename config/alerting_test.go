@@ -20,7 +20,7 @@ func TestAlertingConfig(t *testing.T) {
 		{"bad port", "alerting:\n  smtp:\n    port: 70000\n", "'alerting.smtp.port' is 70000"},
 		{"webhook without secret", "alerting:\n  webhook:\n    url: https://x.example/\n", "'alerting.webhook.secret' is empty"},
 		{"webhook not http", "alerting:\n  webhook:\n    url: ftp://x\n    secret: s\n", "'alerting.webhook.url' is \"ftp://x\""},
-		{"unknown key", "alerting:\n  rules: []\n", "rules is not a known key"},
+		{"unknown key", "alerting:\n  rules: []\n", "unknown key alerting.rules (known: enabled, rule_files, evaluation_interval, max_backoff, smtp, webhook)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
