@@ -150,7 +150,9 @@ func OpenReadOnly(logger *slog.Logger, dir string) (*ReadOnly, error) {
 }
 
 // Querier implements storage.Queryable.
-func (r *ReadOnly) Querier(mint, maxt int64) (storage.Querier, error) { return r.db.Querier(mint, maxt) }
+func (r *ReadOnly) Querier(mint, maxt int64) (storage.Querier, error) {
+	return r.db.Querier(mint, maxt)
+}
 
 // Close releases the view and removes its sandbox.
 func (r *ReadOnly) Close() error {
