@@ -1,16 +1,25 @@
 // Package alerting evaluates Prometheus rule files against the embedded TSDB and turns firing
 // budget alerts into notifications, e-mails and webhooks.
 //
-// The stage: Prometheus' own rule manager (prometheus/rules) evaluates the configured rule files
-// every evaluation interval; recording rules are written back to the TSDB. Alerts go to the
-// Notifier (a rules.NotifyFunc), which keeps these invariants:
-//   - a firing alert becomes exactly one notification per (project, alert, billing period): the
-//     dedup row and the notification are written in one transaction of the metadata store, so a
-//     restart neither repeats nor loses one;
-//   - its e-mails and webhooks are queued in a durable outbox in that same transaction and
+// The stage: the rule groups are Prometheus' own (prometheus/rules, loaded from rule files in
+// Prometheus' format), but the Manager drives their evaluation itself, with the process clock:
+// right after the derived series were written (Trigger, called by the data pipeline after every
+// collection) and on a fallback interval. Recording rules and ALERTS/ALERTS_FOR_STATE are
+// written back to the TSDB. After every evaluation the alerts go to the Notifier, which keeps
+// these invariants:
+//   - a firing alert is one episode per (project, alert, billing period, budget limit in force),
+//     and every episode is exactly one notification: the episode row and the notification are
+//     written in one transaction of the metadata store, so a restart neither repeats nor loses
+//     one;
+//   - an episode is resolved only once its condition has really cleared (not firing for
+//     ResolveAfter, with fresh data); a later crossing is a new episode;
+//   - e-mails and webhooks are queued in a durable outbox in that same transaction and
 //     delivered by Senders in their own goroutines, with back-off: an unreachable SMTP server or
 //     webhook never blocks rule evaluation and never loses a message;
-//   - a broken rule file is rejected at reload and the previous rules keep running;
+//   - a rule set that is broken, empty, matched by no file or lacking the budget alerts is
+//     rejected at start and at reload, and the previous rules keep running;
+//   - pending and firing alerts keep their `for` clock across restarts and reloads (restored
+//     from ALERTS_FOR_STATE within OutageTolerance, with ForGracePeriod);
 //   - nothing here suspends a service: the system never changes a project's `suspended`.
 package alerting
 
@@ -21,9 +30,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,10 +45,13 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"go.yaml.in/yaml/v3"
 )
 
 //go:embed rules/*.yml
@@ -50,40 +64,91 @@ type Storage interface {
 	storage.AppendableV2
 }
 
+// DefaultRequiredAlerts are the budget alerts of the seed (80 % warning, 100 % exceeded): a rule
+// set without them would silently switch budget alerting off, so it is refused.
+var DefaultRequiredAlerts = []string{"ProjectBudgetWarning", "ProjectBudgetExceeded"}
+
 // Options configure a Manager.
 type Options struct {
 	// Storage is the TSDB. Required.
 	Storage Storage
 	// Engine runs the rules' queries; nil builds one (without registering its metrics).
 	Engine promql.QueryEngine
-	// RuleFiles are globs of rule files. Empty: the shipped rules, written to ShippedDir.
+	// RuleFiles are globs of rule files; each must match at least one file. Empty: the shipped
+	// rules, written to ShippedDir.
 	RuleFiles []string
 	// ShippedDir is where the shipped rules are written when RuleFiles is empty. Required then.
 	ShippedDir string
-	// EvaluationInterval is how often every group is evaluated (default 1m).
+	// RequiredAlerts must all be defined by the rule set (default DefaultRequiredAlerts).
+	RequiredAlerts []string
+	// EvaluationInterval is how often every group is evaluated when no Trigger came (default
+	// 1m). Triggered evaluations reset the interval.
 	EvaluationInterval time.Duration
-	// Notify receives the alerts of every evaluation (usually Notifier.Notify). Required.
-	Notify rules.NotifyFunc
-	// Now is the process's clock; nil means time.Now. Prometheus' rule manager schedules its
-	// evaluations on the wall clock: each one is stamped at its wall-clock slot shifted by how
-	// far Now is ahead, so that a pinned clock (CYGNI_TEST_NOW) evaluates the data of its own
-	// instant, and the `for` state is restored from the same shifted window.
+	// WaitForTrigger: the first evaluation waits for Trigger (the derived series exist), so that
+	// restored `for` clocks see the alerts that are active; the interval starts after it.
+	WaitForTrigger bool
+	// OutageTolerance is how long a restart or an unloaded rule may last and still restore the
+	// `for` clock of its alerts (default 1h); ForGracePeriod is the least time an alert waits
+	// after a restore before it fires (default 10m; alerts with a shorter `for` start over).
+	OutageTolerance, ForGracePeriod time.Duration
+	// Now is the clock of evaluations; nil: time.Now.
 	Now func() time.Time
+	// Evaluated receives the alerts of every evaluation (usually Notifier.Reconcile). Required.
+	Evaluated func(ctx context.Context, ev Evaluation)
 }
 
-// Manager runs the rule files. It is safe for concurrent use.
+// Evaluation is the state of every alerting rule after one evaluation at At.
+type Evaluation struct {
+	At    time.Time
+	Rules []RuleAlerts
+	// Query runs PromQL against the rules' storage (for reads at At).
+	Query rules.QueryFunc
+}
+
+// RuleAlerts is one alerting rule after an evaluation.
+type RuleAlerts struct {
+	Name string
+	// Position is "file:line" of the rule.
+	Position string
+	// Healthy is false when the evaluation failed (its alerts then keep their last state).
+	Healthy bool
+	// Firing are the rule's firing alerts (pending ones are not).
+	Firing []*rules.Alert
+}
+
+// Status describes the running rule set (for /readyz).
+type Status struct {
+	Files  []string `json:"ruleFiles"`
+	Groups []string `json:"ruleGroups"` // "file;group"
+	// LastReloadError is the error of the last rejected reload, "" when the last one succeeded.
+	LastReloadError string `json:"lastReloadError,omitempty"`
+	// LastEvaluation is the time of the last evaluation (zero before the first).
+	LastEvaluation time.Time `json:"lastEvaluation"`
+}
+
+// Manager loads rule files and evaluates them. It is safe for concurrent use.
 type Manager struct {
-	logger   *slog.Logger
-	opts     Options
-	rules    *rules.Manager
-	query    rules.QueryFunc
-	cancel   context.CancelFunc
-	reloadMu sync.Mutex // one reload at a time
-	mu       sync.RWMutex
-	files    []string                     // the files of the running rule set
-	iterate  rules.GroupEvalIterationFunc // nil: Prometheus' default, on the wall clock
+	logger *slog.Logger
+	opts   Options
+	now    func() time.Time
+	loader *rules.Manager // builds groups from files; never run: the Manager drives evaluation
+	query  rules.QueryFunc
+	gm     *rules.Metrics
+	kick   chan struct{}
+
+	reloadMu sync.Mutex                   // one reload at a time
+	evalMu   sync.Mutex                   // evaluations and the swap of a reload
+	groups   []*rules.Group               // written under evalMu and mu; read under either
+	restore  map[*rules.AlertingRule]bool // rules whose `for` state is restored after their first evaluation
+	position map[string]string            // "file\x00alert" -> "file:line"
+
+	mu     sync.RWMutex
+	status Status
 
 	reloads, reloadFailures prometheus.Counter
+	lastReloadOK            prometheus.Gauge
+	lastReloadTime          prometheus.Gauge
+	loadedGroups            *prometheus.GaugeVec
 }
 
 // New builds a Manager; it loads no rules (call Reload) and starts nothing (call Run).
@@ -91,17 +156,30 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 	if opts.Storage == nil {
 		return nil, errors.New("alerting: no storage")
 	}
-	if opts.Notify == nil {
-		return nil, errors.New("alerting: no notify function")
+	if opts.Evaluated == nil {
+		return nil, errors.New("alerting: no function for the evaluated alerts")
 	}
 	if len(opts.RuleFiles) == 0 && opts.ShippedDir == "" {
 		return nil, errors.New("alerting: neither rule files nor a directory for the shipped rules")
 	}
-	if opts.EvaluationInterval == 0 {
-		opts.EvaluationInterval = time.Minute
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
 	}
-	if opts.EvaluationInterval < 0 {
-		return nil, fmt.Errorf("alerting: negative evaluation interval %s", opts.EvaluationInterval)
+	def(&opts.EvaluationInterval, time.Minute)
+	def(&opts.OutageTolerance, time.Hour)
+	def(&opts.ForGracePeriod, 10*time.Minute)
+	for name, d := range map[string]time.Duration{"evaluation interval": opts.EvaluationInterval, "outage tolerance": opts.OutageTolerance, "for grace period": opts.ForGracePeriod} {
+		if d < 0 {
+			return nil, fmt.Errorf("alerting: negative %s %s", name, d)
+		}
+	}
+	if opts.RequiredAlerts == nil {
+		opts.RequiredAlerts = DefaultRequiredAlerts
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -117,36 +195,28 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 			EnableNegativeOffset: true,
 		})
 	}
-	m := &Manager{logger: logger, opts: opts}
+	m := &Manager{logger: logger, opts: opts, now: opts.Now, kick: make(chan struct{}, 1), restore: map[*rules.AlertingRule]bool{}}
+	m.gm = rules.NewGroupMetrics(reg)
 	m.query = rules.EngineQueryFunc(opts.Engine, opts.Storage)
-	var restore storage.Queryable = opts.Storage
-	if opts.Now != nil {
-		if off := opts.Now().Sub(time.Now()).Round(time.Millisecond); off != 0 {
-			m.iterate = func(ctx context.Context, g *rules.Group, ts time.Time) {
-				rules.DefaultEvalIterationFunc(ctx, g, ts.Add(off))
-			}
-			restore = shiftedQueryable{opts.Storage, off.Milliseconds()}
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	m.rules = rules.NewManager(&rules.ManagerOptions{
+	m.loader = rules.NewManager(&rules.ManagerOptions{
 		AppendableV2: opts.Storage,
-		Queryable:    restore,
+		Queryable:    opts.Storage,
 		QueryFunc:    m.query,
-		NotifyFunc:   opts.Notify,
-		Context:      ctx,
-		Logger:       logger,
-		Registerer:   reg,
-		ResendDelay:  time.Minute,
-		// The ALERTS_FOR_STATE series restore pending `for` timers after a restart.
-		OutageTolerance: time.Hour,
-		ForGracePeriod:  10 * time.Minute,
+		// Alerts are read from the rules after each evaluation (Options.Evaluated).
+		NotifyFunc:      func(context.Context, string, ...*rules.Alert) {},
+		Context:         context.Background(),
+		Logger:          logger,
+		Metrics:         m.gm,
+		OutageTolerance: opts.OutageTolerance,
+		ForGracePeriod:  opts.ForGracePeriod,
 	})
-	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "cygni_alerting_reloads_total", Help: "Rule file reloads attempted."})
+	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "cygni_alerting_reloads_total", Help: "Rule file reloads attempted (the first load included)."})
 	m.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "cygni_alerting_reload_failures_total", Help: "Rule file reloads rejected; the previous rules kept running."})
+	m.lastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cygni_alerting_last_reload_successful", Help: "1 if the last rule reload was accepted, 0 if it was rejected."})
+	m.lastReloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cygni_alerting_last_reload_success_timestamp_seconds", Help: "Time of the last accepted rule reload."})
+	m.loadedGroups = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cygni_alerting_rule_group_loaded", Help: "The rule groups being evaluated (value: their number of rules), by rule file and group."}, []string{"file", "group"})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.reloads, m.reloadFailures} {
+		for _, c := range []prometheus.Collector{m.reloads, m.reloadFailures, m.lastReloadOK, m.lastReloadTime, m.loadedGroups} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register alerting metrics: %w", err)
 			}
@@ -155,56 +225,309 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 	return m, nil
 }
 
-// Run evaluates the rules until ctx is done. Load them first with Reload.
-func (m *Manager) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		m.rules.Run()
-		close(done)
-	}()
-	<-ctx.Done()
-	m.rules.Stop()
-	m.cancel()
-	<-done
-	return nil
+// Trigger asks for an evaluation now (new derived data was written). It never blocks; triggers
+// that arrive during an evaluation fold into one more.
+func (m *Manager) Trigger() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
 }
 
-// Reload re-reads the rule files: every file is validated first; if any is broken, nothing
-// changes (the running rules keep being evaluated) and the error names file:line of every
-// problem.
+// Run evaluates the rules on Trigger and every EvaluationInterval until ctx is done. Load them
+// first with Reload.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(m.opts.EvaluationInterval)
+	defer t.Stop()
+	var tick <-chan time.Time
+	if !m.opts.WaitForTrigger {
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.kick:
+			t.Reset(m.opts.EvaluationInterval)
+			tick = t.C
+		case <-tick:
+		}
+		m.EvalAt(ctx, m.now())
+	}
+}
+
+// EvalAt evaluates every rule group once at ts, in file order, and hands the alerts to
+// Options.Evaluated. Run calls it with the clock; tests call it with their own times.
+func (m *Manager) EvalAt(ctx context.Context, ts time.Time) {
+	m.evalMu.Lock()
+	defer m.evalMu.Unlock()
+	ev := Evaluation{At: ts, Query: m.query}
+	for _, g := range m.groups {
+		rules.DefaultEvalIterationFunc(ctx, g, ts)
+		for _, rule := range g.Rules() { // in file order
+			r, ok := rule.(*rules.AlertingRule)
+			if !ok {
+				continue
+			}
+			if m.restore[r] {
+				m.restoreForState(ctx, r, ts)
+				delete(m.restore, r)
+			}
+			ra := RuleAlerts{Name: r.Name(), Position: m.position[g.File()+"\x00"+r.Name()], Healthy: r.Health() != rules.HealthBad}
+			for _, a := range r.ActiveAlerts() {
+				if a.State == rules.StateFiring {
+					ra.Firing = append(ra.Firing, a)
+				}
+			}
+			ev.Rules = append(ev.Rules, ra)
+		}
+	}
+	m.mu.Lock()
+	m.status.LastEvaluation = ts
+	m.mu.Unlock()
+	m.opts.Evaluated(ctx, ev)
+}
+
+// restoreForState gives the active alerts of a newly loaded rule the `for` clock they had
+// before the restart or reload, from the last ALERTS_FOR_STATE sample (its value is the alert's
+// ActiveAt) within OutageTolerance before ts — Prometheus' rules: the time the rule was not
+// evaluated does not count; an alert whose remaining `for` is shorter than ForGracePeriod fires
+// ForGracePeriod after ts; an alert whose `for` is shorter than ForGracePeriod starts over; an
+// alert that was firing keeps its ActiveAt and fires at the next evaluation. From then on the rule
+// writes ALERTS_FOR_STATE itself.
+func (m *Manager) restoreForState(ctx context.Context, r *rules.AlertingRule, ts time.Time) {
+	defer r.SetRestored(true)
+	q, err := m.opts.Storage.Querier(ts.Add(-m.opts.OutageTolerance).UnixMilli(), ts.UnixMilli())
+	if err != nil {
+		m.logger.Warn("open the TSDB to restore `for` state; the alerts start over", "alert", r.Name(), "err", err)
+		return
+	}
+	defer q.Close()
+	ss, err := r.QueryForStateSeries(ctx, q)
+	if err != nil {
+		m.logger.Warn("read ALERTS_FOR_STATE; the alerts start over", "alert", r.Name(), "err", err)
+		return
+	}
+	type last struct {
+		t int64
+		v float64
+	}
+	byLabels := map[string]last{}
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		it = s.Iterator(it)
+		var l last
+		ok := false
+		for it.Next() == chunkenc.ValFloat {
+			l.t, l.v = it.At()
+			ok = true
+		}
+		if ok && it.Err() == nil {
+			byLabels[s.Labels().DropReserved(func(n string) bool { return n == labels.MetricName }).String()] = l
+		}
+	}
+	hold, grace := r.HoldDuration(), m.opts.ForGracePeriod
+	restored := 0
+	r.ForEachActiveAlert(func(a *rules.Alert) {
+		l, ok := byLabels[a.Labels.String()]
+		if !ok || value.IsStaleNaN(l.v) || math.IsNaN(l.v) {
+			return
+		}
+		downAt := time.UnixMilli(l.t)
+		activeAt := time.Unix(int64(l.v), 0)
+		remaining := hold - downAt.Sub(activeAt)
+		switch {
+		case remaining <= 0: // was firing
+		case hold < grace:
+			return
+		case remaining < grace:
+			activeAt = ts.Add(grace - hold)
+		default:
+			activeAt = activeAt.Add(ts.Sub(downAt))
+		}
+		a.ActiveAt = activeAt.UTC()
+		restored++
+	})
+	if restored > 0 {
+		m.logger.Info("`for` state restored", "alert", r.Name(), "alerts", restored)
+	}
+}
+
+// Reload re-reads the rule files. The new set is checked first — every file parses (YAML, every
+// PromQL expr, templates), every pattern matches a file, the set has groups and defines every
+// RequiredAlerts — and if anything is wrong nothing changes (the running rules keep being
+// evaluated) and the error says what, with file:line for problems inside a file. Groups that
+// did not change keep running as they are; changed and new ones keep or restore the `for`
+// clocks of their alerts.
 func (m *Manager) Reload(ctx context.Context) error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
 	m.reloads.Inc()
 	files, err := m.ruleFiles()
+	var parsed map[string]*rulefmt.RuleGroups
 	if err == nil {
-		err = CheckFiles(files...)
+		parsed, err = checkFiles(files)
 	}
 	if err == nil {
-		if uerr := m.rules.Update(m.opts.EvaluationInterval, files, labels.EmptyLabels(), "", m.iterate); uerr != nil {
-			err = fmt.Errorf("load rule files: %w", uerr)
+		err = m.checkSet(files, parsed)
+	}
+	var groups map[string]*rules.Group
+	if err == nil {
+		var errs []error
+		groups, errs = m.loader.LoadGroups(m.opts.EvaluationInterval, labels.EmptyLabels(), "", nil, false, files...)
+		if len(errs) > 0 {
+			err = fmt.Errorf("load rule files: %w", errors.Join(errs...))
 		}
 	}
 	if err != nil {
 		m.reloadFailures.Inc()
+		m.lastReloadOK.Set(0)
+		m.mu.Lock()
+		m.status.LastReloadError = err.Error()
+		m.mu.Unlock()
 		m.logger.Error("rule reload rejected; the previous rules keep running", "err", err)
 		return err
 	}
+	pos := positions(files)
+	m.swap(groups, pos)
+
 	m.mu.Lock()
-	m.files = files
+	m.status.Files = files
+	m.status.Groups = m.status.Groups[:0:0]
+	for _, g := range m.groups {
+		m.status.Groups = append(m.status.Groups, rules.GroupKey(g.File(), g.Name()))
+	}
+	m.status.LastReloadError = ""
+	nGroups := len(m.status.Groups)
 	m.mu.Unlock()
-	m.logger.Info("rules loaded", "files", len(files), "groups", len(m.rules.RuleGroups()))
+	m.lastReloadOK.Set(1)
+	m.lastReloadTime.Set(float64(m.now().UnixMilli()) / 1000)
+	m.logger.Info("rules loaded", "files", len(files), "groups", nGroups)
 	return nil
 }
+
+// swap replaces the running groups by groups (under evalMu), keeping equal ones and the alert
+// state of changed ones.
+func (m *Manager) swap(groups map[string]*rules.Group, pos map[string]string) {
+	m.evalMu.Lock()
+	defer m.evalMu.Unlock()
+	old := map[string]*rules.Group{}
+	for _, g := range m.groups {
+		old[rules.GroupKey(g.File(), g.Name())] = g
+	}
+	next := make([]*rules.Group, 0, len(groups))
+	restore := map[*rules.AlertingRule]bool{}
+	for key, g := range groups {
+		og, ok := old[key]
+		delete(old, key)
+		switch {
+		case ok && og.Equals(g):
+			g = og
+			for _, r := range g.AlertingRules() {
+				if m.restore[r] {
+					restore[r] = true
+				}
+			}
+		case ok:
+			g.CopyState(og)
+			had := map[string]bool{}
+			for _, r := range og.AlertingRules() {
+				if !m.restore[r] {
+					had[r.Name()+r.Labels().String()] = true
+				}
+			}
+			for _, r := range g.AlertingRules() {
+				if had[r.Name()+r.Labels().String()] {
+					r.SetRestored(true) // its alerts came over from the old group
+				} else {
+					restore[r] = true
+				}
+			}
+		default:
+			for _, r := range g.AlertingRules() {
+				restore[r] = true
+			}
+		}
+		next = append(next, g)
+	}
+	for key := range old {
+		for _, vec := range []interface{ DeleteLabelValues(...string) bool }{m.gm.IterationsMissed, m.gm.IterationsScheduled, m.gm.EvalTotal,
+			m.gm.EvalFailures, m.gm.GroupInterval, m.gm.GroupLastEvalTime, m.gm.GroupLastDuration, m.gm.GroupRules, m.gm.GroupSamples,
+			m.gm.GroupLastRuleDurationSum, m.gm.GroupLastRestoreDuration} {
+			vec.DeleteLabelValues(key)
+		}
+	}
+	slices.SortFunc(next, func(a, b *rules.Group) int {
+		return strings.Compare(rules.GroupKey(a.File(), a.Name()), rules.GroupKey(b.File(), b.Name()))
+	})
+	m.mu.Lock()
+	m.groups = next
+	m.mu.Unlock()
+	m.restore, m.position = restore, pos
+	m.loadedGroups.Reset()
+	for _, g := range next {
+		m.loadedGroups.WithLabelValues(g.File(), g.Name()).Set(float64(len(g.Rules())))
+	}
+}
+
+// checkSet refuses a rule set that would silently switch alerting off: no groups at all, or
+// one of the RequiredAlerts missing.
+func (m *Manager) checkSet(files []string, parsed map[string]*rulefmt.RuleGroups) error {
+	alerts := map[string]bool{}
+	groups := 0
+	for _, f := range files {
+		for _, g := range parsed[f].Groups {
+			groups++
+			for _, r := range g.Rules {
+				if r.Alert != "" {
+					alerts[r.Alert] = true
+				}
+			}
+		}
+	}
+	if groups == 0 {
+		return fmt.Errorf("%w: the rule files %s define no rule group", ErrRuleSet, strings.Join(files, ", "))
+	}
+	var missing []string
+	for _, a := range m.opts.RequiredAlerts {
+		if !alerts[a] {
+			missing = append(missing, a)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: no rule file defines the alert %s (alerting.required_alerts); without it budget alerts would be off",
+			ErrRuleSet, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Errors of Reload (besides *CheckError, the problems inside files).
+var (
+	// ErrRuleSet: the rule set as a whole is unacceptable (no file, no group, a required alert
+	// missing).
+	ErrRuleSet = errors.New("rule set refused")
+)
 
 // Files returns the rule files of the running rule set.
 func (m *Manager) Files() []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return append([]string(nil), m.files...)
+	return append([]string(nil), m.status.Files...)
 }
 
-// ruleFiles expands the configured globs, or writes the shipped rules and returns them.
+// Status returns the running rule set and the outcome of the last reload.
+func (m *Manager) Status() Status {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := m.status
+	s.Files = append([]string{}, s.Files...)
+	s.Groups = append([]string{}, s.Groups...)
+	return s
+}
+
+// ruleFiles expands the configured globs, or writes the shipped rules and returns them. A
+// pattern that matches no file is an error: a typo must not switch alerting off.
 func (m *Manager) ruleFiles() ([]string, error) {
 	if len(m.opts.RuleFiles) == 0 {
 		return WriteShippedRules(m.opts.ShippedDir)
@@ -214,10 +537,10 @@ func (m *Manager) ruleFiles() ([]string, error) {
 	for _, pat := range m.opts.RuleFiles {
 		matches, err := filepath.Glob(pat)
 		if err != nil {
-			return nil, fmt.Errorf("rule_files %q: %w", pat, err)
+			return nil, fmt.Errorf("%w: alerting.rule_files pattern %q: %v", ErrRuleSet, pat, err)
 		}
-		if len(matches) == 0 && !strings.ContainsAny(pat, "*?[") {
-			return nil, fmt.Errorf("rule file %s: %w", pat, os.ErrNotExist)
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("%w: alerting.rule_files pattern %q matches no file", ErrRuleSet, pat)
 		}
 		for _, f := range matches {
 			if !seen[f] {
@@ -261,20 +584,52 @@ func WriteShippedRules(dir string) ([]string, error) {
 	return files, nil
 }
 
-// EvalAt evaluates every rule group once at ts, in file order, as the scheduler would. It is
-// for tests and tools that drive time themselves (with an EvaluationInterval long enough that
-// the scheduler does not evaluate concurrently).
-func (m *Manager) EvalAt(ctx context.Context, ts time.Time) {
-	for _, g := range m.rules.RuleGroups() {
-		rules.DefaultEvalIterationFunc(ctx, g, ts)
-	}
+// RuleGroups returns the running rule groups, for the Prometheus API's /api/v1/rules. It does
+// not wait for a running evaluation.
+func (m *Manager) RuleGroups() []*rules.Group {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return append([]*rules.Group(nil), m.groups...)
 }
 
-// RuleGroups returns the running rule groups, for the Prometheus API's /api/v1/rules.
-func (m *Manager) RuleGroups() []*rules.Group { return m.rules.RuleGroups() }
-
 // AlertingRules returns the running alerting rules, for /api/v1/alerts.
-func (m *Manager) AlertingRules() []*rules.AlertingRule { return m.rules.AlertingRules() }
+func (m *Manager) AlertingRules() []*rules.AlertingRule {
+	var out []*rules.AlertingRule
+	for _, g := range m.RuleGroups() {
+		out = append(out, g.AlertingRules()...)
+	}
+	return out
+}
+
+// positions maps "file\x00alert" to "file:line" of every alerting rule, for messages about a
+// rule (its annotation templates fail at run time).
+func positions(files []string) map[string]string {
+	out := map[string]string{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var doc struct {
+			Groups []struct {
+				Rules []struct {
+					Alert yaml.Node `yaml:"alert"`
+				} `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		if yaml.Unmarshal(b, &doc) != nil {
+			continue
+		}
+		for _, g := range doc.Groups {
+			for _, r := range g.Rules {
+				if r.Alert.Value != "" {
+					out[f+"\x00"+r.Alert.Value] = fmt.Sprintf("%s:%d", f, r.Alert.Line)
+				}
+			}
+		}
+	}
+	return out
+}
 
 // lineRe finds the line number in YAML decoder errors ("yaml: line 12: …", "line 12: …").
 var lineRe = regexp.MustCompile(`line (\d+): `)
@@ -283,11 +638,18 @@ var lineRe = regexp.MustCompile(`line (\d+): `)
 // structure, every expr with the PromQL parser, label and annotation templates. The error lists
 // every problem as "file:line:col: message" (or "file:line: message"), one per line.
 func CheckFiles(files ...string) error {
+	_, err := checkFiles(files)
+	return err
+}
+
+func checkFiles(files []string) (map[string]*rulefmt.RuleGroups, error) {
 	p := parser.NewParser(parser.Options{})
 	logger := promslog.NewNopLogger()
 	var msgs []string
+	parsed := map[string]*rulefmt.RuleGroups{}
 	for _, f := range files {
-		_, errs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, logger)
+		rgs, errs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, logger)
+		parsed[f] = rgs
 		seen := map[string]bool{}
 		for _, err := range errs {
 			for _, m := range positioned(f, err) {
@@ -299,9 +661,9 @@ func CheckFiles(files ...string) error {
 		}
 	}
 	if len(msgs) > 0 {
-		return &CheckError{Problems: msgs}
+		return nil, &CheckError{Problems: msgs}
 	}
-	return nil
+	return parsed, nil
 }
 
 // CheckError lists the problems of rule files, each "file:line[:col]: message".
@@ -335,15 +697,4 @@ func positioned(f string, err error) []string {
 		out = append(out, f+": "+strings.ReplaceAll(msg, "\n", " "))
 	}
 	return out
-}
-
-// shiftedQueryable moves the rule manager's wall-clock query windows (the `for` state restore)
-// onto the process clock's timeline.
-type shiftedQueryable struct {
-	storage.Queryable
-	offMs int64
-}
-
-func (q shiftedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return q.Queryable.Querier(mint+q.offMs, maxt+q.offMs)
 }

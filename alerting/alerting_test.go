@@ -26,35 +26,32 @@ import (
 )
 
 // rig is one cygni-usage process's alerting: rule manager, notifier and e-mail sender.
+// Evaluations are driven by EvalAt with the test's own times.
 type rig struct {
-	mgr    *Manager
-	ntf    *Notifier
-	mail   *Sender
-	cancel context.CancelFunc
-	done   chan struct{}
+	mgr  *Manager
+	ntf  *Notifier
+	mail *Sender
+	reg  *prometheus.Registry
 }
 
 type rigOptions struct {
-	ruleFiles  []string
-	smtpPort   int
-	webhookURL string
+	ruleFiles      []string
+	smtpPort       int
+	webhookURL     string
+	resolvedEmails bool
 }
 
 func startRig(t testing.TB, db *tsdb.DB, st *recordingState, o rigOptions) *rig {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	r := &rig{done: make(chan struct{})}
+	r := &rig{reg: prometheus.NewRegistry()}
 	var err error
-	r.ntf, err = NewNotifier(nil, NotifierOptions{Directory: st, State: st, Webhook: o.webhookURL != ""})
+	r.ntf, err = NewNotifier(nil, NotifierOptions{Directory: st, State: st, Costs: gaugeCosts(db), Webhook: o.webhookURL != "", ResolvedEmails: o.resolvedEmails})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.mgr, err = New(nil, reg, Options{
+	r.mgr, err = New(nil, r.reg, Options{
 		Storage: db, RuleFiles: o.ruleFiles, ShippedDir: filepath.Join(t.TempDir(), "rules"),
-		// Evaluations are driven by EvalAt with the simulated clock; the scheduler's first
-		// tick is a day away.
-		EvaluationInterval: 24 * time.Hour,
-		Notify:             r.ntf.Notify,
+		Evaluated: r.ntf.Reconcile,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -70,16 +67,7 @@ func startRig(t testing.TB, db *tsdb.DB, st *recordingState, o rigOptions) *rig 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { _ = r.mgr.Run(ctx); close(r.done) }()
-	t.Cleanup(r.stop)
 	return r
-}
-
-func (r *rig) stop() {
-	r.cancel()
-	<-r.done
 }
 
 func noon(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 12, 0, 0, 0, time.UTC) }
@@ -113,7 +101,7 @@ func TestBudgetAlertsThroughTwoMonths(t *testing.T) {
 	day := func(ts time.Time) {
 		t.Helper()
 		mtd := 5.5 * float64(ts.Day())
-		writeDerived(t, db, ts, 100, mtd, min(mtd, 99))
+		writeDerived(t, db, st.Store, ts, 100, mtd, min(mtd, 99))
 		r.mgr.EvalAt(ctx, ts)
 	}
 	for d := 1; d <= 15; d++ {
@@ -126,7 +114,6 @@ func TestBudgetAlertsThroughTwoMonths(t *testing.T) {
 	}
 
 	// Restart mid-month: a new rule manager and notifier, no in-memory state.
-	r.stop()
 	r = startRig(t, db, st, rigOptions{smtpPort: smtpSrv.port(t)})
 	for d := 16; d <= 31; d++ {
 		day(noon(2025, 3, d))
@@ -138,8 +125,10 @@ func TestBudgetAlertsThroughTwoMonths(t *testing.T) {
 	equalLines(t, "notifications", summarize(st.created()), []string{
 		"03-15 budget_warning warning proj_001 has used $82.50 of its $100.00 budget (82.5 %) this billing period",
 		"03-19 budget_exceeded critical proj_001 has exceeded its budget: $104.50 of $100.00 (104.5 %) used this billing period. Services keep running; reduce usage or raise the limit",
-		"04-01 alert_resolved info Resolved: Budget warning for proj_001 is no longer active (the cost of the billing period is below the threshold again: a new period began or the budget was raised).",
-		"04-01 alert_resolved info Resolved: Budget exceeded for proj_001 is no longer active (the cost of the billing period is below the threshold again: a new period began or the budget was raised).",
+		// April 1st shows the alerts cleared; a day later (more than the 5 minutes of the resolve
+		// hold) the resolutions are recorded, with the amounts of that time.
+		"04-02 alert_resolved info Resolved: Budget warning for proj_001 is no longer active (a new billing period began); $11.00 of its $100.00 budget (11.0 %) used this billing period",
+		"04-02 alert_resolved info Resolved: Budget exceeded for proj_001 is no longer active (a new billing period began); $11.00 of its $100.00 budget (11.0 %) used this billing period",
 		"04-15 budget_warning warning proj_001 has used $82.50 of its $100.00 budget (82.5 %) this billing period",
 	})
 	n := st.created()[0]
@@ -252,7 +241,7 @@ func TestReloadRejectsBrokenRuleFile(t *testing.T) {
 		t.Fatalf("running files = %v", got)
 	}
 	// The old rules still evaluate.
-	writeDerived(t, db, noon(2025, 5, 20), 100, 90, 95)
+	writeDerived(t, db, st.Store, noon(2025, 5, 20), 100, 90, 95)
 	r.mgr.EvalAt(ctx, noon(2025, 5, 20))
 	if got := summarize(st.created()); len(got) != 1 || !strings.Contains(got[0], "budget_warning") {
 		t.Fatalf("notifications after the rejected reload = %v", got)
@@ -328,7 +317,7 @@ func TestSMTPDownThenUp(t *testing.T) {
 	r.ntf.opts.Queued = r.mail.Kick
 
 	start := time.Now()
-	writeDerived(t, db, noon(2025, 6, 20), 100, 120, 150)
+	writeDerived(t, db, st.Store, noon(2025, 6, 20), 100, 120, 150)
 	r.mgr.EvalAt(ctx, noon(2025, 6, 20))
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("evaluation took %s with SMTP down", d)
@@ -401,7 +390,7 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeDerived(t, db, noon(2025, 7, 10), 200, 170, 180)
+	writeDerived(t, db, st.Store, noon(2025, 7, 10), 200, 170, 180)
 	r.mgr.EvalAt(ctx, noon(2025, 7, 10))
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -457,21 +446,23 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // An alert that keeps firing across the start of a billing period belongs to the old period
-// for PeriodSettle (late data), then to the new one; an unknown project is skipped.
+// for PeriodSettle (late data), then to the new one: a new episode; an unknown project is
+// skipped.
 func TestNotifierPeriodAcrossBoundary(t *testing.T) {
 	ctx := context.Background()
+	db := openTSDB(t)
 	st := &recordingState{Store: openStore(t, t.TempDir())}
 	seedTeam(t, st.Store, 1)
-	ntf, err := NewNotifier(nil, NotifierOptions{Directory: st, State: st})
+	ntf, err := NewNotifier(nil, NotifierOptions{Directory: st, State: st, Costs: gaugeCosts(db)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alert := func(project string, active, eval time.Time) *rules.Alert {
+	alert := func(project string, active time.Time) *rules.Alert {
 		return &rules.Alert{
 			State:       rules.StateFiring,
-			Labels:      labels.FromStrings("alertname", "ProjectBudgetExceeded", "project", project, "severity", "critical"),
+			Labels:      labels.FromStrings("alertname", "ProjectBudgetExceeded", "project", project, "severity", "critical", "threshold", "100"),
 			Annotations: labels.FromStrings("type", "budget_exceeded", "used_usd", "120.00", "budget_usd", "100.00"),
-			ActiveAt:    active, FiredAt: active, LastSentAt: eval,
+			ActiveAt:    active, FiredAt: active,
 		}
 	}
 	active := noon(2025, 3, 20)
@@ -489,7 +480,8 @@ func TestNotifierPeriodAcrossBoundary(t *testing.T) {
 		{"unknown project", "proj_nope", time.Date(2025, 4, 2, 0, 0, 0, 0, time.UTC), 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ntf.Notify(ctx, "expr", alert(tc.project, active, tc.eval))
+			writeGauges(t, db, tc.eval, 100, 120, 130) // the exact amounts agree: over 100 %
+			ntf.Reconcile(ctx, Evaluation{At: tc.eval, Rules: []RuleAlerts{{Name: "ProjectBudgetExceeded", Healthy: true, Firing: []*rules.Alert{alert(tc.project, active)}}}})
 			if got := len(st.created()); got != tc.want {
 				t.Fatalf("%d notifications, want %d", got, tc.want)
 			}
@@ -498,6 +490,10 @@ func TestNotifierPeriodAcrossBoundary(t *testing.T) {
 	notes := st.created()
 	if notes[1].Payload["periodStart"] != "2025-04-01" || !notes[1].CreatedAt.Equal(time.Date(2025, 4, 1, 1, 30, 0, 0, time.UTC)) {
 		t.Fatalf("April notification = %+v", notes[1])
+	}
+	eps, err := st.AlertEpisodes(ctx, "proj_001")
+	if err != nil || len(eps) != 2 || eps[0].EndReason != store.EndNewPeriod || eps[1].EndedAt != nil || eps[1].Period != "2025-04-01" {
+		t.Fatalf("episodes = %+v, %v", eps, err)
 	}
 	// Critical: the e-mail goes to every admin, not to the billing contact.
 	out, err := st.OutboxMessages(ctx, store.ChannelEmail)

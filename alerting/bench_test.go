@@ -17,8 +17,8 @@ import (
 )
 
 // BenchmarkEvalShippedRules evaluates the shipped rules over 1,000 projects, 100 of them over
-// 80 % of their budget (already notified: the steady state of every minute), against the real
-// TSDB and SQLite store.
+// 80 % of their budget (their episodes already open: the steady state of every evaluation),
+// against the real TSDB and SQLite store.
 func BenchmarkEvalShippedRules(b *testing.B) {
 	const projects = 1000
 	ctx := context.Background()
@@ -49,11 +49,11 @@ func BenchmarkEvalShippedRules(b *testing.B) {
 	if err := app.Commit(); err != nil {
 		b.Fatal(err)
 	}
-	ntf, err := NewNotifier(nil, NotifierOptions{Directory: st, State: st})
+	ntf, err := NewNotifier(nil, NotifierOptions{Directory: st, State: st, Costs: gaugeCosts(db)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	mgr, err := New(nil, prometheus.NewRegistry(), Options{Storage: db, ShippedDir: filepath.Join(b.TempDir(), "rules"), EvaluationInterval: 24 * time.Hour, Notify: ntf.Notify})
+	mgr, err := New(nil, prometheus.NewRegistry(), Options{Storage: db, ShippedDir: filepath.Join(b.TempDir(), "rules"), Evaluated: ntf.Reconcile})
 	if err != nil {
 		b.Fatal(err)
 	}

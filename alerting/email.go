@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io/fs"
 	"strings"
 	"text/template"
 	"time"
@@ -34,12 +35,35 @@ type templates struct {
 	html *htmltemplate.Template
 }
 
-func parseTemplates() (*templates, error) {
-	t, err := template.ParseFS(templateFS, "templates/email.txt.tmpl")
+// Template files, named by their path in the source tree so that an error reads
+// "template: alerting/templates/email.txt.tmpl:12:5: …".
+const (
+	textTemplate = "alerting/templates/email.txt.tmpl"
+	htmlTemplate = "alerting/templates/email.html.tmpl"
+)
+
+// parseTemplates parses the e-mail templates of fsys (the embedded ones: templateFS, with paths
+// templates/…).
+func parseTemplates(fsys fs.FS) (*templates, error) {
+	read := func(name string) (string, error) {
+		b, err := fs.ReadFile(fsys, strings.TrimPrefix(name, "alerting/"))
+		if err != nil {
+			return "", fmt.Errorf("read e-mail template %s: %w", name, err)
+		}
+		return string(b), nil
+	}
+	src, err := read(textTemplate)
+	if err != nil {
+		return nil, err
+	}
+	t, err := template.New(textTemplate).Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("parse e-mail text template: %w", err)
 	}
-	h, err := htmltemplate.ParseFS(templateFS, "templates/email.html.tmpl")
+	if src, err = read(htmlTemplate); err != nil {
+		return nil, err
+	}
+	h, err := htmltemplate.New(htmlTemplate).Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("parse e-mail HTML template: %w", err)
 	}

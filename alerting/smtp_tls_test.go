@@ -18,6 +18,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/cygni/usage/internal/smtptest"
 )
 
 // selfSigned returns a server certificate for 127.0.0.1 and a pool that trusts it.
@@ -48,18 +50,18 @@ func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 
 // authBackend is the test SMTP server requiring PLAIN authentication.
 type authBackend struct {
-	*smtpServer
+	*smtptest.Server
 	mu     sync.Mutex
 	logins []string
 }
 
 type authSession struct {
-	*smtpSession
+	*smtptest.Session
 	b *authBackend
 }
 
 func (b *authBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &authSession{smtpSession: &smtpSession{s: b.smtpServer}, b: b}, nil
+	return &authSession{Session: &smtptest.Session{S: b.Server}, b: b}, nil
 }
 
 func (a *authSession) AuthMechanisms() []string { return []string{sasl.Plain} }
@@ -81,7 +83,7 @@ func TestSMTPTLSModes(t *testing.T) {
 	cert, pool := selfSigned(t)
 	for _, mode := range []string{"starttls", "tls"} {
 		t.Run(mode, func(t *testing.T) {
-			b := &authBackend{smtpServer: &smtpServer{}}
+			b := &authBackend{Server: &smtptest.Server{}}
 			srv := smtp.NewServer(b)
 			srv.Domain = "localhost"
 			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -111,7 +113,7 @@ func TestSMTPTLSModes(t *testing.T) {
 			if err := d.Deliver(context.Background(), payload); err != nil {
 				t.Fatal(err)
 			}
-			msgs := b.messages()
+			msgs := b.Messages()
 			if len(msgs) != 1 || msgs[0].Subject != "[Cygni] test" || msgs[0].To[0] != "ana@acme.test" || msgs[0].Header.Get("Message-Id") != "<ntf_x@cygni-usage>" {
 				t.Fatalf("received %+v", msgs)
 			}

@@ -45,13 +45,8 @@ func webhookBody(note store.Notification, c content) WebhookEvent {
 	if c.Resolved {
 		ev.Status = "resolved"
 	}
-	for k, v := range map[string]string{"used": c.Used, "limit": c.Budget, "forecast": c.Forecast, "hourCost": c.Hour, "baseline": c.Baseline, "percentUsed": c.Percent} {
-		if v != "" {
-			if ev.Amounts == nil {
-				ev.Amounts = map[string]string{}
-			}
-			ev.Amounts[k] = v
-		}
+	if a := c.amounts(); len(a) > 0 {
+		ev.Amounts = a
 	}
 	return ev
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/rules"
 
 	"github.com/cygni/usage/alerting"
 	"github.com/cygni/usage/api"
@@ -28,12 +27,12 @@ func TestReloadEndpoint(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yml")
-	if err := os.WriteFile(good, []byte("groups:\n  - name: g\n    rules:\n      - record: x:sum\n        expr: sum(cygni_project_budget_usd)\n"), 0o644); err != nil {
+	if err := os.WriteFile(good, []byte("groups:\n  - name: g\n    rules:\n      - alert: Budget\n        expr: sum(cygni_project_budget_usd) > 1e9\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mgr, err := alerting.New(nil, prometheus.NewRegistry(), alerting.Options{
-		Storage: db, RuleFiles: []string{filepath.Join(dir, "*.yml")},
-		Notify: func(context.Context, string, ...*rules.Alert) {},
+		Storage: db, RuleFiles: []string{filepath.Join(dir, "*.yml")}, RequiredAlerts: []string{"Budget"},
+		Evaluated: func(context.Context, alerting.Evaluation) {},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +42,11 @@ func TestReloadEndpoint(t *testing.T) {
 		"member": {TeamID: "team_a", Role: api.RoleMember},
 		"adminB": {TeamID: "team_b", Role: api.RoleAdmin}, // an admin, but not of an operator team
 	}
-	srv := httptest.NewServer(api.New(api.Options{OperatorTeams: []string{"team_a"}, AuthDeps: api.AuthDeps{Tokens: tokens}, AlertingDeps: api.AlertingDeps{Rules: mgr}}))
+	if err := mgr.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Options{OperatorTeams: []string{"team_a"}, AuthDeps: api.AuthDeps{Tokens: tokens}, AlertingDeps: api.AlertingDeps{Rules: mgr},
+		ReadyDetails: []func() (string, any){func() (string, any) { return "alerting", mgr.Status() }}}))
 	t.Cleanup(srv.Close)
 	without := httptest.NewServer(api.New(api.Options{OperatorTeams: []string{"team_a"}, AuthDeps: api.AuthDeps{Tokens: tokens}}))
 	t.Cleanup(without.Close)
@@ -111,5 +114,34 @@ func TestReloadEndpoint(t *testing.T) {
 		if got := len(mgr.RuleGroups()); got != 1 {
 			t.Fatalf("%d groups running, want 1", got)
 		}
+		if err := os.Remove(bad); err != nil {
+			t.Fatal(err)
+		}
 	})
+	t.Run("set without the required alert rejected", func(t *testing.T) {
+		if err := os.WriteFile(good, []byte("groups:\n  - name: g\n    rules:\n      - record: x:sum\n        expr: sum(cygni_project_budget_usd)\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		status, body := post(t, srv.URL, "admin")
+		if status != 400 || !strings.Contains(errCode(body), "no rule file defines the alert Budget (alerting.required_alerts)") {
+			t.Fatalf("status %d body %v", status, body)
+		}
+	})
+	// /readyz names the running rule files and groups, and the refused reload.
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ready struct {
+		Status   string
+		Alerting alerting.Status
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || ready.Status != "ready" || len(ready.Alerting.Files) != 1 || ready.Alerting.Groups[0] != good+";g" ||
+		!strings.Contains(ready.Alerting.LastReloadError, "Budget") {
+		t.Fatalf("/readyz = %d %+v", resp.StatusCode, ready)
+	}
 }

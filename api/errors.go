@@ -12,25 +12,27 @@ type Kind int
 
 // Error kinds.
 const (
-	KindInternal     Kind = iota // 500, message hidden from the client
-	KindBadRequest               // 400: a parameter or body is malformed
-	KindUnauthorized             // 401: no token, or an invalid or revoked one
-	KindForbidden                // 403: the token's role may not do this
-	KindNotFound                 // 404: unknown, or another team's resource
-	KindConflict                 // 409
-	KindTooLarge                 // 413: body too large
-	KindUnavailable              // 503: not ready
+	KindInternal         Kind = iota // 500, message hidden from the client
+	KindBadRequest                   // 400: a parameter or body is malformed
+	KindUnauthorized                 // 401: no token, or an invalid or revoked one
+	KindForbidden                    // 403: the token's role may not do this
+	KindNotFound                     // 404: unknown, or another team's resource
+	KindMethodNotAllowed             // 405: the path exists, the method does not
+	KindConflict                     // 409
+	KindTooLarge                     // 413: body too large
+	KindUnavailable                  // 503: not ready
 )
 
 var kindStatus = map[Kind]int{
-	KindInternal:     http.StatusInternalServerError,
-	KindBadRequest:   http.StatusBadRequest,
-	KindUnauthorized: http.StatusUnauthorized,
-	KindForbidden:    http.StatusForbidden,
-	KindNotFound:     http.StatusNotFound,
-	KindConflict:     http.StatusConflict,
-	KindTooLarge:     http.StatusRequestEntityTooLarge,
-	KindUnavailable:  http.StatusServiceUnavailable,
+	KindInternal:         http.StatusInternalServerError,
+	KindBadRequest:       http.StatusBadRequest,
+	KindUnauthorized:     http.StatusUnauthorized,
+	KindForbidden:        http.StatusForbidden,
+	KindNotFound:         http.StatusNotFound,
+	KindMethodNotAllowed: http.StatusMethodNotAllowed,
+	KindConflict:         http.StatusConflict,
+	KindTooLarge:         http.StatusRequestEntityTooLarge,
+	KindUnavailable:      http.StatusServiceUnavailable,
 }
 
 // Error is an error with a kind, a machine-readable code and a message for the client.

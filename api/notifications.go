@@ -115,9 +115,11 @@ func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request) {
 	}
 	q.Cursor = v.Get("cursor")
 	switch u := v.Get("unread"); u {
-	case "", "false":
+	case "": // all
 	case "true":
 		q.UnreadOnly = true
+	case "false":
+		q.ReadOnly = true
 	default:
 		WriteError(w, BadParam("unread", "%q is neither true nor false", u))
 		return

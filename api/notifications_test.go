@@ -273,6 +273,12 @@ func TestNotificationsJSON(t *testing.T) {
 	if status != 200 || strings.Contains(body, n0.ID) || !strings.Contains(body, `"unreadCount":2`) {
 		t.Fatalf("unread=true: %d %s", status, body)
 	}
+	// unread=false: the read ones only.
+	status, body = f.do(t, "GET", "/api/usage/notifications?unread=false", "memberA", nil)
+	want = `{"notifications":[` + item(n0, `"`+marked.ReadAt+`"`) + `],"unreadCount":2,"nextCursor":null}`
+	if status != 200 || strings.TrimSpace(body) != want {
+		t.Fatalf("unread=false: %d\n%s\nwant\n%s", status, body, want)
+	}
 }
 
 func TestStoreEndpointsBadInput(t *testing.T) {
@@ -291,6 +297,7 @@ func TestStoreEndpointsBadInput(t *testing.T) {
 		{"unread yes", "GET", "/api/usage/notifications?unread=yes", "memberA", nil, 400, `"unread: \"yes\" is neither true nor false"`},
 		{"bad cursor", "GET", "/api/usage/notifications?cursor=xyz!", "memberA", nil, 400, `"cursor: \"xyz!\" is not a cursor returned by this endpoint"`},
 		{"unknown parameter", "GET", "/api/usage/notifications?page=2", "memberA", nil, 400, `"page: unknown parameter; this endpoint takes limit, cursor and unread"`},
+		{"GET on read", "GET", read, "memberA", nil, 405, `"code":"method_not_allowed","message":"method GET is not allowed on ` + read + `"`},
 		{"malformed id", "POST", "/api/usage/notifications/ntf_a.b/read", "memberA", nil, 400, `"id: \"ntf_a.b\" is not a valid id`},
 		{"id without prefix", "POST", "/api/usage/notifications/123/read", "memberA", nil, 400, `"code":"invalid_parameter","message":"id: \"123\" is not a valid id`},
 		{"unknown field", "POST", read, "memberA", strings.NewReader(`{"read":true}`), 400, `"body: json: unknown field \"read\""`},

@@ -24,6 +24,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer // client_golang registry (TSDB, rules, HTTP)
 	Metrics  *metrics.Set        // VictoriaMetrics set of our own counters
 	Ready    ReadyFunc           // nil: always ready
+	// ReadyDetails add fields to the body of a ready /readyz (name, value), e.g. the loaded
+	// rule files.
+	ReadyDetails []func() (string, any)
 	// OperatorTeams may use the operator endpoints (with an admin token): they act across
 	// every team. Empty: nobody.
 	OperatorTeams []string
@@ -71,7 +74,7 @@ func (s *Server) routes() {
 		WriteError(w, NotFound("no route %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, &Error{Kind: KindBadRequest, Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+		WriteError(w, &Error{Kind: KindMethodNotAllowed, Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
 	})
 
 	if s.opts.Console != nil {
@@ -97,7 +100,12 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 			return
 		}
 	}
-	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	for _, d := range s.opts.ReadyDetails {
+		k, v := d()
+		body[k] = v
+	}
+	WriteJSON(w, http.StatusOK, body)
 }
 
 // metrics writes the client_golang registry and then our VictoriaMetrics set, in the

@@ -43,6 +43,9 @@ type UsageStore interface {
 type UsageDeps struct {
 	Usage         UsageQuerier
 	UsageProjects UsageStore
+	// LimitChanged, if set, is called (without blocking) after a budget limit was changed, so
+	// that the derived gauges and the alerts see it at once.
+	LimitChanged func()
 }
 
 // MaxBudgetLimit is the largest budget limit POST /api/usage/limits accepts, in USD.
@@ -554,6 +557,9 @@ func (s *Server) setLimit(w http.ResponseWriter, r *http.Request) error {
 			return NotFound("project %q not found", *req.ProjectID)
 		}
 		return err
+	}
+	if s.opts.LimitChanged != nil {
+		s.opts.LimitChanged()
 	}
 	team, err := s.opts.UsageProjects.GetTeam(r.Context(), p.TeamID)
 	if err != nil {

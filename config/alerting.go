@@ -22,8 +22,23 @@ type AlertingConfig struct {
 	// RuleFiles are globs of Prometheus rule files. Empty (the default): the rules shipped in
 	// the binary (alerting/rules/*.yml), written to <data_dir>/rules/shipped on start.
 	RuleFiles []string `yaml:"rule_files"`
-	// EvaluationInterval is how often every rule group is evaluated (default 1m).
+	// RequiredAlerts must be defined by the rule files (default ProjectBudgetWarning and
+	// ProjectBudgetExceeded, the seed's budget alerts): a rule set without them is refused at
+	// start and reload, so that a typo cannot switch budget alerting off.
+	RequiredAlerts []string `yaml:"required_alerts"`
+	// EvaluationInterval is how often every rule group is evaluated when no new data arrived
+	// (default 1m). The rules are also evaluated right after every collection and budget change.
 	EvaluationInterval Duration `yaml:"evaluation_interval"`
+	// ResolveAfter is how long an alert must have stopped firing, with fresh data, before its
+	// episode is resolved and a later crossing notifies again (default 5m).
+	ResolveAfter Duration `yaml:"resolve_after"`
+	// ResolvedEmails also e-mails resolutions (default false: in-app and webhook only).
+	ResolvedEmails bool `yaml:"resolved_emails"`
+	// OutageTolerance is how long a restart may last and still restore the `for` clocks of
+	// pending and firing alerts (default 1h); ForGracePeriod is the least wait after a restore
+	// before such an alert fires (default 10m).
+	OutageTolerance Duration `yaml:"outage_tolerance"`
+	ForGracePeriod  Duration `yaml:"for_grace_period"`
 	// MaxBackoff caps the exponential back-off between delivery attempts of one e-mail or
 	// webhook (default 10m). Messages are never dropped.
 	MaxBackoff Duration `yaml:"max_backoff"`
@@ -58,7 +73,11 @@ type WebhookConfig struct {
 
 func (c *AlertingConfig) setDefaults() {
 	c.Enabled = true
+	c.RequiredAlerts = []string{"ProjectBudgetWarning", "ProjectBudgetExceeded"}
 	c.EvaluationInterval = Duration(time.Minute)
+	c.ResolveAfter = Duration(5 * time.Minute)
+	c.OutageTolerance = Duration(time.Hour)
+	c.ForGracePeriod = Duration(10 * time.Minute)
 	c.MaxBackoff = Duration(10 * time.Minute)
 	c.SMTP.TLS = SMTPTLSStartTLS
 	c.Webhook.Timeout = Duration(10 * time.Second)
@@ -82,8 +101,19 @@ func (c *AlertingConfig) validate() error {
 			return fmt.Errorf("'alerting.rule_files[%d]' is %q: %v", i, g, err)
 		}
 	}
-	if err := positive("alerting.evaluation_interval", c.EvaluationInterval); err != nil {
-		return err
+	if len(c.RequiredAlerts) == 0 {
+		return fmt.Errorf("'alerting.required_alerts' is empty; name the budget alerts the rule files must define")
+	}
+	for i, a := range c.RequiredAlerts {
+		if a == "" {
+			return fmt.Errorf("'alerting.required_alerts[%d]' is empty", i)
+		}
+	}
+	for key, d := range map[string]Duration{"alerting.evaluation_interval": c.EvaluationInterval, "alerting.resolve_after": c.ResolveAfter,
+		"alerting.outage_tolerance": c.OutageTolerance, "alerting.for_grace_period": c.ForGracePeriod} {
+		if err := positive(key, d); err != nil {
+			return err
+		}
 	}
 	if err := positive("alerting.max_backoff", c.MaxBackoff); err != nil {
 		return err

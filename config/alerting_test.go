@@ -20,7 +20,10 @@ func TestAlertingConfig(t *testing.T) {
 		{"bad port", "alerting:\n  smtp:\n    port: 70000\n", "'alerting.smtp.port' is 70000"},
 		{"webhook without secret", "alerting:\n  webhook:\n    url: https://x.example/\n", "'alerting.webhook.secret' is empty"},
 		{"webhook not http", "alerting:\n  webhook:\n    url: ftp://x\n    secret: s\n", "'alerting.webhook.url' is \"ftp://x\""},
-		{"unknown key", "alerting:\n  rules: []\n", "unknown key alerting.rules (known: enabled, rule_files, evaluation_interval, max_backoff, smtp, webhook)"},
+		{"unknown key", "alerting:\n  rules: []\n", "unknown key alerting.rules (known: enabled, rule_files, "},
+		{"no required alerts", "alerting:\n  required_alerts: []\n", "'alerting.required_alerts' is empty"},
+		{"zero resolve hold", "alerting:\n  resolve_after: 0s\n", "'alerting.resolve_after' is 0s; it must be positive"},
+		{"episode keys", "alerting:\n  required_alerts: [MyBudget]\n  resolve_after: 15m\n  resolved_emails: true\n  outage_tolerance: 2h\n  for_grace_period: 5m\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -39,7 +42,9 @@ func TestAlertingConfig(t *testing.T) {
 
 func TestAlertingDefaultsAndEnv(t *testing.T) {
 	c := Default()
-	if !c.Alerting.Enabled || c.Alerting.EvaluationInterval.D() != time.Minute || c.Alerting.SMTP.TLS != SMTPTLSStartTLS || len(c.Alerting.RuleFiles) != 0 {
+	if !c.Alerting.Enabled || c.Alerting.EvaluationInterval.D() != time.Minute || c.Alerting.SMTP.TLS != SMTPTLSStartTLS || len(c.Alerting.RuleFiles) != 0 ||
+		c.Alerting.ResolveAfter.D() != 5*time.Minute || c.Alerting.ResolvedEmails || len(c.Alerting.RequiredAlerts) != 2 ||
+		c.Alerting.OutageTolerance.D() != time.Hour || c.Alerting.ForGracePeriod.D() != 10*time.Minute {
 		t.Fatalf("defaults = %+v", c.Alerting)
 	}
 	for tls, port := range map[string]int{SMTPTLSStartTLS: 587, SMTPTLSImplicit: 465, SMTPTLSNone: 25} {

@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-const goodRules = "groups:\n  - name: budget\n    rules:\n      - record: cygni:budget:sum\n        expr: sum(cygni_project_budget_usd)\n"
+// goodRules defines the budget alerts every rule set must have (alerting.required_alerts).
+const goodRules = "groups:\n  - name: budget\n    rules:\n      - record: cygni:budget:sum\n        expr: sum(cygni_project_budget_usd)\n" +
+	"      - alert: ProjectBudgetWarning\n        expr: cygni:budget:sum > 1e12\n      - alert: ProjectBudgetExceeded\n        expr: cygni:budget:sum > 1e13\n"
 
 // check-rules validates rule files and exits non-zero naming file:line:col.
 func TestCheckRulesCommand(t *testing.T) {
@@ -60,6 +62,26 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 		t.Fatalf("after the fixed reload: %s", last)
 	}
 	p.Stop(10 * time.Second)
+}
+
+// A rule set that would switch budget alerting off stops the start with a message naming the
+// problem: a pattern that matches no file, or files without the budget alerts.
+func TestRuleSetRefusedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "other.yml"), "groups:\n  - name: g\n    rules:\n      - record: x\n        expr: vector(1)\n")
+	for _, tc := range []struct{ name, pattern, want string }{
+		{"typo", filepath.Join(dir, "*.yaml"), "alerting.rule_files pattern \"" + filepath.Join(dir, "*.yaml") + "\" matches no file"},
+		{"no budget alerts", filepath.Join(dir, "*.yml"), "no rule file defines the alert ProjectBudgetWarning, ProjectBudgetExceeded (alerting.required_alerts)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfgPath := filepath.Join(t.TempDir(), "c.yml")
+			writeFile(t, cfgPath, "alerting:\n  rule_files: [\""+tc.pattern+"\"]\n")
+			out, err := Run(t, time.Minute, nil, "--data-dir", t.TempDir(), "--listen", FreeAddr(t), "--config", cfgPath, "serve", "--only", "alerting")
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("serve with %s: %v\n%s\nwant %q", tc.pattern, err, out, tc.want)
+			}
+		})
+	}
 }
 
 func writeFile(t testing.TB, path, body string) {

@@ -64,6 +64,9 @@ type DeriverOptions struct {
 	// points. ok=false (no watermark yet) derives nothing and writes no gauges. Nil: no bound (the collector runs
 	// elsewhere, or data is written by other means).
 	CollectedUntil func() (until time.Time, ok bool)
+	// OnStep, if set, is called after every run that wrote the gauges (the alert rules
+	// evaluate then, on fresh data). It must not block.
+	OnStep func()
 }
 
 // Deriver keeps the derived series up to date (an actor, every minute):
@@ -80,6 +83,7 @@ type Deriver struct {
 	opts   DeriverOptions
 	now    func() time.Time
 
+	kick          chan struct{}
 	mu            sync.Mutex
 	from, through int64 // derived span, ms; through == 0 before the first run
 	lastFull      int64
@@ -119,7 +123,7 @@ func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOption
 	}
 	vm := opts.Metrics
 	return &Deriver{
-		logger: logger.With("component", "deriver"), opts: opts, now: opts.Now,
+		logger: logger.With("component", "deriver"), opts: opts, now: opts.Now, kick: make(chan struct{}, 1),
 		runs:         vm.GetOrCreateCounter(`cygni_query_deriver_runs_total`),
 		samples:      vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`),
 		appendErrors: vm.GetOrCreateCounter(`cygni_query_deriver_append_errors_total`),
@@ -140,7 +144,20 @@ func (d *Deriver) Range() (from, through time.Time) {
 	return time.UnixMilli(d.from).UTC(), time.UnixMilli(d.through).UTC()
 }
 
-// Run derives every Interval until ctx ends. A failed run is logged and retried next time.
+// SetOnStep sets DeriverOptions.OnStep; call it before Run.
+func (d *Deriver) SetOnStep(f func()) { d.opts.OnStep = f }
+
+// Trigger asks for a run now (the collector committed new data, a budget changed). It never
+// blocks; triggers during a run fold into one more run.
+func (d *Deriver) Trigger() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run derives at once, on every Trigger and every Interval until ctx ends. A failed run is
+// logged and retried next time.
 func (d *Deriver) Run(ctx context.Context) error {
 	t := time.NewTicker(d.opts.Interval)
 	defer t.Stop()
@@ -148,27 +165,14 @@ func (d *Deriver) Run(ctx context.Context) error {
 		if err := d.Step(ctx); err != nil && ctx.Err() == nil {
 			d.logger.Warn("derive series; retrying on the next tick", "err", err)
 		}
-		// Before the first collection there is nothing to derive: look again every second, so
-		// that the gauges (and the budget alerts on them) follow a first backfill at once.
-		next := t.C
-		if d.awaitingCollection() {
-			next = time.After(min(time.Second, d.opts.Interval))
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-next:
+		case <-t.C:
+		case <-d.kick:
+			t.Reset(d.opts.Interval)
 		}
 	}
-}
-
-// awaitingCollection reports whether the in-process collector has not completed a collection yet.
-func (d *Deriver) awaitingCollection() bool {
-	if d.opts.CollectedUntil == nil {
-		return false
-	}
-	_, ok := d.opts.CollectedUntil()
-	return !ok
 }
 
 // Step is one run: derive the hours that closed (a day of backlog at most), re-derive the recent
@@ -207,22 +211,36 @@ func (d *Deriver) Step(ctx context.Context) error {
 		lastFull = now
 	}
 	lo = max(floorTo(lo, hourMs), from)
-	hi := min(target, max(through, lo)+24*hourMs)
-	if hi > lo {
-		if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(hi)); err != nil {
-			return err
+	// The whole backlog in this run, a day at a time (a first start derives its backfill in
+	// seconds, not a day per Interval).
+	for {
+		hi := min(target, max(through, lo)+24*hourMs)
+		if hi > lo {
+			if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(hi)); err != nil {
+				return err
+			}
 		}
-	}
-	if hi > through {
-		through = hi
-		if err := d.writeRange(ctx, from, through, now); err != nil {
-			return err
+		if hi > through {
+			through = hi
+			if err := d.writeRange(ctx, from, through, now); err != nil {
+				return err
+			}
 		}
+		d.mu.Lock()
+		d.from, d.through, d.lastFull = from, through, lastFull
+		d.mu.Unlock()
+		if hi >= target || hi <= lo {
+			break
+		}
+		lo = hi
 	}
-	d.mu.Lock()
-	d.from, d.through, d.lastFull = from, through, lastFull
-	d.mu.Unlock()
-	return d.writeGauges(ctx, now)
+	if err := d.writeGauges(ctx, now); err != nil {
+		return err
+	}
+	if d.opts.Projects != nil && d.opts.OnStep != nil {
+		d.opts.OnStep()
+	}
+	return nil
 }
 
 // writeGauges writes the budget gauges when the Deriver knows the projects.

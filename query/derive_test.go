@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"math"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -309,42 +308,4 @@ func TestDeriverWaitsForTheCollectorsWatermark(t *testing.T) {
 			t.Fatalf("hour %d: %v vCPU-seconds, want 3600", i, v)
 		}
 	}
-}
-
-// Run does not sit out its interval after a first backfill: while the collector has no
-// watermark it looks again every second and derives as soon as one is there.
-func TestDeriverRunFollowsTheFirstCollection(t *testing.T) {
-	db := openTestDB(t)
-	h0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	now := h0.Add(3*time.Hour + 5*time.Minute)
-	cpu := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "proj_a", series.LabelDeployment, "web", series.LabelCluster, "c", series.LabelRegion, "r")
-	for m := h0; m.Before(h0.Add(3 * time.Hour)); m = m.Add(time.Minute) {
-		appendSample(t, db, cpu, m.Add(time.Minute), 60)
-	}
-	e, err := New(nil, nil, Options{Storage: db, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var collected atomic.Bool
-	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now },
-		Interval: time.Hour, InitialWindow: 3 * time.Hour,
-		CollectedUntil: func() (time.Time, bool) { return h0.Add(3 * time.Hour), collected.Load() }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	time.Sleep(100 * time.Millisecond)
-	if _, through := d.Range(); !through.IsZero() {
-		t.Fatalf("derived through %s before the first collection", through)
-	}
-	collected.Store(true)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, through := d.Range(); through.Equal(h0.Add(3 * time.Hour)) {
-			return
-		}
-	}
-	t.Fatal("the Deriver waited for its hourly tick after the first collection")
 }

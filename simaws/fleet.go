@@ -11,7 +11,8 @@
 //   - Data exists only for minutes that have ended by Options.Now (plus Faults.LateBy).
 //   - Truth and the CloudWatch handler use the same per-minute functions, and every per-minute
 //     Sum is an integer, so 1-minute sums read through the API equal Truth exactly.
-//   - Fault and late-data settings change what the endpoint answers, never Truth.
+//   - Fault and late-data settings change what the endpoint answers, never Truth. Spikes
+//     (AddSpike, /_sim/spikes) change the fleet's usage: Truth includes them.
 package simaws
 
 import (
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -99,6 +101,7 @@ type Sim struct {
 
 	mu     sync.Mutex
 	faults Faults
+	spikes atomic.Pointer[[]Spike] // replaced whole under mu; read without it on every minute
 	calls  map[string]int
 	seq    uint64 // requests served, for request ids
 }

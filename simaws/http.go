@@ -243,6 +243,8 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 	case "/_sim/truth":
 		s.serveTruth(w, r)
+	case "/_sim/spikes":
+		s.serveSpikes(w, r)
 	default:
 		http.NotFound(w, r)
 	}

@@ -39,7 +39,7 @@ func (s *Sim) minute(i int, m int64) minuteData {
 		if hod := floorMod(floorDiv(m, 60), 24); hod >= 8 && hod < 20 {
 			t++ // busier during the working day (UTC)
 		}
-		d.tasks = min(max(t, 0), 6)
+		d.tasks = min(max(t, 0), 6) * s.spikeFactor(i, m)
 	}
 	if d.tasks == 0 {
 		return d

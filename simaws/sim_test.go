@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -893,6 +895,97 @@ func TestOversized(t *testing.T) {
 		}
 		if used > 0.12*cpu || memUsed > 0.2*mem {
 			t.Errorf("hour %s: CPU %.1f%%, memory %.1f%% used", from.Format(time.RFC3339), used/cpu*100, memUsed/mem*100)
+		}
+	}
+}
+
+// A spike multiplies the project's tasks in its window: Truth and the CloudWatch answers both
+// see it, other projects and minutes do not change. /_sim/spikes adds, lists and clears spikes;
+// bad ones are 4xx naming the problem.
+func TestSpikes(t *testing.T) {
+	f := newFixture(t, Options{})
+	from := testNow.Add(-3 * time.Hour).Truncate(time.Hour)
+	spikeFrom, spikeTo := from.Add(time.Hour), from.Add(2*time.Hour)
+	before := map[string]float64{}
+	for _, p := range []string{"proj_001", "proj_002"} {
+		for _, w := range [][2]time.Time{{from, spikeFrom}, {spikeFrom, spikeTo}, {spikeTo, testNow}} {
+			before[fmt.Sprint(p, w[0])] = f.sim.ProjectTruth(p, SeriesCPUSeconds, w[0], w[1])
+		}
+	}
+	body := fmt.Sprintf(`{"project":"proj_002","factor":5,"from":%q,"to":%q}`, spikeFrom.Format(time.RFC3339), spikeTo.Format(time.RFC3339))
+	resp, err := http.Post(f.url+"/_sim/spikes", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(f.sim.Spikes()) != 1 {
+		t.Fatalf("POST /_sim/spikes = %d, spikes %+v", resp.StatusCode, f.sim.Spikes())
+	}
+	for _, p := range []string{"proj_001", "proj_002"} {
+		for _, w := range [][2]time.Time{{from, spikeFrom}, {spikeFrom, spikeTo}, {spikeTo, testNow}} {
+			want := before[fmt.Sprint(p, w[0])]
+			if p == "proj_002" && w[0].Equal(spikeFrom) {
+				want *= 5
+			}
+			if got := f.sim.ProjectTruth(p, SeriesCPUSeconds, w[0], w[1]); got != want || want == 0 {
+				t.Errorf("%s %s..%s: truth %v, want %v", p, w[0].Format("15:04"), w[1].Format("15:04"), got, want)
+			}
+		}
+	}
+	// The CloudWatch answer for the spiked hour equals the spiked truth.
+	var cw float64
+	for _, svc := range f.sim.Services() {
+		if svc.Project != "proj_002" {
+			continue
+		}
+		out, err := f.cw.GetMetricData(context.Background(), &cloudwatch.GetMetricDataInput{
+			StartTime: aws.Time(spikeFrom), EndTime: aws.Time(spikeTo),
+			MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{
+				Metric: &cwtypes.Metric{Namespace: aws.String(nsContainerInsights), MetricName: aws.String("CpuReserved"),
+					Dimensions: []cwtypes.Dimension{{Name: aws.String("ClusterName"), Value: aws.String(svc.Cluster)}, {Name: aws.String("ServiceName"), Value: aws.String(svc.Name)}}},
+				Period: aws.Int32(3600), Stat: aws.String("Sum")}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range out.MetricDataResults[0].Values {
+			cw += v * 60 / 1024
+		}
+	}
+	if want := before[fmt.Sprint("proj_002", spikeFrom)] * 5; cw != want {
+		t.Fatalf("CloudWatch CpuReserved in the spike = %v vCPU-s, truth %v", cw, want)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"project":"proj_002","factor":1}`, "factor 1; want 2..100"},
+		{`{"project":"proj_nope","factor":3}`, "no service of project"},
+		{`{"project":"proj_002","factor":3,"from":"soon"}`, "neither an RFC 3339 time nor a duration"},
+		{`{"project":"proj_002","factor":3,"colour":"red"}`, "unknown field"},
+	} {
+		resp, err := http.Post(f.url+"/_sim/spikes", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 400 || resp.StatusCode > 499 || !strings.Contains(string(b), tc.want) {
+			t.Errorf("POST %s = %d %s; want a 4xx with %q", tc.body, resp.StatusCode, b, tc.want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, f.url+"/_sim/spikes", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 || len(f.sim.Spikes()) != 0 {
+		t.Fatalf("DELETE /_sim/spikes: %v, spikes %+v", err, f.sim.Spikes())
+	}
+}
+
+func TestParseSpike(t *testing.T) {
+	now := time.Date(2026, 11, 18, 9, 30, 45, 0, time.UTC)
+	sp, err := ParseSpike("project=proj_001,factor=8,from=-1h,for=3h", now)
+	if err != nil || sp.Project != "proj_001" || sp.Factor != 8 || !sp.From.Equal(now.Truncate(time.Minute).Add(-time.Hour)) || sp.To.Sub(sp.From) != 3*time.Hour {
+		t.Fatalf("ParseSpike = %+v, %v", sp, err)
+	}
+	for _, bad := range []string{"project=proj_001", "project=proj_001,factor=x", "project=proj_001,factor=4,size=2", "factor=4"} {
+		if _, err := ParseSpike(bad, now); err == nil {
+			t.Errorf("ParseSpike(%q) accepted", bad)
 		}
 	}
 }

@@ -1,14 +1,13 @@
 package store
 
-// Alerting state: the dedup table that makes a firing alert one notification per project,
-// alert and billing period, and the durable outbox of e-mails and webhooks. The dedup row, the
-// notification and its outbox messages are written in one transaction, so a crash either keeps
-// all of them or none, and a restart neither loses nor repeats a notification.
+// Alerting state: the alert episodes that make a firing alert one notification per episode,
+// and the durable outbox of e-mails and webhooks. An episode's row, its notification and their
+// outbox messages are written in one transaction, so a crash either keeps all of them or none,
+// and a restart neither loses nor repeats a notification.
 
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -18,13 +17,6 @@ const (
 	ChannelEmail   = "email"
 	ChannelWebhook = "webhook"
 )
-
-// AlertKey identifies one alert of one project in one billing period.
-type AlertKey struct {
-	ProjectID string
-	Alert     string // the alert's identity: its name plus labels other than project and severity
-	Period    string // the billing period's first day, "2006-01-02"
-}
 
 // OutboxMessage is one e-mail or webhook waiting for (or done with) delivery.
 type OutboxMessage struct {
@@ -51,112 +43,6 @@ func (s *Store) insertOutboxTx(ctx context.Context, tx *sql.Tx, notificationID s
 		}
 	}
 	return nil
-}
-
-// RecordAlertFiring creates the notification of a firing alert and queues its outbox messages,
-// unless this key already has one: then it returns created=false and writes nothing. The
-// dedup row, the notification and the outbox rows commit together.
-func (s *Store) RecordAlertFiring(ctx context.Context, key AlertKey, alertName string, n Notification, out []OutboxMessage) (Notification, bool, error) {
-	created := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var have int
-		err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM alert_notifications WHERE project_id = ? AND alert = ? AND period = ?`),
-			key.ProjectID, key.Alert, key.Period).Scan(&have)
-		if err != nil {
-			return fmt.Errorf("check alert state: %w", err)
-		}
-		if have > 0 {
-			return nil
-		}
-		n, err = s.insertNotificationTx(ctx, tx, n)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO alert_notifications (project_id, alert, period, alert_name, team_id, notification_id, fired_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`), key.ProjectID, key.Alert, key.Period, alertName, n.TeamID, n.ID, n.CreatedAt); err != nil {
-			if isUniqueViolation(err) { // another replica won the race
-				return errAlreadyRecorded
-			}
-			return fmt.Errorf("insert alert state: %w", err)
-		}
-		if err := s.insertOutboxTx(ctx, tx, n.ID, out); err != nil {
-			return err
-		}
-		created = true
-		return nil
-	})
-	if errors.Is(err, errAlreadyRecorded) {
-		return Notification{}, false, nil
-	}
-	if err != nil {
-		return Notification{}, false, fmt.Errorf("record firing alert %s of %s: %w", key.Alert, key.ProjectID, err)
-	}
-	if !created {
-		return Notification{}, false, nil
-	}
-	return n, true, nil
-}
-
-var errAlreadyRecorded = errors.New("alert already recorded")
-
-// AlertNotified reports whether key already has its notification.
-func (s *Store) AlertNotified(ctx context.Context, key AlertKey) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM alert_notifications WHERE project_id = ? AND alert = ? AND period = ?`),
-		key.ProjectID, key.Alert, key.Period).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("check alert state: %w", err)
-	}
-	return n > 0, nil
-}
-
-// AlertOpen reports whether the alert of a project has a notified firing that is not resolved.
-func (s *Store) AlertOpen(ctx context.Context, projectID, alert string) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM alert_notifications WHERE project_id = ? AND alert = ? AND resolved_at IS NULL`),
-		projectID, alert).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("check alert state: %w", err)
-	}
-	return n > 0, nil
-}
-
-// RecordAlertResolved marks every notified, unresolved firing of the alert resolved and creates
-// one notification for it (with its outbox messages). If nothing was open it writes nothing and
-// returns created=false, so a resolution is recorded once however often it is reported.
-func (s *Store) RecordAlertResolved(ctx context.Context, projectID, alert string, n Notification, out []OutboxMessage) (Notification, bool, error) {
-	created := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var open int
-		if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM alert_notifications WHERE project_id = ? AND alert = ? AND resolved_at IS NULL`),
-			projectID, alert).Scan(&open); err != nil {
-			return fmt.Errorf("check alert state: %w", err)
-		}
-		if open == 0 {
-			return nil
-		}
-		var err error
-		n, err = s.insertNotificationTx(ctx, tx, n)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE alert_notifications SET resolved_at = ?, resolved_notification_id = ?
-			WHERE project_id = ? AND alert = ? AND resolved_at IS NULL`), n.CreatedAt, n.ID, projectID, alert); err != nil {
-			return fmt.Errorf("update alert state: %w", err)
-		}
-		if err := s.insertOutboxTx(ctx, tx, n.ID, out); err != nil {
-			return err
-		}
-		created = true
-		return nil
-	})
-	if err != nil {
-		return Notification{}, false, fmt.Errorf("record resolved alert %s of %s: %w", alert, projectID, err)
-	}
-	if !created {
-		return Notification{}, false, nil
-	}
-	return n, true, nil
 }
 
 // ClaimOutbox returns up to limit undelivered messages of a channel that are due, oldest first,

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,15 +20,18 @@ func seedAlertTeam(t testing.TB, s *Store) {
 	}
 }
 
-// One notification per (project, alert, period), also when two replicas race for it; the
-// resolution is recorded once; the outbox rows come with the notification.
-func TestAlertDedupAndOutbox(t *testing.T) {
+// One open episode per (project, alert), also when two replicas race to open it; the episode
+// row, its notification and its outbox rows commit together; superseding and resolving are
+// single transitions.
+func TestAlertEpisodes(t *testing.T) {
 	backends(t, func(t *testing.T, open func(t testing.TB) *Store) {
 		ctx := context.Background()
 		s1 := open(t)
 		s2 := open(t) // a second replica on the same database
 		seedAlertTeam(t, s1)
-		key := AlertKey{ProjectID: "proj_a", Alert: `{alertname="ProjectBudgetWarning"}`, Period: "2025-03-01"}
+		at := time.Date(2025, 3, 15, 12, 0, 0, 0, time.UTC)
+		ep := AlertEpisode{ProjectID: "proj_a", Alert: `{alertname="ProjectBudgetWarning", threshold="80"}`, AlertName: "ProjectBudgetWarning",
+			Type: "budget_warning", Severity: "warning", Period: "2025-03-01", Limit: "100", StartedAt: at}
 		note := func() Notification {
 			return Notification{TeamID: "team_a", ProjectID: "proj_a", Type: "budget_warning", Severity: "warning", Message: "m", Payload: map[string]any{"used": "82.40"}}
 		}
@@ -43,7 +48,7 @@ func TestAlertDedupAndOutbox(t *testing.T) {
 				if i%2 == 1 {
 					s = s2
 				}
-				_, ok, err := s.RecordAlertFiring(ctx, key, "ProjectBudgetWarning", note(), out)
+				_, ok, err := s.StartAlertEpisode(ctx, ep, 0, "", note(), out)
 				if err != nil {
 					t.Error(err)
 				}
@@ -56,13 +61,14 @@ func TestAlertDedupAndOutbox(t *testing.T) {
 		}
 		wg.Wait()
 		if created != 1 {
-			t.Fatalf("%d notifications created, want 1", created)
+			t.Fatalf("%d episodes created, want 1", created)
 		}
-		if done, err := s2.AlertNotified(ctx, key); err != nil || !done {
-			t.Fatalf("AlertNotified = %v, %v", done, err)
+		open1, err := s2.OpenAlertEpisodes(ctx)
+		if err != nil || len(open1) != 1 || open1[0].Limit != "100" || open1[0].TeamID != "team_a" || !open1[0].StartedAt.Equal(at) || open1[0].ClearSince != nil {
+			t.Fatalf("open episodes = %+v, %v", open1, err)
 		}
 		page, err := s1.ListNotifications(ctx, "team_a", NotificationQuery{Limit: 10})
-		if err != nil || len(page.Items) != 1 || page.Items[0].Payload["used"] != "82.40" {
+		if err != nil || len(page.Items) != 1 || page.Items[0].Payload["used"] != "82.40" || page.Items[0].ID != open1[0].NotificationID {
 			t.Fatalf("notifications = %+v, %v", page.Items, err)
 		}
 		emails, _ := s1.OutboxMessages(ctx, ChannelEmail)
@@ -71,22 +77,127 @@ func TestAlertDedupAndOutbox(t *testing.T) {
 			t.Fatalf("outbox: %d e-mails, %d webhooks", len(emails), len(hooks))
 		}
 
-		// A new period is a new notification.
-		next := key
-		next.Period = "2025-04-01"
-		if _, ok, err := s1.RecordAlertFiring(ctx, next, "ProjectBudgetWarning", note(), nil); err != nil || !ok {
-			t.Fatalf("next period: %v, %v", ok, err)
+		// The hold: clear since a time, then firing again.
+		since := at.Add(time.Minute)
+		if err := s1.SetAlertEpisodeClear(ctx, open1[0].ID, &since, ""); err != nil {
+			t.Fatal(err)
+		}
+		if eps, _ := s2.OpenAlertEpisodes(ctx); len(eps) != 1 || eps[0].ClearSince == nil || !eps[0].ClearSince.Equal(since) {
+			t.Fatalf("after clear: %+v", eps)
+		}
+		if err := s1.SetAlertEpisodeClear(ctx, open1[0].ID, nil, ""); err != nil {
+			t.Fatal(err)
 		}
 
-		// Resolution: once, closing both open periods.
+		// A changed limit: the old episode ends, a new one starts; only one replica wins.
+		next := ep
+		next.Limit, next.StartedAt = "150", at.Add(time.Hour)
+		wins := 0
+		for _, s := range []*Store{s1, s2} {
+			_, ok, err := s.StartAlertEpisode(ctx, next, open1[0].ID, EndLimitChanged, note(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				wins++
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d replicas superseded the episode, want 1", wins)
+		}
+		open2, _ := s1.OpenAlertEpisodes(ctx)
+		if len(open2) != 1 || open2[0].Limit != "150" {
+			t.Fatalf("open after the limit change = %+v", open2)
+		}
+
+		// Resolution: once.
 		for i, want := range []bool{true, false} {
-			_, ok, err := s2.RecordAlertResolved(ctx, "proj_a", key.Alert, Notification{TeamID: "team_a", ProjectID: "proj_a", Type: "alert_resolved", Severity: "info", Message: "r"}, nil)
+			ok, err := s2.ResolveAlertEpisode(ctx, open2[0].ID, at.Add(2*time.Hour),
+				Notification{TeamID: "team_a", ProjectID: "proj_a", Type: "alert_resolved", Severity: "info", Message: "r"}, nil)
 			if err != nil || ok != want {
 				t.Fatalf("resolve #%d = %v, %v; want %v", i, ok, err, want)
 			}
 		}
-		if open, err := s1.AlertOpen(ctx, "proj_a", key.Alert); err != nil || open {
-			t.Fatalf("AlertOpen after resolve = %v, %v", open, err)
+		all, err := s1.AlertEpisodes(ctx, "proj_a")
+		if err != nil || len(all) != 2 {
+			t.Fatalf("episodes = %+v, %v", all, err)
+		}
+		if all[0].EndReason != EndLimitChanged || !all[0].EndedAt.Equal(at.Add(time.Hour)) ||
+			all[1].EndReason != EndResolved || all[1].ResolvedNotificationID == "" || !all[1].EndedAt.Equal(at.Add(2*time.Hour)) {
+			t.Fatalf("episodes = %+v", all)
+		}
+		if eps, _ := s1.OpenAlertEpisodes(ctx); len(eps) != 0 {
+			t.Fatalf("open after the resolution = %+v", eps)
+		}
+	})
+}
+
+// Migration 0210 turns the per-period rows of 0200 into episodes: the shipped budget alerts get
+// their threshold label, the newest open row of an alert stays open with an unknown limit, older
+// ones end.
+func TestAlertEpisodesMigration(t *testing.T) {
+	backends(t, func(t *testing.T, open func(t testing.TB) *Store) {
+		ctx := context.Background()
+		s := open(t)
+		seedAlertTeam(t, s)
+		ts := "TIMESTAMP"
+		dialect := "sqlite"
+		if s.postgres() {
+			ts, dialect = "TIMESTAMPTZ", "postgres"
+		}
+		for _, q := range []string{
+			"DROP TABLE alert_episodes",
+			`CREATE TABLE alert_notifications (project_id TEXT NOT NULL, alert TEXT NOT NULL, period TEXT NOT NULL, alert_name TEXT NOT NULL,
+				team_id TEXT NOT NULL, notification_id TEXT NOT NULL, fired_at ` + ts + ` NOT NULL, resolved_at ` + ts + `,
+				resolved_notification_id TEXT NOT NULL DEFAULT '', PRIMARY KEY (project_id, alert, period))`,
+		} {
+			if _, err := s.db.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		day := func(d int) time.Time { return time.Date(2025, 3, d, 12, 0, 0, 0, time.UTC) }
+		for _, r := range []struct {
+			alert, period string
+			fired         time.Time
+			resolved      any
+		}{
+			{`{alertname="ProjectBudgetWarning"}`, "2025-02-01", day(1).AddDate(0, -1, 0), day(1)},
+			{`{alertname="ProjectBudgetExceeded"}`, "2025-02-01", day(2).AddDate(0, -1, 0), nil},
+			{`{alertname="ProjectBudgetExceeded"}`, "2025-03-01", day(3), nil},
+			{`{alertname="Custom"}`, "2025-03-01", day(4), nil},
+		} {
+			n, err := s.CreateNotification(ctx, Notification{TeamID: "team_a", ProjectID: "proj_a", Type: "budget_exceeded", Severity: "critical", Message: "m"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO alert_notifications (project_id, alert, period, alert_name, team_id, notification_id, fired_at, resolved_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), "proj_a", r.alert, r.period, "X", "team_a", n.ID, r.fired, r.resolved); err != nil {
+				t.Fatal(err)
+			}
+		}
+		script, err := migrationFS.ReadFile("migrations/" + dialect + "/0210_alert_episodes.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.db.ExecContext(ctx, string(script)); err != nil {
+			t.Fatal(err)
+		}
+		eps, err := s.AlertEpisodes(ctx, "proj_a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range eps {
+			got = append(got, fmt.Sprintf("%s %s %q open=%v %s %s", e.Alert, e.Period, e.Limit, e.EndedAt == nil, e.EndReason, e.Type))
+		}
+		want := []string{
+			`{alertname="ProjectBudgetWarning", threshold="80"} 2025-02-01 "" open=false resolved budget_exceeded`,
+			`{alertname="ProjectBudgetExceeded", threshold="100"} 2025-02-01 "" open=false new_period budget_exceeded`,
+			`{alertname="ProjectBudgetExceeded", threshold="100"} 2025-03-01 "" open=true  budget_exceeded`,
+			`{alertname="Custom"} 2025-03-01 "" open=true  budget_exceeded`,
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("migrated episodes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
 }
@@ -96,7 +207,8 @@ func TestOutboxLeaseRetryAndSent(t *testing.T) {
 		ctx := context.Background()
 		s := open(t)
 		seedAlertTeam(t, s)
-		if _, _, err := s.RecordAlertFiring(ctx, AlertKey{ProjectID: "proj_a", Alert: "x", Period: "2025-03-01"}, "X",
+		if _, _, err := s.StartAlertEpisode(ctx, AlertEpisode{ProjectID: "proj_a", Alert: "x", AlertName: "X", Type: "alert", Severity: "warning",
+			Period: "2025-03-01", StartedAt: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)}, 0, "",
 			Notification{TeamID: "team_a", ProjectID: "proj_a", Type: "alert", Severity: "warning", Message: "m"},
 			[]OutboxMessage{{Channel: ChannelEmail, Payload: []byte(`{"subject":"s"}`)}}); err != nil {
 			t.Fatal(err)

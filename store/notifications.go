@@ -22,7 +22,8 @@ const (
 type NotificationQuery struct {
 	Limit      int    // 1..MaxNotificationLimit; 0 means DefaultNotificationLimit
 	Cursor     string // NextCursor of the previous page; "" for the first
-	UnreadOnly bool
+	UnreadOnly bool   // only notifications not read yet
+	ReadOnly   bool   // only notifications already read (not with UnreadOnly)
 }
 
 // NotificationPage is one page, newest first.
@@ -141,8 +142,13 @@ func (s *Store) ListNotifications(ctx context.Context, teamID string, q Notifica
 	}
 	query := "SELECT " + notificationColumns + " FROM notifications WHERE team_id = ?"
 	args := []any{teamID}
-	if q.UnreadOnly {
+	switch {
+	case q.UnreadOnly && q.ReadOnly:
+		return NotificationPage{}, fmt.Errorf("list notifications: both unread-only and read-only")
+	case q.UnreadOnly:
 		query += " AND read_at IS NULL"
+	case q.ReadOnly:
+		query += " AND read_at IS NOT NULL"
 	}
 	if q.Cursor != "" {
 		seq, err := decodeCursor(q.Cursor)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cygni/usage/alerting"
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/store"
 )
 
@@ -29,12 +30,18 @@ func (p *process) wireAlerting() error {
 		p.add("alerting-"+channel, s.Run)
 		return nil
 	}
+	engine, err := p.queryEngine()
+	if err != nil {
+		return err
+	}
 	ntf, err := alerting.NewNotifier(p.logger, alerting.NotifierOptions{
-		Directory: p.store,
-		State:     p.store,
-		Webhook:   cfg.Webhook.URL != "",
-		Metrics:   p.vm,
-		Now:       p.now,
+		Directory:      p.store,
+		State:          p.store,
+		Costs:          alertCosts(engine),
+		Webhook:        cfg.Webhook.URL != "",
+		ResolvedEmails: cfg.ResolvedEmails,
+		ResolveAfter:   cfg.ResolveAfter.D(),
+		Metrics:        p.vm,
 		Queued: func() {
 			for _, s := range senders {
 				s.Kick()
@@ -48,9 +55,15 @@ func (p *process) wireAlerting() error {
 		Storage:            p.db,
 		RuleFiles:          cfg.RuleFiles,
 		ShippedDir:         filepath.Join(p.cfg.DataDir, "rules", "shipped"),
+		RequiredAlerts:     cfg.RequiredAlerts,
 		EvaluationInterval: cfg.EvaluationInterval.D(),
-		Notify:             ntf.Notify,
-		Now:                p.now,
+		// With the Deriver in this process the rules evaluate right after each of its runs
+		// (first after the first one: restored `for` clocks then see the active alerts).
+		WaitForTrigger:  p.derive != nil,
+		OutageTolerance: cfg.OutageTolerance.D(),
+		ForGracePeriod:  cfg.ForGracePeriod.D(),
+		Now:             p.now,
+		Evaluated:       ntf.Reconcile,
 	})
 	if err != nil {
 		return err
@@ -59,6 +72,9 @@ func (p *process) wireAlerting() error {
 	defer cancel()
 	if err := mgr.Reload(ctx); err != nil {
 		return err
+	}
+	if p.derive != nil {
+		p.derive.SetOnStep(mgr.Trigger)
 	}
 	if cfg.SMTP.Host != "" {
 		host, port := cfg.SMTP.Addr()
@@ -87,7 +103,38 @@ func (p *process) wireAlerting() error {
 	p.add("alerting", mgr.Run)
 	p.api.Rules = mgr
 	p.api.PromRuleGroups = mgr.RuleGroups
+	p.api.ReadyDetails = append(p.api.ReadyDetails, func() (string, any) { return "alerting", mgr.Status() })
 	return nil
+}
+
+// queryEngine is the process's query engine (wireQuery), or a new one over the TSDB when the
+// API part does not run here.
+func (p *process) queryEngine() (*query.Engine, error) {
+	if p.engine != nil {
+		return p.engine, nil
+	}
+	e, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: query.NewPrices(p.cfg.Pricing), Now: p.now})
+	if err != nil {
+		return nil, err
+	}
+	p.engine = e
+	return e, nil
+}
+
+// alertCosts gives the notifier the exact amounts of the budget endpoint: the query layer's
+// month-to-date cost and forecast.
+func alertCosts(e *query.Engine) alerting.CostFunc {
+	return func(ctx context.Context, projects []string, anchorDay int, at time.Time) (map[string]alerting.Costs, error) {
+		f, err := e.Forecast(ctx, projects, anchorDay, at)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]alerting.Costs, len(f))
+		for id, pf := range f {
+			out[id] = alerting.Costs{PeriodStart: pf.PeriodStart, PeriodEnd: pf.PeriodEnd, Used: pf.MonthToDate.Total(), Forecast: pf.Forecast}
+		}
+		return out, nil
+	}
 }
 
 // reloadRules re-reads the rule files (SIGHUP); a broken file is logged and the running rules

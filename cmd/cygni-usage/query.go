@@ -15,20 +15,25 @@ func (p *process) wireQuery() error {
 		return err
 	}
 	if p.parts["collector"] {
-		// Derive an hour only once this process's collector has completed its first cycle and
-		// read past the hour (p.col is set by wireCollector before anything runs).
+		// Derive an hour only once this process's collector has read past it (p.col is set by
+		// wireCollector before anything runs), and nothing while a backfill is still further
+		// behind now than the TSDB's out-of-order window: the gauges are written at now, and a
+		// sample at now would make the TSDB reject the rest of that backfill as too old.
 		d.SetCollectedUntil(func() (time.Time, bool) {
-			// Nothing before the first cycle has completed: the gauges are written at now, and a
-			// sample at now during a backfill longer than the TSDB's out-of-order window would
-			// make the TSDB reject the rest of the backfill as too old.
-			if p.col == nil || p.col.Ready() != nil {
+			if p.col == nil {
 				return time.Time{}, false
 			}
-			return p.col.Watermark()
+			wm, ok := p.col.Watermark()
+			if !ok || (p.col.Ready() != nil && p.now().Sub(wm) > p.cfg.TSDB.OutOfOrderWindow.D()-time.Hour) {
+				return time.Time{}, false
+			}
+			return wm, true
 		})
 	}
+	p.derive = d
 	p.add("deriver", d.Run)
-	p.api.UsageDeps = api.UsageDeps{Usage: engine}
+	// A changed budget limit is in the gauges (and the alerts) at once.
+	p.api.UsageDeps = api.UsageDeps{Usage: engine, LimitChanged: d.Trigger}
 	if p.store != nil {
 		p.api.UsageProjects = p.store
 	}
@@ -47,6 +52,7 @@ func (p *process) newQuery() (*query.Engine, *query.Deriver, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	p.engine = engine
 	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm, Now: p.now}
 	if p.store != nil {
 		opts.Projects = p.store

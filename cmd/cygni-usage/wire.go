@@ -2,10 +2,13 @@ package main
 
 import (
 	"github.com/cygni/usage/api"
+	"github.com/cygni/usage/collector"
 )
 
 // wire builds the parts the process runs and adds them to the run group and the API options.
-// Each part has its own wireX method, in the file of its part.
+// Each part has its own wireX method, in the file of its part. The data pipeline is triggered
+// end to end: a collector commit triggers the Deriver, a Deriver run that wrote the gauges
+// triggers the alert rules, a new notification wakes the e-mail and webhook senders.
 func (p *process) wire(ps parts) error {
 	p.parts = ps
 	for _, w := range []struct {
@@ -38,7 +41,15 @@ func (p *process) reload() { p.reloadRules() }
 // its first cycle has completed.
 func (p *process) wireCollector() error {
 	bars := &progressBars{t: p.term}
-	col, err := p.newCollector(bars.update)
+	// After every committed chunk: the progress bar, and the Deriver (then the alert rules) on
+	// the new data at once, not on a later tick.
+	onProgress := func(pr collector.Progress) {
+		bars.update(pr)
+		if p.derive != nil {
+			p.derive.Trigger()
+		}
+	}
+	col, err := p.newCollector(onProgress)
 	if err != nil {
 		return err
 	}
