@@ -77,6 +77,13 @@ func (c *demoCmd) run(g *globals) error {
 			case <-t.C:
 			}
 		}
+		// The first backfill triggers the Deriver and the rules at once: let their log lines
+		// (the seeded budget alerts) come first.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
 		fmt.Fprint(os.Stdout, demoBanner(url, p.simURL, tokens, p.now(), demoTeams[0].team.BillingAnchorDay))
 		<-ctx.Done()
 		return nil
