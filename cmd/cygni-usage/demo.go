@@ -41,13 +41,16 @@ func (c *demoCmd) run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	// Backfill every demo team's whole billing period so far (at least collector.backfill), so
-	// that month-to-date costs, budgets and forecasts are those of a real month.
-	now := p.now()
-	for _, dt := range demoTeams {
-		start, _ := query.BillingPeriod(now, dt.team.BillingAnchorDay)
-		if d := now.Sub(start).Truncate(time.Hour) + time.Hour; d > cfg.Collector.Backfill.D() {
-			cfg.Collector.Backfill = config.Duration(d)
+	// On the embedded defaults, backfill every demo team's whole billing period so far (at
+	// least collector.backfill), so that month-to-date costs, budgets and forecasts are those
+	// of a real month. A --config file's collector.backfill is kept as it is.
+	if g.configFile == "" {
+		now := p.now()
+		for _, dt := range demoTeams {
+			start, _ := query.BillingPeriod(now, dt.team.BillingAnchorDay)
+			if d := now.Sub(start).Truncate(time.Hour) + time.Hour; d > cfg.Collector.Backfill.D() {
+				cfg.Collector.Backfill = config.Duration(d)
+			}
 		}
 	}
 	tokens, err := p.seedDemo()
