@@ -10,7 +10,7 @@ PLUGIN_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 windows/amd64
 .PHONY: build demo test bench lint clean plugin
 
 build:
-	$(GO) build -o $(BIN) ./cmd/cygni-usage
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/cygni-usage
 
 demo: build
 	./$(BIN) demo

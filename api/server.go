@@ -30,6 +30,9 @@ type Options struct {
 	// OperatorTeams may use the operator endpoints (with an admin token): they act across
 	// every team. Empty: nobody.
 	OperatorTeams []string
+	// Console, if set, serves the web console at GET / and /assets/... (package web); every
+	// other path stays the API's.
+	Console http.Handler
 
 	AuthDeps
 	NotificationDeps
@@ -74,6 +77,11 @@ func (s *Server) routes() {
 		WriteError(w, &Error{Kind: KindMethodNotAllowed, Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
 	})
 
+	if s.opts.Console != nil {
+		r.Handle("/", s.opts.Console).Methods(http.MethodGet, http.MethodHead)
+		r.PathPrefix("/assets/").Handler(s.opts.Console).Methods(http.MethodGet, http.MethodHead)
+	}
+	s.registerWhoami(r)
 	s.registerNotifications(r)
 	s.registerUsage(r)
 	s.registerProm(r)

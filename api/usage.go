@@ -273,6 +273,13 @@ type analyticsProjectJSON struct {
 	ProjectID   string                `json:"projectId"`
 	ProjectName string                `json:"projectName"`
 	Data        []analyticsBucketJSON `json:"data"`
+	// Deployments are the same buckets per deployment, with deployments=true.
+	Deployments []analyticsDeploymentJSON `json:"deployments,omitempty"`
+}
+
+type analyticsDeploymentJSON struct {
+	Deployment string                `json:"deployment"`
+	Data       []analyticsBucketJSON `json:"data"`
 }
 
 type analyticsJSON struct {
@@ -290,8 +297,16 @@ type analyticsJSON struct {
 }
 
 func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
-	if err := checkParams(r, "projectId", "startDate", "endDate", "groupBy", "tz"); err != nil {
+	if err := checkParams(r, "projectId", "startDate", "endDate", "groupBy", "tz", "deployments"); err != nil {
 		return err
+	}
+	var byDeployment bool
+	switch v := r.URL.Query().Get("deployments"); v {
+	case "", "false":
+	case "true":
+		byDeployment = true
+	default:
+		return BadParam("deployments", "%q is not true or false", v)
 	}
 	loc, err := parseTZ(r)
 	if err != nil {
@@ -356,13 +371,28 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 		out.Totals.metricsJSON = toMetricsJSON(&all, from, from, now)
 	}
 	out.Totals.Cost = toCostJSON(cost, 6)
+	var byDep *query.Rollup
+	if byDeployment {
+		if byDep, err = s.opts.Usage.Rollup(r.Context(), projectIDs(ps), bounds, query.ByDeployment); err != nil {
+			return err
+		}
+	}
 	out.Projects = []analyticsProjectJSON{}
 	for _, pr := range ps {
 		row, ok := ru.Rows[query.Key{Project: pr.ID}]
 		if !ok {
 			continue
 		}
-		out.Projects = append(out.Projects, analyticsProjectJSON{ProjectID: pr.ID, ProjectName: pr.Name, Data: buckets(row)})
+		pj := analyticsProjectJSON{ProjectID: pr.ID, ProjectName: pr.Name, Data: buckets(row)}
+		if byDep != nil {
+			pj.Deployments = []analyticsDeploymentJSON{}
+			for _, k := range byDep.Keys() {
+				if k.Project == pr.ID {
+					pj.Deployments = append(pj.Deployments, analyticsDeploymentJSON{Deployment: k.Deployment, Data: buckets(byDep.Rows[k])})
+				}
+			}
+		}
+		out.Projects = append(out.Projects, pj)
 	}
 	WriteJSON(w, http.StatusOK, out)
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 )
 
@@ -28,9 +31,9 @@ type Clients struct {
 // builds the CloudWatch and ECS clients. region, when not empty, overrides the configured one.
 // Every HTTP attempt (the SDK's retries included) is counted in set as
 // cygni_collector_aws_attempts_total and, when it fails, cygni_collector_aws_attempt_errors_total
-// by error code.
-func NewClients(ctx context.Context, region string, set *metrics.Set) (*Clients, error) {
-	var opts []func(*awsconfig.LoadOptions) error
+// by error code. The SDK's own log lines go to logger (component=aws-sdk).
+func NewClients(ctx context.Context, logger *slog.Logger, region string, set *metrics.Set) (*Clients, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(sdkLogger(logger))}
 	if region != "" {
 		opts = append(opts, awsconfig.WithRegion(region))
 	}
@@ -45,6 +48,25 @@ func NewClients(ctx context.Context, region string, set *metrics.Set) (*Clients,
 		cfg.APIOptions = append(cfg.APIOptions, attemptCounter(set))
 	}
 	return &Clients{CloudWatch: cloudwatch.NewFromConfig(cfg), ECS: ecs.NewFromConfig(cfg), Region: cfg.Region}, nil
+}
+
+// sdkLogger writes the SDK's log lines through slog. Its complaints that a response body could
+// not be drained before closing ("failed to discard remaining HTTP response body, this may
+// affect connection reuse") only mean that the next call opens a new connection, which the SDK
+// does by itself: they are debug lines here, not warnings a user should act on.
+func sdkLogger(logger *slog.Logger) logging.Logger {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "aws-sdk")
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		msg := fmt.Sprintf(format, v...)
+		level := slog.LevelDebug
+		if c == logging.Warn && !strings.Contains(msg, "may affect connection reuse") {
+			level = slog.LevelWarn
+		}
+		logger.Log(context.Background(), level, "AWS SDK", "message", msg)
+	})
 }
 
 // attemptCounter adds a middleware after the retry middleware, so it sees every attempt.

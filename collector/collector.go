@@ -62,6 +62,10 @@ type Storage interface {
 type Progress struct {
 	From, To time.Time     // the whole window
 	Done     time.Duration // committed from From onwards
+	Samples  uint64        // samples appended in the window so far (first values and corrections)
+	// Started is when the collection of the window began and At when this report was made,
+	// both by the collector's clock.
+	Started, At time.Time
 }
 
 // Options configure a Collector. Zero values take the defaults.
@@ -142,6 +146,8 @@ type Collector struct {
 	lbListed  time.Time          // when lbByTG was last refreshed from ListMetrics
 	watermark atomic.Int64       // unix ms; 0 = none
 	ready     atomic.Bool
+	// windowSamples counts the samples appended in the current collection window (Progress).
+	windowSamples atomic.Uint64
 }
 
 // New validates opts and builds a Collector. It starts no goroutines and does no I/O.
@@ -295,6 +301,7 @@ func (c *Collector) watermarkPath() string { return filepath.Join(c.opts.DataDir
 // collect discovers the services and reads [from, to) chunk by chunk. With advance, the
 // watermark moves after each committed chunk.
 func (c *Collector) collect(ctx context.Context, from, to time.Time, advance bool) error {
+	started := c.opts.Now()
 	targets, err := c.discover(ctx)
 	if err != nil {
 		return err
@@ -303,7 +310,8 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, advance boo
 	if len(chunks) == 0 {
 		return nil
 	}
-	total := Progress{From: chunks[0].from, To: chunks[len(chunks)-1].to}
+	total := Progress{From: chunks[0].from, To: chunks[len(chunks)-1].to, Started: started}
+	c.windowSamples.Store(0) // cycles never overlap (cycleMu)
 	rejected := 0
 	for _, ch := range chunks {
 		n, err := c.collectChunk(ctx, targets, ch)
@@ -320,6 +328,8 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, advance boo
 		}
 		if c.opts.OnProgress != nil {
 			total.Done = ch.to.Sub(total.From)
+			total.Samples = c.windowSamples.Load()
+			total.At = c.opts.Now()
 			c.opts.OnProgress(total)
 		}
 	}

@@ -19,7 +19,8 @@ import (
 // A day of usage for every project and series equals the simulator's ground truth.
 func TestDayExact(t *testing.T) {
 	e := newEnv(t, simaws.Options{})
-	c := e.collector(t, nil)
+	var last Progress
+	c := e.collector(t, func(o *Options) { o.OnProgress = func(p Progress) { last = p } })
 	if err := c.Ready(); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Ready before the first run = %v, want ErrNotReady", err)
 	}
@@ -28,6 +29,10 @@ func TestDayExact(t *testing.T) {
 	}
 	if err := c.Ready(); err != nil {
 		t.Fatalf("Ready after the first run = %v", err)
+	}
+	// The last progress report covers the whole window and counts every sample appended.
+	if n := counter(e.set, "cygni_collector_samples_appended_total"); last.Done != 24*time.Hour || last.Samples != n || n == 0 {
+		t.Errorf("last progress = %+v, want the whole day and %d samples", last, n)
 	}
 	from, to := testNow.Add(-24*time.Hour), testNow
 	e.assertProjectsExact(t, from, to)

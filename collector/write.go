@@ -142,6 +142,7 @@ func (c *Collector) appendBatch(ctx context.Context, r *batchResult, ch chunk, e
 		return 0, fmt.Errorf("commit samples: %w", err)
 	}
 	c.m.appended.Add(appended)
+	c.windowSamples.Add(uint64(appended + corrections))
 	c.m.corrections.Add(corrections)
 	if rejected > 0 {
 		c.m.rejected.Add(rejected)

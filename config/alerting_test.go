@@ -20,7 +20,7 @@ func TestAlertingConfig(t *testing.T) {
 		{"bad port", "alerting:\n  smtp:\n    port: 70000\n", "'alerting.smtp.port' is 70000"},
 		{"webhook without secret", "alerting:\n  webhook:\n    url: https://x.example/\n", "'alerting.webhook.secret' is empty"},
 		{"webhook not http", "alerting:\n  webhook:\n    url: ftp://x\n    secret: s\n", "'alerting.webhook.url' is \"ftp://x\""},
-		{"unknown key", "alerting:\n  rules: []\n", "rules is not a known key"},
+		{"unknown key", "alerting:\n  rules: []\n", "unknown key alerting.rules (known: enabled, rule_files, "},
 		{"no required alerts", "alerting:\n  required_alerts: []\n", "'alerting.required_alerts' is empty"},
 		{"zero resolve hold", "alerting:\n  resolve_after: 0s\n", "'alerting.resolve_after' is 0s; it must be positive"},
 		{"episode keys", "alerting:\n  required_alerts: [MyBudget]\n  resolve_after: 15m\n  resolved_emails: true\n  outage_tolerance: 2h\n  for_grace_period: 5m\n", ""},

@@ -14,9 +14,9 @@ func TestCollectorConfigFiles(t *testing.T) {
 		file, wantErr string
 	}{
 		{"collector.good.yml", ""},
-		{"collector-unknown-key.bad.yml", `line 3: field intervall is not a known key of config.CollectorConfig`},
+		{"collector-unknown-key.bad.yml", `unknown key collector.intervall (did you mean collector.interval?)`},
 		{"collector-interval.bad.yml", `'collector.interval' is 0s; it must be positive`},
-		{"collector-duration.bad.yml", `line 2: "soon" is not a duration`},
+		{"collector-duration.bad.yml", `collector.lookback: "soon" is not a duration (e.g. "90s", "5m", "400d")`},
 		{"collector-queries.bad.yml", `'collector.max_queries_per_call' is 501; want 1..500`},
 		{"collector-concurrency.bad.yml", `'collector.concurrency' is 0; want 1..64`},
 		{"collector-chunk.bad.yml", `'collector.chunk' is 1m30s; it must be a whole number of minutes`},

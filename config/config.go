@@ -1,15 +1,17 @@
 // Package config loads the one YAML file that configures cygni-usage: defaults first, then a
-// strict decode (an unknown key is an error naming the key and its line), then validation whose
+// strict decode (an unknown key or a value of the wrong type is an error naming the key's path,
+// `collector.interval: "five" is not a duration`, and its file:line), then validation whose
 // messages name the key and the bad value. Secrets can come from the environment instead of the
 // file (see ApplyEnv).
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +68,7 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
 		if err := decode(c, b); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, positioned(path, err)
 		}
 	}
 	c.ApplyEnv(os.Getenv)
@@ -91,14 +93,47 @@ func Parse(b []byte) (*Config, error) {
 	return c, nil
 }
 
+// decode reads the YAML document b into c strictly (decodeNode): an unknown key or a value of
+// the wrong type is a *KeyError naming the key's path.
 func decode(c *Config, b []byte) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		// yaml.v3 says "line N: field x not found in type config.Y"; name the key plainly.
-		return fmt.Errorf("parse config: %s", strings.ReplaceAll(err.Error(), "not found in type", "is not a known key of"))
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		// yaml.v3 says "yaml: line 3: mapping values are not allowed in this context".
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if rest, ok := strings.CutPrefix(msg, "line "); ok {
+			if n, after, ok := strings.Cut(rest, ": "); ok {
+				if line, err := strconv.Atoi(n); err == nil {
+					return &SyntaxError{Line: line, Msg: after}
+				}
+			}
+		}
+		return &SyntaxError{Msg: msg}
 	}
-	return nil
+	if root.Kind == 0 {
+		return nil // an empty file: the defaults
+	}
+	return decodeNode(&root, reflect.ValueOf(c).Elem(), "")
+}
+
+// SyntaxError is a file that is not YAML.
+type SyntaxError struct {
+	Line int // 1-based; 0 when unknown
+	Msg  string
+}
+
+func (e *SyntaxError) Error() string { return "not valid YAML: " + e.Msg }
+
+// positioned prefixes err with file:line when it is a KeyError or SyntaxError.
+func positioned(file string, err error) error {
+	var ke *KeyError
+	var se *SyntaxError
+	switch {
+	case errors.As(err, &ke) && ke.Line > 0:
+		return fmt.Errorf("%s:%d: %w", file, ke.Line, err)
+	case errors.As(err, &se) && se.Line > 0:
+		return fmt.Errorf("%s:%d: %w", file, se.Line, err)
+	}
+	return fmt.Errorf("%s: %w", file, err)
 }
 
 // ApplyEnv overrides secrets and endpoints from the environment: CYGNI_STORE_DSN,
@@ -119,8 +154,8 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 
 // Validate checks every section and names the first bad key.
 func (c *Config) Validate() error {
-	if c.Listen == "" {
-		return errors.New("'listen' is empty")
+	if err := checkListen(c.Listen); err != nil {
+		return err
 	}
 	if c.DataDir == "" {
 		return errors.New("'data_dir' is empty")
@@ -141,22 +176,58 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// checkListen accepts host:port, the port a number from 0 to 65535 (0: any free port), the
+// host empty (every interface), an IP address or a host name.
+func checkListen(addr string) error {
+	if addr == "" {
+		return errors.New("'listen' is empty; want host:port, such as 127.0.0.1:8080")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("'listen' is %q; want host:port, such as 127.0.0.1:8080 or :8080", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("'listen' is %q; the port must be a number from 0 to 65535", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		return fmt.Errorf("'listen' is %q; %q is neither an IP address nor a host name", addr, host)
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Duration is a YAML duration that also takes Prometheus' units (d, w, y): "90s", "5m", "400d".
 type Duration time.Duration
 
 // UnmarshalYAML parses a duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: want a duration such as \"5m\": %w", n.Line, err)
+	if n.Kind != yaml.ScalarNode {
+		return valueError(fmt.Sprintf("want a duration such as \"5m\", got %s", describe(n)))
 	}
+	s := n.Value
 	if v, err := time.ParseDuration(s); err == nil {
 		*d = Duration(v)
 		return nil
 	}
 	v, err := model.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. \"90s\", \"5m\", \"400d\")", n.Line, s)
+		return valueError(fmt.Sprintf("%q is not a duration (e.g. \"90s\", \"5m\", \"400d\")", s))
 	}
 	*d = Duration(v)
 	return nil

@@ -2,8 +2,6 @@ package config
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -72,50 +70,9 @@ func (c *PricingConfig) setDefaults() {
 	c.Sheets = []PriceSheet{DefaultPriceSheet()}
 }
 
-// UnmarshalYAML decodes the section; a file that gives sheets replaces the default sheet.
-// Prices a sheet leaves out take the defaults.
-func (c *PricingConfig) UnmarshalYAML(n *yaml.Node) error {
-	// A custom unmarshaler loses the decoder's strictness: check the keys here.
-	if err := knownKeys(n, "pricing", "sheets"); err != nil {
-		return err
-	}
-	var raw struct {
-		Sheets []yaml.Node `yaml:"sheets"`
-	}
-	if err := n.Decode(&raw); err != nil {
-		return err
-	}
-	if raw.Sheets == nil {
-		return nil
-	}
-	c.Sheets = make([]PriceSheet, 0, len(raw.Sheets))
-	for i := range raw.Sheets {
-		s := DefaultPriceSheet()
-		if err := knownKeys(&raw.Sheets[i], fmt.Sprintf("pricing.sheets[%d]", i),
-			"effective_from", "vcpu_hour", "memory_gb_hour", "egress_gb", "storage_gb_hour", "million_requests"); err != nil {
-			return err
-		}
-		if err := raw.Sheets[i].Decode(&s); err != nil {
-			return fmt.Errorf("pricing.sheets[%d]: %w", i, err)
-		}
-		c.Sheets = append(c.Sheets, s)
-	}
-	return nil
-}
-
-// knownKeys reports the first key of the mapping n that is not one of keys.
-func knownKeys(n *yaml.Node, path string, keys ...string) error {
-	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: '%s' must be a mapping", n.Line, path)
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		if !slices.Contains(keys, k.Value) {
-			return fmt.Errorf("line %d: '%s.%s' is not a known key (known: %s)", k.Line, path, k.Value, strings.Join(keys, ", "))
-		}
-	}
-	return nil
-}
+// setDefaults starts a sheet of the file from the default prices: the prices a sheet leaves out
+// keep them. (A file that gives sheets replaces the default sheet.)
+func (s *PriceSheet) setDefaults() { *s = DefaultPriceSheet() }
 
 // MaxUnitPrice bounds every unit price; a larger value is a typo, not a price.
 var MaxUnitPrice = decimal.NewFromInt(1000)
@@ -156,11 +113,11 @@ type Decimal struct{ decimal.Decimal }
 // UnmarshalYAML parses the scalar's text as a decimal.
 func (d *Decimal) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a decimal such as \"0.05\"", n.Line)
+		return valueError(fmt.Sprintf("want a decimal such as \"0.05\", got %s", describe(n)))
 	}
 	v, err := decimal.NewFromString(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a decimal (e.g. \"0.05\")", n.Line, n.Value)
+		return valueError(fmt.Sprintf("%q is not a decimal (e.g. \"0.05\")", n.Value))
 	}
 	d.Decimal = v
 	return nil

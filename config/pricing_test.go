@@ -54,8 +54,8 @@ pricing:
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"negative", "pricing:\n  sheets:\n    - vcpu_hour: \"-1\"\n", "'pricing.sheets[0].vcpu_hour' is -1"},
 		{"huge", "pricing:\n  sheets:\n    - egress_gb: \"5000\"\n", "'pricing.sheets[0].egress_gb' is 5000"},
-		{"not a decimal", "pricing:\n  sheets:\n    - million_requests: \"abc\"\n", `pricing.sheets[0]: line 3: "abc" is not a decimal`},
-		{"unknown key", "pricing:\n  sheets:\n    - cpu_hour: \"1\"\n", "cpu_hour"},
+		{"not a decimal", "pricing:\n  sheets:\n    - million_requests: \"abc\"\n", `pricing.sheets[0].million_requests: "abc" is not a decimal`},
+		{"unknown key", "pricing:\n  sheets:\n    - cpu_hour: \"1\"\n", "unknown key pricing.sheets[0].cpu_hour (did you mean pricing.sheets[0].vcpu_hour?)"},
 		{"empty", "pricing:\n  sheets: []\n", "'pricing.sheets' is empty"},
 		{"order", "pricing:\n  sheets:\n    - effective_from: 2024-02-01T00:00:00Z\n    - effective_from: 2024-01-01T00:00:00Z\n", "'pricing.sheets[1].effective_from' (2024-01-01T00:00:00Z) is not after"},
 		{"missing date", "pricing:\n  sheets:\n    - vcpu_hour: \"1\"\n    - vcpu_hour: \"2\"\n", "'pricing.sheets[1].effective_from' is missing"},

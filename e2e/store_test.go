@@ -166,7 +166,7 @@ func TestDemoPrintsTokens(t *testing.T) {
 				tokens[label] = strings.TrimSpace(tok)
 			}
 		}
-		admin, member := tokens["admin token (Acme)"], tokens["member token (Acme)"]
+		admin, member := tokens["Admin token (Acme, operator)"], tokens["Member token (Acme)"]
 		if !strings.HasPrefix(admin, "cyg_") || !strings.HasPrefix(member, "cyg_") || admin == prevAdmin {
 			t.Fatalf("start %d: tokens %v (previous admin %q)", start, tokens, prevAdmin)
 		}

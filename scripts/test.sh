@@ -71,6 +71,23 @@ plugin_frontend() {
   (cd grafana-plugin && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run typecheck && npm run lint && npm run test:ci)
 }
 
+# ---- web console (issue #16): the committed bundle and the browser tests -------------------
+# Debian's chromium driven by playwright-core (pinned by web/package-lock.json). The tests build
+# and start the real binary (demo, at the suite's pinned instant), sign in with a demo token and
+# check what the page shows against the API; `npm run check` fails when web/dist is not what
+# web/src builds to.
+install_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  log "installing chromium (Debian package)"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+}
+web_console() {
+  (cd web && npm ci --no-audit --no-fund && npm run check && npm test)
+}
+# ---- end of the web console block -----------------------------------------------------------
+
 step "install stripe-mock" install_stripe_mock
 step "install promtool" install_promtool
 step "PostgreSQL" start_postgres
@@ -80,6 +97,8 @@ step "go vet" go vet ./...
 step "go test" go test -count=1 -timeout 20m ./...
 # The race detector over the packages that run goroutines of their own.
 step "go test -race" go test -race -count=1 -timeout 20m ./collector/ ./alerting/ ./billing/ ./store/ ./simaws/
+step "install chromium" install_chromium
+step "web console" web_console
 # ---- The Go modules beside the service's: the Grafana plugin's backend (grafana-plugin/) and the
 # docker-compose checks (deploy/) are modules of their own, so that the service's module carries
 # neither the plugin SDK nor compose-go; `go vet ./...` and `go test ./...` above do not enter

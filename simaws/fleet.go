@@ -18,6 +18,7 @@ package simaws
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,9 @@ type Options struct {
 	Clusters           int    // "cygni-prod", "cygni-staging", then "cygni-c3"...; default 2
 	ServicesPerProject int    // deployments "web", "worker", then "svc3"...; default 2
 	Untagged           int    // services without cygni tags; default 1, negative for none
+	// Oversized names services ("proj_001-web") that reserve a large task (2 vCPU, 8 GiB) and
+	// use only 3-12 % of its CPU and 8-20 % of its memory: right-sizing candidates.
+	Oversized []string
 
 	// AccessKeyID and SecretAccessKey are the credentials the endpoint accepts;
 	// default "AKIDSIMULATED" / "simulated-secret".
@@ -107,6 +111,7 @@ type svcModel struct {
 	seed      uint64
 	baseTasks int64
 	stretchy  bool // has whole stretches of hours with zero tasks
+	oversized bool // uses a small fraction of what it reserves (Options.Oversized)
 	hasTG     bool
 	cpu, mem  int64
 	tgSuffix  string // "targetgroup/<name>/<hex>"
@@ -215,6 +220,12 @@ func New(opts Options) *Sim {
 		stretchy = 1
 	}
 	s.svc[stretchy].stretchy = true
+	for i, svc := range s.services {
+		if slices.Contains(opts.Oversized, svc.Name) {
+			s.services[i].TaskCPU, s.services[i].TaskMemoryMiB = 2048, 8192
+			s.svc[i].cpu, s.svc[i].mem, s.svc[i].oversized = 2048, 8192, true
+		}
+	}
 	s.indexMetrics()
 	return s
 }

@@ -46,6 +46,9 @@ func (s *Sim) minute(i int, m int64) minuteData {
 	}
 	cpuPct := 5 + int64((h>>32)%91)
 	memPct := 20 + int64((h>>40)%70)
+	if sv.oversized {
+		cpuPct, memPct = 3+int64((h>>32)%10), 8+int64((h>>40)%13)
+	}
 	d.cpuUsed = d.tasks * sv.cpu * cpuPct / 100
 	d.memUsed = d.tasks * sv.mem * memPct / 100
 	h2 := mix(h)

@@ -873,6 +873,32 @@ func TestEnvironmentEndpoint(t *testing.T) {
 	}
 }
 
+// An oversized service reserves 2 vCPU and 8 GiB per task and uses at most 12 % of the CPU and
+// 20 % of the memory in every hour; the others are untouched.
+func TestOversized(t *testing.T) {
+	now := func() time.Time { return testNow }
+	plain := New(Options{Now: now})
+	s := New(Options{Now: now, Oversized: []string{"proj_001-web"}})
+	svcs := s.Services()
+	if svcs[0].TaskCPU != 2048 || svcs[0].TaskMemoryMiB != 8192 {
+		t.Fatalf("oversized service is %d CPU / %d MiB, want 2048 / 8192", svcs[0].TaskCPU, svcs[0].TaskMemoryMiB)
+	}
+	if svcs[1] != plain.Services()[1] {
+		t.Errorf("a service not named changed: %+v", svcs[1])
+	}
+	for h := time.Duration(1); h <= 24; h++ {
+		from, to := testNow.Add(-h*time.Hour), testNow.Add(-(h-1)*time.Hour)
+		cpu, used := s.Truth(svcs[0], SeriesCPUSeconds, from, to), s.Truth(svcs[0], SeriesCPUUsedSeconds, from, to)
+		mem, memUsed := s.Truth(svcs[0], SeriesMemoryGBHours, from, to), s.Truth(svcs[0], SeriesMemoryUsedGBHours, from, to)
+		if cpu == 0 {
+			continue
+		}
+		if used > 0.12*cpu || memUsed > 0.2*mem {
+			t.Errorf("hour %s: CPU %.1f%%, memory %.1f%% used", from.Format(time.RFC3339), used/cpu*100, memUsed/mem*100)
+		}
+	}
+}
+
 // A spike multiplies the project's tasks in its window: Truth and the CloudWatch answers both
 // see it, other projects and minutes do not change. /_sim/spikes adds, lists and clears spikes;
 // bad ones are 4xx naming the problem.

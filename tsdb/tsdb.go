@@ -122,3 +122,40 @@ func (d *DB) DisableCompactions() { d.db.DisableCompactions() }
 
 // EnableCompactions lets background compaction run again.
 func (d *DB) EnableCompactions() { d.db.EnableCompactions() }
+
+// ReadOnly is a read-only view of a TSDB directory that a running server may be writing at the
+// same time: it takes no lock and writes nothing into the directory (Prometheus' DBReadOnly; the
+// WAL is replayed into a temporary directory elsewhere). Samples appended out of order that are
+// not compacted yet are not seen.
+type ReadOnly struct {
+	db      *promtsdb.DBReadOnly
+	sandbox string
+}
+
+// OpenReadOnly opens dir for reading.
+func OpenReadOnly(logger *slog.Logger, dir string) (*ReadOnly, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	sandbox, err := os.MkdirTemp("", "cygni-tsdb-ro-")
+	if err != nil {
+		return nil, fmt.Errorf("make a sandbox for the read-only TSDB: %w", err)
+	}
+	db, err := promtsdb.OpenDBReadOnly(dir, sandbox, logger.With("component", "tsdb"))
+	if err != nil {
+		_ = os.RemoveAll(sandbox)
+		return nil, fmt.Errorf("open TSDB in %s read-only: %w", dir, err)
+	}
+	return &ReadOnly{db: db, sandbox: sandbox}, nil
+}
+
+// Querier implements storage.Queryable.
+func (r *ReadOnly) Querier(mint, maxt int64) (storage.Querier, error) {
+	return r.db.Querier(mint, maxt)
+}
+
+// Close releases the view and removes its sandbox.
+func (r *ReadOnly) Close() error {
+	err := r.db.Close()
+	return errors.Join(err, os.RemoveAll(r.sandbox))
+}

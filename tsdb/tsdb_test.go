@@ -28,7 +28,7 @@ func openTest(t testing.TB, dir string) *DB {
 }
 
 // count returns the number of samples and their sum over all series named name.
-func count(t testing.TB, db *DB, name string) (int, float64) {
+func count(t testing.TB, db storage.Queryable, name string) (int, float64) {
 	t.Helper()
 	q, err := db.Querier(0, 1<<62)
 	if err != nil {
@@ -193,5 +193,50 @@ func kill9Child(dir string) {
 		total += len(sets)
 		ts += 60_000
 		fmt.Printf("committed %d\n", total)
+	}
+}
+
+// A read-only view sees what a DB that is still open (a running server) has committed, takes no
+// lock from it, and leaves nothing behind in its directory.
+func TestOpenReadOnlyBesideTheServer(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(nil, nil, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ls := labels.FromStrings(labels.MetricName, "x")
+	base := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC).UnixMilli()
+	app := db.Appender(context.Background())
+	for i := range 10 {
+		if _, err := app.Append(0, ls, base+int64(i)*60_000, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadDir(dir)
+	ro, err := OpenReadOnly(nil, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := count(t, ro, "x"); n != 10 || sum != 10 {
+		t.Errorf("read-only view: %d samples summing to %v, want 10 and 10", n, sum)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadDir(dir)
+	if len(after) != len(before) {
+		t.Errorf("the read-only view changed the directory: %v, then %v", before, after)
+	}
+	// The server still writes.
+	app = db.Appender(context.Background())
+	if _, err := app.Append(0, ls, base+600_000, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/api"
@@ -327,9 +326,10 @@ func (c *unmappedCmd) run(g *globals) error {
 
 func (c *unmappedCmd) local(ctx context.Context, cfg *config.Config) ([]api.UnmappedService, error) {
 	logger := newLogger("warn")
-	db, err := tsdb.Open(logger, prometheus.NewRegistry(), tsdb.Options{Dir: filepath.Join(cfg.DataDir, "tsdb"), Retention: cfg.TSDB.Retention.D(), OutOfOrderWindow: cfg.TSDB.OutOfOrderWindow.D()})
+	// Read-only: no lock, so this works while the server runs (and never touches its lock file).
+	db, err := tsdb.OpenReadOnly(logger, filepath.Join(cfg.DataDir, "tsdb"))
 	if err != nil {
-		return nil, fmt.Errorf("open the TSDB (if the server is running, pass --token to ask it instead): %w", err)
+		return nil, err
 	}
 	defer db.Close()
 	now, err := clock.FromEnv()

@@ -183,7 +183,7 @@ func (c *reconcileCmd) local(g *globals, month time.Time) (*billing.Reconciliati
 		return nil, err
 	}
 	cfg.LogLevel = "warn"
-	p, err := open(cfg)
+	p, err := open(cfg, openOptions{})
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
 			return nil, fmt.Errorf("%w\nthe TSDB is in use by a running server: stop it, or ask it with --server URL --token ADMIN_TOKEN", err)

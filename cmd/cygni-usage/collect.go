@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/cygni/usage/collector"
 	"github.com/cygni/usage/internal/clock"
@@ -64,23 +63,21 @@ func (c *collectCmd) run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	p, err := open(cfg)
+	p, err := open(cfg, openOptions{})
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	bars := &progressBars{always: true}
+	bars := &progressBars{t: p.term, always: true}
 	col, err := p.newCollector(bars.update)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	start := time.Now()
 	if err := col.Collect(ctx, from, to); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "collected %s .. %s in %s\n", from.Format(time.RFC3339), to.Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
 	// The hourly series of the window may have been derived before this backfill (by a server
 	// that ran earlier): derive them again from what is stored now. It writes only differences.
 	_, d, err := p.newQuery()
@@ -98,7 +95,7 @@ func (c *collectCmd) run(g *globals) error {
 func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.Collector, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	clients, err := collector.NewClients(ctx, p.cfg.AWS.Region, p.vm)
+	clients, err := collector.NewClients(ctx, p.logger, p.cfg.AWS.Region, p.vm)
 	if err != nil {
 		return nil, err
 	}
@@ -121,36 +118,4 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 		OnDiscover:        p.recordDeployments,
 		Now:               p.now,
 	})
-}
-
-// progressBars draws a progress bar on stderr for every collection window longer than an hour
-// (the first backfill, a gap after an outage, a one-shot collect); live cycles draw nothing.
-type progressBars struct {
-	always bool // draw for every window (the collect command)
-	bar    *progressbar.ProgressBar
-	from   time.Time
-}
-
-func (b *progressBars) update(pr collector.Progress) {
-	total := pr.To.Sub(pr.From)
-	if !b.always && total < time.Hour {
-		return
-	}
-	if b.bar == nil || !b.from.Equal(pr.From) {
-		b.from = pr.From
-		b.bar = progressbar.NewOptions64(int64(total/time.Minute),
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription(fmt.Sprintf("collecting %s .. %s (minutes)", pr.From.Format(time.RFC3339), pr.To.Format(time.RFC3339))),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }),
-		)
-	}
-	_ = b.bar.Set64(int64(pr.Done / time.Minute))
-	if pr.Done >= total {
-		_ = b.bar.Finish()
-		b.bar = nil
-	}
 }

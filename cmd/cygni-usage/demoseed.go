@@ -8,15 +8,30 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/config"
+	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/store"
 )
+
+// demoProject is one project of the demo with the budget status it is seeded to show.
+type demoProject struct {
+	project store.Project
+	// used is the share of its budget the project has used when the demo starts: the budget is
+	// the month-to-date cost of the backfilled window divided by it.
+	used float64
+	// crossIn, if set, makes the project cross 80 % of its budget about this long after the
+	// start (the budget then follows from the last hour's cost rate, and used is ignored).
+	crossIn time.Duration
+}
 
 // demoTeams is the demo's metadata, matching the simulated fleet's projects proj_001..proj_004
 // (simaws' defaults). The fleet's untagged service stays unmapped on purpose.
 var demoTeams = []struct {
 	team     store.Team
 	members  []store.Member
-	projects []store.Project
+	projects []demoProject
 }{
 	{
 		team: store.Team{ID: "team_acme", Name: "Acme", BillingEmail: "billing@acme.example"},
@@ -25,63 +40,151 @@ var demoTeams = []struct {
 			{Email: "bill@acme.example", Name: "Bill", Role: "billing"},
 			{Email: "max@acme.example", Name: "Max", Role: "member"},
 		},
-		projects: []store.Project{{ID: "proj_001", Name: "Acme web"}, {ID: "proj_002", Name: "Acme workers", BudgetLimit: decimalPtr("250")}},
+		projects: []demoProject{
+			{project: store.Project{ID: "proj_001", Name: "Acme web"}, crossIn: 3 * time.Minute},
+			{project: store.Project{ID: "proj_002", Name: "Acme workers"}, used: 1.25},
+		},
 	},
 	{
 		team: store.Team{ID: "team_globex", Name: "Globex", BillingEmail: "finance@globex.example", BillingAnchorDay: 15},
 		members: []store.Member{
 			{Email: "hank@globex.example", Name: "Hank", Role: "admin"},
 		},
-		projects: []store.Project{{ID: "proj_003", Name: "Globex API"}, {ID: "proj_004", Name: "Globex batch"}},
+		projects: []demoProject{
+			{project: store.Project{ID: "proj_003", Name: "Globex API"}, used: 0.5},
+			{project: store.Project{ID: "proj_004", Name: "Globex batch"}, used: 0.3},
+		},
 	},
 }
 
-func decimalPtr(s string) *decimal.Decimal {
-	d := decimal.RequireFromString(s)
-	return &d
-}
+// demoOversized is the simulated service that reserves far more than it uses, so that the
+// right-sizing recommendations have something to say from the first start.
+var demoOversized = []string{"proj_001-web"}
 
 // seedDemo creates the demo teams, members and projects on the first start (later starts keep
 // what is there, including an operator's changes) and mints fresh demo tokens on every start,
-// since a token is shown only once. It returns the lines to print.
-func (p *process) seedDemo() (string, error) {
+// since a token is shown only once. It returns the tokens, labelled, in print order.
+func (p *process) seedDemo() ([]demoToken, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	teams, err := p.store.ListTeams(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if len(teams) == 0 {
+		now := p.now()
+		prices := query.NewPrices(p.cfg.Pricing).SheetAt(now)
 		for _, dt := range demoTeams {
 			if _, err := p.store.CreateTeam(ctx, dt.team); err != nil {
-				return "", fmt.Errorf("seed the demo: %w", err)
+				return nil, fmt.Errorf("seed the demo: %w", err)
 			}
 			for _, m := range dt.members {
 				m.TeamID = dt.team.ID
 				if err := p.store.AddMember(ctx, m); err != nil {
-					return "", fmt.Errorf("seed the demo: %w", err)
+					return nil, fmt.Errorf("seed the demo: %w", err)
 				}
 			}
-			for _, pr := range dt.projects {
+			for _, dp := range dt.projects {
+				pr := dp.project
 				pr.TeamID = dt.team.ID
+				limit := demoBudget(p.sim, dp, dt.team.BillingAnchorDay, now, p.cfg.Collector.Backfill.D(), prices)
+				pr.BudgetLimit = &limit
 				if _, err := p.store.CreateProject(ctx, pr); err != nil {
-					return "", fmt.Errorf("seed the demo: %w", err)
+					return nil, fmt.Errorf("seed the demo: %w", err)
 				}
 			}
 		}
 		p.logger.Info("demo teams, members and projects created", "teams", len(demoTeams))
 	}
-	var b strings.Builder
-	for _, tk := range []struct{ team, role, label string }{
-		{"team_acme", "admin", "admin token (Acme)"},
-		{"team_acme", "member", "member token (Acme)"},
-		{"team_globex", "admin", "admin token (Globex)"},
+	var out []demoToken
+	for _, tk := range []demoToken{
+		{team: "team_acme", role: "admin", label: "admin token (Acme, operator)"},
+		{team: "team_acme", role: "member", label: "member token (Acme)"},
+		{team: "team_globex", role: "admin", label: "admin token (Globex)"},
 	} {
 		plain, _, err := p.store.CreateToken(ctx, tk.team, tk.role, "demo "+tk.role)
 		if err != nil {
-			return "", fmt.Errorf("mint the demo tokens: %w", err)
+			return nil, fmt.Errorf("mint the demo tokens: %w", err)
 		}
-		fmt.Fprintf(&b, "  %-22s%s\n", tk.label+":", plain)
+		tk.token = plain
+		out = append(out, tk)
 	}
-	return b.String(), nil
+	return out, nil
+}
+
+// demoToken is a token minted for the banner.
+type demoToken struct{ team, role, label, token string }
+
+// demoBudget returns the budget that gives project dp its intended status when the demo starts
+// at now: from the simulator's truth of what the first backfill collects inside the current
+// billing period (the period's start or now − backfill, whichever is later), priced at the
+// sheet in force now. Budgets are whole cents, rounded so that the status still holds, and at
+// least one cent.
+func demoBudget(sim *simaws.Sim, dp demoProject, anchorDay int, now time.Time, backfill time.Duration, sheet config.PriceSheet) decimal.Decimal {
+	to := now.Truncate(time.Minute)
+	start, _ := query.BillingPeriod(now, anchorDay)
+	from := to.Add(-backfill)
+	if from.Before(start) {
+		from = start
+	}
+	cost := func(from, to time.Time) decimal.Decimal {
+		if sim == nil || !from.Before(to) {
+			return decimal.Zero
+		}
+		truth := func(s string) decimal.Decimal {
+			return decimal.NewFromFloat(sim.ProjectTruth(dp.project.ID, s, from, to))
+		}
+		return truth(series.CPUSeconds).Div(decimal.NewFromInt(3600)).Mul(sheet.VCPUHour.Decimal).
+			Add(truth(series.MemoryGBHours).Mul(sheet.MemoryGBHour.Decimal)).
+			Add(truth(series.EgressBytes).Div(decimal.NewFromInt(series.GiB)).Mul(sheet.EgressGB.Decimal)).
+			Add(truth(series.Requests).Div(decimal.NewFromInt(1_000_000)).Mul(sheet.MillionRequests.Decimal))
+	}
+	used := cost(from, to)
+	cent := decimal.New(1, -2)
+	var limit decimal.Decimal
+	if dp.crossIn > 0 {
+		// Reach 80 % crossIn from now at the last hour's rate: ceil keeps the status below 80 %
+		// at the start.
+		hourAgo := to.Add(-time.Hour)
+		if hourAgo.Before(from) {
+			hourAgo = from
+		}
+		target := used
+		if m := to.Sub(hourAgo).Minutes(); m > 0 {
+			rate := cost(hourAgo, to).Div(decimal.NewFromFloat(m)) // per minute
+			target = target.Add(rate.Mul(decimal.NewFromFloat(dp.crossIn.Minutes())))
+		}
+		limit = target.Div(decimal.NewFromFloat(0.8)).RoundCeil(2)
+	} else {
+		limit = used.Div(decimal.NewFromFloat(dp.used))
+		if dp.used >= 1 {
+			limit = limit.RoundFloor(2) // stays exceeded
+		} else {
+			limit = limit.RoundCeil(2) // stays below the share
+		}
+	}
+	if limit.LessThan(cent) {
+		limit = cent
+	}
+	return limit
+}
+
+// demoBanner is what the demo prints once it is ready: last, so that nothing scrolls it away.
+func demoBanner(url, simURL string, tokens []demoToken, now time.Time, anchorDay int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nCygni Usage demo is ready.\n\n")
+	fmt.Fprintf(&b, "  Console:       %s/   (sign in with a token below)\n", url)
+	for _, tk := range tokens {
+		fmt.Fprintf(&b, "  %-30s %s\n", strings.ToUpper(tk.label[:1])+tk.label[1:]+":", tk.token)
+	}
+	admin := tokens[0].token
+	fmt.Fprintf(&b, "\n  Try:           curl -H \"Authorization: Bearer %s\" %s/api/projects/proj_002/budget\n", admin, url)
+	start, _ := query.BillingPeriod(now, anchorDay)
+	fmt.Fprintf(&b, "  Ground truth:  %s/_sim/truth?project=proj_001&series=cygni_cpu_seconds&from=%s&to=%s\n",
+		simURL, now.Add(-24*time.Hour).Truncate(time.Hour).Format(time.RFC3339), now.Truncate(time.Hour).Format(time.RFC3339))
+	fmt.Fprintf(&b, "  More:          %s/api/openapi.json, %s/metrics, %s/healthz\n", url, url, url)
+	fmt.Fprintf(&b, "\n  To look at: Acme's proj_002 is over its budget, proj_001 crosses 80 %% within minutes\n")
+	fmt.Fprintf(&b, "  (notifications), and proj_001's web deployment is oversized (recommendations).\n")
+	fmt.Fprintf(&b, "  The billing period began %s. Press Ctrl-C to stop; the next start continues.\n\n", start.Format(time.DateOnly))
+	return b.String()
 }

@@ -6,12 +6,55 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/alecthomas/kingpin/v2"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version may be set at build time with -ldflags "-X main.version=v1.2.3"; otherwise the
+// module version of the build (v1.2.3 from `go install …@v1.2.3`, "(devel)" from a checkout).
+var version = ""
+
+// versionString is what --version prints: the version, the VCS revision and time the binary was
+// built from (with -dirty for uncommitted changes), and the Go version.
+func versionString() string {
+	v := version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		if v == "" {
+			v = "(unknown)"
+		}
+		return "cygni-usage " + v
+	}
+	if v == "" {
+		v = bi.Main.Version
+	}
+	var rev, at string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	out := "cygni-usage " + v
+	if rev != "" {
+		rev = rev[:min(12, len(rev))]
+		if dirty {
+			rev += "-dirty"
+		}
+		out += " (revision " + rev
+		if at != "" {
+			out += ", " + at
+		}
+		out += ")"
+	}
+	return out + ", " + bi.GoVersion
+}
 
 // command is one subcommand: its flags are registered on the clause, and run is called when
 // the clause was chosen.
@@ -28,7 +71,7 @@ type globals struct {
 
 func main() {
 	app := kingpin.New("cygni-usage", "Usage tracking for Cygni: CloudWatch → Prometheus TSDB → usage API, budget alerts and Stripe billing.")
-	app.Version(version)
+	app.Version(versionString())
 	app.HelpFlag.Short('h')
 	g := &globals{}
 	app.Flag("config", "YAML configuration file (see cygni-usage.example.yml).").Short('c').StringVar(&g.configFile)

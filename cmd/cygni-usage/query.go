@@ -16,12 +16,19 @@ func (p *process) wireQuery() error {
 	}
 	if p.parts["collector"] {
 		// Derive an hour only once this process's collector has read past it (p.col is set by
-		// wireCollector before anything runs).
+		// wireCollector before anything runs), and nothing before its first cycle has caught up
+		// with now: the gauges are written at now, so a run in the middle of a first backfill
+		// would alert on half a month, and one further behind now than the TSDB's out-of-order
+		// window would make the TSDB reject the rest of that backfill as too old.
 		d.SetCollectedUntil(func() (time.Time, bool) {
 			if p.col == nil {
 				return time.Time{}, false
 			}
-			return p.col.Watermark()
+			wm, ok := p.col.Watermark()
+			if !ok || (p.col.Ready() != nil && p.now().Sub(wm) > p.cfg.Collector.Interval.D()) {
+				return time.Time{}, false
+			}
+			return wm, true
 		})
 	}
 	p.derive = d

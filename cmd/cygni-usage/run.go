@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
+	"github.com/cygni/usage/web"
 )
 
 // loadConfig reads --config and applies the command-line overrides.
@@ -43,32 +45,38 @@ func loadConfig(g *globals) (*config.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-func newLogger(level string) *slog.Logger {
+func newLogger(level string) *slog.Logger { return newLoggerTo(os.Stderr, level) }
+
+func newLoggerTo(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // process is everything one cygni-usage process runs, built from the configuration.
 type process struct {
 	cfg    *config.Config
 	now    clock.Func // the process's clock: the wall clock, or CYGNI_TEST_NOW's pinned one
+	term   *term      // stderr: log lines and the progress bar
 	logger *slog.Logger
-	reg    *prometheus.Registry
-	vm     *metrics.Set
-	db     *tsdb.DB
-	store  *store.Store   // the metadata store
-	sim    *simaws.Sim    // non-nil when the simulated AWS runs in-process
-	simURL string         // its base URL
-	api    api.Options    // filled by the parts, then served
-	actors []actor        // long-running parts
-	closer []func() error // closed in reverse order on exit
-	ready  func() error
-	parts  parts                // the parts this process runs (set by wire)
-	sig    chan os.Signal       // SIGINT, SIGTERM, SIGHUP, caught from open on
-	col    *collector.Collector // non-nil when the collector runs in this process
-	engine *query.Engine        // the query layer (wireQuery)
-	derive *query.Deriver       // non-nil when the Deriver runs in this process
+	// libLogger is for the libraries' own logs (the Prometheus TSDB): the logger, or in the
+	// demo one that keeps their routine messages below info.
+	libLogger *slog.Logger
+	reg       *prometheus.Registry
+	vm        *metrics.Set
+	db        *tsdb.DB
+	store     *store.Store   // the metadata store
+	sim       *simaws.Sim    // non-nil when the simulated AWS runs in-process
+	simURL    string         // its base URL
+	api       api.Options    // filled by the parts, then served
+	actors    []actor        // long-running parts
+	closer    []func() error // closed in reverse order on exit
+	ready     func() error
+	parts     parts                // the parts this process runs (set by wire)
+	sig       chan os.Signal       // SIGINT, SIGTERM, SIGHUP, caught from open on
+	col       *collector.Collector // non-nil when the collector runs in this process
+	engine    *query.Engine        // the query layer (wireQuery)
+	derive    *query.Deriver       // non-nil when the Deriver runs in this process
 }
 
 // actor is one member of the run group.
@@ -81,13 +89,25 @@ func (p *process) add(name string, run func(ctx context.Context) error) {
 	p.actors = append(p.actors, actor{name: name, run: run})
 }
 
+// openOptions are what a command changes in open.
+type openOptions struct {
+	quietLibraries bool     // the libraries' routine logs below info (the demo)
+	simAddr        string   // listen address of the in-process simulated AWS; default 127.0.0.1:0
+	simOversized   []string // simulated services that reserve far more than they use
+}
+
 // open builds the shared parts: logger, registries, TSDB and, if configured, the simulated AWS.
-func open(cfg *config.Config) (*process, error) {
+func open(cfg *config.Config, oo openOptions) (*process, error) {
 	now, err := clock.FromEnv()
 	if err != nil {
 		return nil, err
 	}
-	p := &process{cfg: cfg, now: now, logger: newLogger(cfg.LogLevel), reg: prometheus.NewRegistry(), vm: metrics.NewSet()}
+	t := newTerm(os.Stderr)
+	p := &process{cfg: cfg, now: now, term: t, logger: newLoggerTo(t, cfg.LogLevel), reg: prometheus.NewRegistry(), vm: metrics.NewSet()}
+	p.libLogger = p.logger
+	if oo.quietLibraries {
+		p.libLogger = slog.New(quietHandler{p.logger.Handler()})
+	}
 	if os.Getenv(clock.EnvTestNow) != "" {
 		p.logger.Warn("clock pinned for a test run; this process does not read the wall clock", "env", clock.EnvTestNow, "now", now().Format(time.RFC3339))
 	}
@@ -97,7 +117,7 @@ func open(cfg *config.Config) (*process, error) {
 	signal.Notify(p.sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	p.closer = append(p.closer, func() error { signal.Stop(p.sig); return nil })
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	db, err := tsdb.Open(p.logger, p.reg, tsdb.Options{
+	db, err := tsdb.Open(p.libLogger, p.reg, tsdb.Options{
 		Dir:              filepath.Join(cfg.DataDir, "tsdb"),
 		Retention:        cfg.TSDB.Retention.D(),
 		OutOfOrderWindow: cfg.TSDB.OutOfOrderWindow.D(),
@@ -112,7 +132,7 @@ func open(cfg *config.Config) (*process, error) {
 		return nil, err
 	}
 	if cfg.AWS.Simulated {
-		if err := p.startSim(); err != nil {
+		if err := p.startSim(oo); err != nil {
 			p.close()
 			return nil, err
 		}
@@ -123,11 +143,15 @@ func open(cfg *config.Config) (*process, error) {
 // startSim serves the simulated AWS on a loopback port and points the AWS SDK at it through
 // the standard environment (AWS_ENDPOINT_URL and static credentials), exactly as a user would
 // point the product at any endpoint.
-func (p *process) startSim() error {
-	p.sim = simaws.New(simaws.Options{Seed: p.cfg.AWS.SimulatedSeed, Now: p.now})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (p *process) startSim(oo openOptions) error {
+	p.sim = simaws.New(simaws.Options{Seed: p.cfg.AWS.SimulatedSeed, Now: p.now, Oversized: oo.simOversized})
+	addr := oo.simAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen for the simulated AWS: %w", err)
+		return fmt.Errorf("listen for the simulated AWS on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: p.sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -159,6 +183,10 @@ func (p *process) close() {
 // serveHTTP adds the HTTP server to the run group. The listener is opened now so that the
 // address is known (and a busy port fails) before anything else starts.
 func (p *process) serveHTTP() (string, error) {
+	console, err := web.New()
+	if err != nil {
+		return "", err
+	}
 	ln, err := net.Listen("tcp", p.cfg.Listen)
 	if err != nil {
 		return "", fmt.Errorf("listen on %s: %w", p.cfg.Listen, err)
@@ -169,6 +197,7 @@ func (p *process) serveHTTP() (string, error) {
 	opts.Metrics = p.vm
 	opts.Ready = p.ready
 	opts.OperatorTeams = p.cfg.OperatorTeams
+	opts.Console = console
 	srv := &http.Server{Handler: api.New(opts), ReadHeaderTimeout: 10 * time.Second}
 	p.add("http", func(ctx context.Context) error {
 		errc := make(chan error, 1)

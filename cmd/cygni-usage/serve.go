@@ -46,7 +46,7 @@ func (c *serveCmd) run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	p, err := open(cfg)
+	p, err := open(cfg, openOptions{})
 	if err != nil {
 		return err
 	}

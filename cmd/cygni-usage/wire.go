@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/collector"
 )
@@ -38,21 +36,15 @@ func (p *process) wire(ps parts) error {
 func (p *process) reload() { p.reloadRules() }
 
 // wireCollector adds the CloudWatch collector: it catches up from the watermark (or backfills
-// collector.backfill on first start, with a progress bar on stderr when stderr is a terminal or
-// the AWS is simulated), then collects every collector.interval. /readyz reports not ready until
+// collector.backfill on first start, with a progress bar on stderr, ending with "backfill done"),
+// then collects every collector.interval. /readyz reports not ready until
 // its first cycle has completed.
 func (p *process) wireCollector() error {
-	bars := &progressBars{}
-	draw := false
-	if fi, err := os.Stderr.Stat(); p.cfg.AWS.Simulated || (err == nil && fi.Mode()&os.ModeCharDevice != 0) {
-		draw = true
-	}
+	bars := &progressBars{t: p.term}
 	// After every committed chunk: the progress bar, and the Deriver (then the alert rules) on
 	// the new data at once, not on a later tick.
 	onProgress := func(pr collector.Progress) {
-		if draw {
-			bars.update(pr)
-		}
+		bars.update(pr)
 		if p.derive != nil {
 			p.derive.Trigger()
 		}

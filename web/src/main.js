@@ -1,0 +1,497 @@
+// The Cygni Usage web console: a single page over the public REST API (see /api/openapi.json),
+// signed in with the user's API token. Nothing here computes a bill: every number shown is one
+// the API answered, summed (where a chart needs it) in exact decimals.
+
+import { api, ApiError, forgetToken, savedToken, saveToken } from "./api.js";
+import { budgetLine, stackedBars } from "./charts.js";
+import { fixed, micros, toNumber } from "./decimal.js";
+
+const $ = (id) => document.getElementById(id);
+
+// el builds an element: attributes (on* are listeners), then children (strings become text).
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "class") e.className = v;
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c !== undefined && c !== null && c !== false) e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+// table renders rows under columns in a keyboard-scrollable region.
+function table(caption, columns, rows) {
+  return el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
+    el("table", {},
+      el("caption", {}, caption),
+      el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", class: c.num ? "num" : "" }, c.label)))),
+      el("tbody", {}, rows.map((r) => el("tr", {}, columns.map((c, i) =>
+        i === 0 ? el("th", { scope: "row" }, r[i]) : el("td", { class: c.num ? "num" : "" }, r[i])))))));
+}
+
+function announce(msg) {
+  $("status").textContent = "";
+  setTimeout(() => { $("status").textContent = msg; }, 50);
+}
+
+function showError(id, err) {
+  $(id).textContent = err ? (err.message || String(err)) : "";
+}
+
+const usd = (s) => "$" + s;
+const num = (v) => (v === undefined || v === null ? "" : String(v));
+
+// ---- dates: the server's clock and calendar days in a time zone ----
+
+// budgetCharts and usageCharts are the Chart.js instances on the page, destroyed before redrawing.
+const state = { who: null, now: new Date(), projects: [], budgetCharts: new Map(), usageCharts: [], usageSeq: 0 };
+
+function dayIn(date, tz) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(date);
+}
+
+function addDays(day, n) {
+  const d = new Date(day + "T00:00:00Z");
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+function isoWeek(day) {
+  const d = new Date(day + "T00:00:00Z");
+  const dow = (d.getUTCDay() + 6) % 7; // Monday 0
+  d.setUTCDate(d.getUTCDate() - dow + 3); // the week's Thursday
+  const jan4 = new Date(Date.UTC(d.getUTCFullYear(), 0, 4));
+  return 1 + Math.round(((d - jan4) / 86400000 - 3 + ((jan4.getUTCDay() + 6) % 7)) / 7);
+}
+
+// bucketLabel names a bucket by its period's local date and time, as the API wrote it.
+function bucketLabel(period, groupBy) {
+  const day = period.slice(0, 10);
+  switch (groupBy) {
+    case "hour": return `${day.slice(5)} ${period.slice(11, 16)}`;
+    case "week": return `W${String(isoWeek(day)).padStart(2, "0")} ${day}`;
+    case "month": return day.slice(0, 7);
+    default: return day;
+  }
+}
+
+// defaultRange is the range shown first for a bucket size, ending today in tz.
+function defaultRange(groupBy, tz) {
+  const today = dayIn(state.now, tz);
+  switch (groupBy) {
+    case "hour": return [addDays(today, -1), today];
+    case "week": return [addDays(today, -7 * 5), today];
+    case "month": return [shiftMonths(today.slice(0, 8) + "01", -5), today];
+    default: return [addDays(today, -6), today];
+  }
+}
+
+function shiftMonths(day, n) {
+  const d = new Date(day + "T00:00:00Z");
+  d.setUTCMonth(d.getUTCMonth() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+// ---- sign in ----
+
+async function signIn(token) {
+  const who = await api.whoami(token);
+  saveToken(token);
+  state.who = who;
+  state.now = who.now ? new Date(who.now) : new Date();
+  showApp();
+}
+
+function showSignin(message) {
+  state.who = null;
+  $("app").hidden = true;
+  $("nav").hidden = true;
+  $("who").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = message || "";
+  $("token").value = "";
+  $("token").focus();
+}
+
+$("signin-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const token = $("token").value.trim();
+  if (!token) {
+    $("signin-error").textContent = "Enter a token.";
+    return;
+  }
+  $("signin-error").textContent = "";
+  try {
+    await signIn(token);
+  } catch (err) {
+    $("signin-error").textContent = err instanceof ApiError && err.status === 401
+      ? "This token is not valid: unknown, malformed or revoked." : err.message;
+  }
+});
+
+$("signout").addEventListener("click", () => {
+  forgetToken();
+  for (const c of [...state.budgetCharts.values(), ...state.usageCharts]) c.destroy();
+  state.budgetCharts.clear();
+  state.usageCharts = [];
+  showSignin("Signed out.");
+});
+
+async function showApp() {
+  const w = state.who;
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  $("nav").hidden = false;
+  $("who").hidden = false;
+  $("who-text").textContent = `${w.teamName || w.teamId} · ${w.role}${w.operator ? " · operator" : ""}`;
+  $("nav-unmapped").hidden = !w.operator;
+  $("unmapped").hidden = !w.operator;
+  $("main").focus();
+  announce(`Signed in to ${w.teamName || w.teamId} as ${w.role}.`);
+  try {
+    const limits = await api.limits();
+    state.projects = limits.projects;
+  } catch (err) {
+    showError("budgets-error", err);
+    state.projects = [];
+  }
+  fillProjectSelect($("u-project"));
+  fillProjectSelect($("e-project"));
+  setupUsageForm();
+  setupExportForm();
+  await Promise.all([
+    loadBudgets(), loadUsage(), loadNotifications(), loadRecommendations(),
+    w.operator ? loadUnmapped() : Promise.resolve(),
+  ]);
+  document.body.dataset.loaded = "true";
+}
+
+function fillProjectSelect(sel) {
+  sel.replaceChildren(el("option", { value: "" }, "All projects"),
+    ...state.projects.map((p) => el("option", { value: p.projectId }, `${p.projectName} (${p.projectId})`)));
+}
+
+// ---- budgets ----
+
+async function loadBudgets() {
+  showError("budgets-error", null);
+  const cards = $("budget-cards");
+  for (const c of state.budgetCharts.values()) c.destroy();
+  state.budgetCharts.clear();
+  cards.replaceChildren();
+  try {
+    for (const p of state.projects) {
+      cards.append(await budgetCard(p));
+    }
+  } catch (err) {
+    showError("budgets-error", err);
+  }
+}
+
+async function budgetCard(p) {
+  const b = await api.budget(p.projectId);
+  const a = await api.analytics({ projectId: p.projectId, startDate: b.periodStart, endDate: state.now.toISOString(), groupBy: "day", tz: "UTC" });
+  // The billing period's days, the cost so far summed exactly, and the forecast from today on.
+  const days = [];
+  for (let d = b.periodStart.slice(0, 10); d < b.periodEnd.slice(0, 10); d = addDays(d, 1)) days.push(d);
+  const costByDay = new Map(a.data.map((x) => [x.period.slice(0, 10), micros(x.cost.total)]));
+  const today = dayIn(state.now, "UTC");
+  let run = 0n;
+  const cumulative = days.map((d) => {
+    if (d > today) return null;
+    run += costByDay.get(d) || 0n;
+    return toNumber(run);
+  });
+  const ti = days.indexOf(today);
+  const forecast = days.map((d, i) => {
+    if (i < ti || ti < 0) return null;
+    const last = days.length - 1;
+    return last === ti ? b.forecast : cumulative[ti] + ((b.forecast - cumulative[ti]) * (i - ti)) / (last - ti);
+  });
+
+  const id = `budget-${p.projectId}`;
+  const statusText = { ok: "OK", warning: "Warning: 80 % reached", exceeded: "Exceeded: over budget" }[b.status] || b.status;
+  const canvas = el("canvas", { role: "img", "aria-label": `${p.projectName}: $${b.used} of a $${b.limit} budget used, forecast $${b.forecast} by the end of the period` });
+  const card = el("article", { class: `card budget status-${b.status}`, "aria-labelledby": id, "data-project": p.projectId },
+    el("h3", { id }, p.projectName, " ", el("span", { class: "muted" }, p.projectId)),
+    el("p", { class: `status-line status-${b.status}` }, el("strong", {}, statusText), ` — ${b.percentUsed} % of the budget used`),
+    el("dl", { class: "figures" },
+      el("div", {}, el("dt", {}, "Used"), el("dd", { "data-field": "used" }, usd(fixedNum(b.used)))),
+      el("div", {}, el("dt", {}, "Budget"), el("dd", { "data-field": "limit" }, usd(fixedNum(b.limit)))),
+      el("div", {}, el("dt", {}, "Remaining"), el("dd", { "data-field": "remaining" }, usd(fixedNum(b.remaining)))),
+      el("div", {}, el("dt", {}, "Forecast"), el("dd", { "data-field": "forecast" }, usd(fixedNum(b.forecast))))),
+    el("div", { class: "chart-box small" }, canvas),
+    el("p", { class: "muted small-print" }, `Billing period ${b.periodStart.slice(0, 10)} to ${addDays(b.periodEnd.slice(0, 10), -1)} (UTC). Deployments: ${p.deployments}.`),
+  );
+  if (state.who.role === "admin") card.append(limitForm(p, b));
+  else card.append(el("p", { class: "muted small-print" }, "Only a team admin can change the budget."));
+  state.budgetCharts.get(p.projectId)?.destroy();
+  state.budgetCharts.set(p.projectId, budgetLine(canvas, { labels: days.map((d) => d.slice(5)), cumulative, forecast, limit: b.limit }));
+  return card;
+}
+
+// fixedNum writes a JSON number of the budget API with two decimals (the API wrote them so).
+function fixedNum(v) {
+  return fixed(micros(String(v).includes("e") ? Number(v).toFixed(6) : String(v)), 2);
+}
+
+function limitForm(p, b) {
+  const inputId = `limit-${p.projectId}`;
+  const msg = el("p", { class: "form-msg", role: "status" });
+  const input = el("input", { id: inputId, type: "number", min: "0.01", max: "1000000", step: "0.01", value: fixedNum(b.limit), required: true, inputmode: "decimal" });
+  return el("form", {
+    class: "limit-form",
+    novalidate: true,
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const form = ev.currentTarget;
+      const v = input.value.trim();
+      if (!/^\d+(\.\d{1,2})?$/.test(v) || Number(v) <= 0) {
+        msg.textContent = "Enter a positive amount with at most two decimals.";
+        return;
+      }
+      try {
+        await api.setLimit(p.projectId, Number(v));
+        msg.textContent = `Budget set to $${fixed(micros(v), 2)}.`;
+        announce(`Budget of ${p.projectName} set to $${fixed(micros(v), 2)}.`);
+        const article = form.closest("article");
+        const fresh = await budgetCard({ ...p, budgetLimit: Number(v) });
+        article.replaceWith(fresh);
+        fresh.querySelector("input")?.focus();
+      } catch (err) {
+        msg.textContent = err.message;
+      }
+    },
+  }, el("label", { for: inputId }, "Budget (USD)"), input, el("button", { type: "submit" }, "Save budget"), msg);
+}
+
+// ---- usage over time ----
+
+const metrics = [
+  { key: "cost", title: "Cost", unit: "USD", get: (b) => b.cost.total, format: (v) => "$" + Number(v).toFixed(2) },
+  { key: "cpuHours", title: "vCPU-hours (reserved)", unit: "vCPU-hours", get: (b) => b.cpuHours, format: (v) => Number(v).toLocaleString("en-US", { maximumFractionDigits: 2 }) },
+  { key: "memoryGbHours", title: "Memory GB-hours (reserved)", unit: "GB-hours", get: (b) => b.memoryGbHours, format: (v) => Number(v).toLocaleString("en-US", { maximumFractionDigits: 2 }) },
+  { key: "egressGB", title: "Egress (GB = 2³⁰ bytes)", unit: "GB", get: (b) => b.egressGB, format: (v) => Number(v).toLocaleString("en-US", { maximumFractionDigits: 3 }) },
+  { key: "requests", title: "HTTP requests", unit: "requests", get: (b) => b.requests, format: (v) => Number(v).toLocaleString("en-US", { maximumFractionDigits: 0 }) },
+  { key: "containerInstances", title: "Running tasks (mean)", unit: "tasks", get: (b) => b.containerInstances, format: (v) => Number(v).toLocaleString("en-US", { maximumFractionDigits: 2 }) },
+];
+
+function setupUsageForm() {
+  const tzSel = $("u-tz");
+  if (!tzSel.options.length) {
+    // The browser's zones, and common ones it may list under an older name (Asia/Calcutta).
+    const common = ["UTC", "America/Los_Angeles", "America/New_York", "America/Sao_Paulo", "Europe/London",
+      "Europe/Berlin", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"];
+    const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+    const all = [...new Set([...common, ...zones])];
+    tzSel.replaceChildren(...all.map((z) => el("option", { value: z }, z)));
+    const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    tzSel.value = all.includes(local) ? local : "UTC";
+    $("u-group").addEventListener("change", () => { setRange(); loadUsage(); });
+    $("usage-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadUsage(); });
+  }
+  setRange();
+}
+
+function setRange() {
+  const [from, to] = defaultRange($("u-group").value, $("u-tz").value);
+  $("u-from").value = from;
+  $("u-to").value = to;
+}
+
+async function loadUsage() {
+  showError("usage-error", null);
+  const projectId = $("u-project").value;
+  const groupBy = $("u-group").value;
+  const tz = $("u-tz").value;
+  const from = $("u-from").value;
+  const to = $("u-to").value;
+  if (!from || !to || from > to) {
+    showError("usage-error", new Error("Choose a From date on or before the To date."));
+    return;
+  }
+  const params = { startDate: from, endDate: addDays(to, 1), groupBy, tz, deployments: "true" };
+  if (projectId) params.projectId = projectId;
+  const seq = ++state.usageSeq;
+  let a;
+  try {
+    a = await api.analytics(params);
+  } catch (err) {
+    if (seq === state.usageSeq) showError("usage-error", err);
+    return;
+  }
+  if (seq !== state.usageSeq) return; // a newer request was made meanwhile; it draws
+  for (const c of state.usageCharts) c.destroy();
+  state.usageCharts = [];
+  const labels = a.data.map((b) => bucketLabel(b.period, groupBy));
+  const series = [];
+  for (const p of a.projects) {
+    for (const d of p.deployments || []) {
+      series.push({ label: projectId ? d.deployment : `${p.projectId} · ${d.deployment}`, data: d.data });
+    }
+  }
+  $("usage-total").textContent = `Total cost ${from} to ${to} (${tz}): $${a.totals.cost.total} — ${labels.length} ${groupBy} buckets.`;
+  const box = $("charts");
+  box.replaceChildren();
+  for (const m of metrics) {
+    const canvas = el("canvas", { role: "img", "aria-label": `${m.title} per ${groupBy}, stacked by deployment. The numbers are in the table below.` });
+    const rows = a.data.map((b, i) => [labels[i], ...series.map((s) => num(m.get(s.data[i]))), num(m.get(b))]);
+    const fig = el("figure", { class: "card chart", "data-metric": m.key },
+      el("figcaption", {}, el("h3", {}, m.title)),
+      el("div", { class: "chart-box" }, canvas),
+      el("details", {}, el("summary", {}, "Numbers"),
+        table(`${m.title} per ${groupBy} (${tz})`, [{ label: "Bucket" }, ...series.map((s) => ({ label: s.label, num: true })), { label: "Total", num: true }], rows)));
+    box.append(fig);
+    state.usageCharts.push(stackedBars(canvas, {
+      labels, unit: m.unit, format: m.format,
+      series: series.map((s) => ({ label: s.label, values: s.data.map((b) => Number(m.get(b))) })),
+    }));
+  }
+}
+
+// ---- notifications ----
+
+async function loadNotifications() {
+  showError("notifications-error", null);
+  const list = $("notification-list");
+  try {
+    const n = await api.notifications();
+    setUnread(n.unreadCount);
+    list.replaceChildren(...(n.notifications.length ? n.notifications.map(notificationItem)
+      : [el("li", { class: "muted" }, "No notifications yet. Budget warnings appear here within a minute of a project crossing 80 % of its budget.")]));
+  } catch (err) {
+    showError("notifications-error", err);
+  }
+}
+
+function setUnread(n) {
+  $("unread").textContent = n > 0 ? String(n) : "";
+  $("unread").setAttribute("aria-label", `${n} unread`);
+}
+
+function notificationItem(n) {
+  const li = el("li", { class: `notification severity-${n.severity}${n.read ? " read" : ""}`, "data-id": n.id });
+  const render = (n) => {
+    li.className = `notification severity-${n.severity}${n.read ? " read" : ""}`;
+    li.replaceChildren(
+      el("p", { class: "n-head" }, el("span", { class: `sev sev-${n.severity}` }, n.severity), " ",
+        el("span", { class: "n-type" }, n.type.replaceAll("_", " ")), n.projectId ? ` · ${n.projectId}` : "",
+        " · ", el("time", { datetime: n.createdAt }, n.createdAt.replace("T", " ").replace("Z", " UTC"))),
+      el("p", { class: "n-msg" }, n.message),
+      n.read ? el("p", { class: "muted small-print" }, `Read ${n.readAt.replace("T", " ").replace("Z", " UTC")}`)
+        : el("button", {
+          type: "button", class: "mark-read", "aria-label": `Mark as read: ${n.message}`,
+          onclick: async (ev) => {
+            ev.target.disabled = true;
+            try {
+              const updated = await api.markRead(n.id);
+              render(updated);
+              const unread = Number($("unread").textContent || 0) - 1;
+              setUnread(Math.max(unread, 0));
+              announce("Notification marked as read.");
+              li.querySelector("p")?.setAttribute("tabindex", "-1");
+              li.querySelector("p")?.focus();
+            } catch (err) {
+              ev.target.disabled = false;
+              showError("notifications-error", err);
+            }
+          },
+        }, "Mark as read"));
+  };
+  render(n);
+  return li;
+}
+
+// ---- recommendations ----
+
+async function loadRecommendations() {
+  showError("recommendations-error", null);
+  try {
+    const r = await api.recommendations();
+    $("recommendation-table").replaceChildren(r.recommendations.length
+      ? table(`Recommendations over the last ${r.window}`, [
+        { label: "Deployment" }, { label: "Now (per task)" }, { label: "Peak use" }, { label: "Recommended" },
+        { label: "Tasks (mean)", num: true }, { label: "Saving / month", num: true }, { label: "Why" }],
+      r.recommendations.map((x) => [`${x.projectId} · ${x.deployment}`, `${x.currentCpu} vCPU, ${x.currentMemoryGB} GB`,
+        `${x.peakCpuUsed} vCPU, ${x.peakMemoryUsedGB} GB`, `${x.recommendedCpu} vCPU, ${x.recommendedMemoryGB} GB`,
+        num(x.averageTasks), usd(x.monthlySaving), x.reason]))
+      : el("p", { class: "muted" }, "Nothing to right-size: every deployment uses more than half of what it reserves."));
+  } catch (err) {
+    showError("recommendations-error", err);
+  }
+}
+
+// ---- export ----
+
+function setupExportForm() {
+  const today = dayIn(state.now, "UTC");
+  $("e-from").value = addDays(today, -6);
+  $("e-to").value = today;
+  const form = $("export-form");
+  if (form.dataset.ready) return;
+  form.dataset.ready = "true";
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    showError("export-error", null);
+    const format = ev.submitter?.value || "csv";
+    const from = $("e-from").value;
+    const to = $("e-to").value;
+    if (!from || !to || from > to) {
+      showError("export-error", new Error("Choose a From date on or before the To date."));
+      return;
+    }
+    const params = { startDate: from, endDate: addDays(to, 1), format };
+    if ($("e-project").value) params.projectId = $("e-project").value;
+    try {
+      const res = await api.exportFile(params);
+      const blob = await res.blob();
+      const cd = res.headers.get("Content-Disposition") || "";
+      const name = (/filename="([^"]+)"/.exec(cd) || [])[1] || `cygni-usage.${format}`;
+      const url = URL.createObjectURL(blob);
+      const a = el("a", { href: url, download: name });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      announce(`Downloaded ${name}.`);
+    } catch (err) {
+      showError("export-error", err);
+    }
+  });
+}
+
+// ---- unmapped usage (operators) ----
+
+async function loadUnmapped() {
+  showError("unmapped-error", null);
+  try {
+    const u = await api.unmapped();
+    $("unmapped-table").replaceChildren(u.unmapped.length
+      ? table(`Unmapped services, ${u.from.slice(0, 10)} to ${u.to.slice(0, 10)}`,
+        [{ label: "Deployment" }, { label: "Reason" }, { label: "Project tag" }, { label: "Cluster" }, { label: "Region" }, { label: "Last seen" }],
+        u.unmapped.map((x) => [x.deployment, x.reason.replaceAll("_", " "), x.project || "—", x.cluster, x.region, x.lastSeen]))
+      : el("p", { class: "muted" }, "Every service with usage belongs to a known project."));
+  } catch (err) {
+    showError("unmapped-error", err);
+  }
+}
+
+// ---- start ----
+
+(async () => {
+  const token = savedToken();
+  if (!token) {
+    showSignin();
+    return;
+  }
+  try {
+    await signIn(token);
+  } catch (err) {
+    forgetToken();
+    showSignin(err instanceof ApiError && err.status === 401 ? "The saved token is no longer valid; sign in again." : err.message);
+  }
+})();
