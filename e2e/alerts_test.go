@@ -398,8 +398,10 @@ alerting:
 		return st != ""
 	})
 	// Restored: only the outage is added to its active time; started over it would be active
-	// from after the restart.
-	if shift := restoredActive.Sub(heldActive); shift < 0 || shift > 30*time.Second || !restoredActive.Before(killedAt) {
+	// from after the restart. ALERTS_FOR_STATE holds ActiveAt in whole seconds (Prometheus writes
+	// ActiveAt.Unix()), so the restored time may be up to a second earlier than the one before a
+	// restart shorter than a second.
+	if shift := restoredActive.Sub(heldActive); shift <= -time.Second || shift > 30*time.Second || !restoredActive.Before(killedAt) {
 		t.Fatalf("E2EHeldAlert active since %s before the kill at %s, since %s after the restart (%s)", heldActive, killedAt, restoredActive, st)
 	}
 	time.Sleep(3 * time.Second)
