@@ -98,7 +98,7 @@ func BenchmarkDecodeConvertAppend(b *testing.B) {
 	}
 	// Discovery and one recording pass.
 	c, db := newCollector(b.TempDir())
-	plan, err := c.discover(ctx)
+	plan, err := c.discover(ctx, allMetrics)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func BenchmarkDecodeConvertAppend(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		c, db := newCollector(b.TempDir())
-		plan, err := c.discover(ctx) // replayed answers; not timed
+		plan, err := c.discover(ctx, allMetrics) // replayed answers; not timed
 		if err != nil {
 			b.Fatal(err)
 		}

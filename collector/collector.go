@@ -83,6 +83,18 @@ type Options struct {
 	Interval time.Duration // between runs; default 5m
 	Lookback time.Duration // re-read behind the watermark; default 15m
 	Backfill time.Duration // history read when there is no watermark; default 7d
+	// RightSizingInterval is how often the right-sizing metrics (CpuUtilized, MemoryUtilized)
+	// are read, each time from their own watermark at 1-minute periods; default 1h. They bill
+	// nothing, and reading them every cycle is a third of the CloudWatch bill. A value at or
+	// below Interval reads them every cycle.
+	RightSizingInterval time.Duration
+	// DiscoveryInterval is how long an ECS discovery is reused; default 10m. It must not exceed
+	// Lookback, so that the first minutes of a service created just after a discovery are still
+	// inside the window re-read once it is found.
+	DiscoveryInterval time.Duration
+	// CloudWatchPricePer1000 is GetMetricData's price per 1,000 metrics requested, in USD, for
+	// the cygni_collector_cloudwatch_estimated_cost_usd_total counter; default 0.01.
+	CloudWatchPricePer1000 float64
 	// Chunk is the span of one unit of work (fetch, commit, advance the watermark); default 6h.
 	// It shrinks automatically so that a chunk holds at most MaxChunkPoints datapoints.
 	Chunk time.Duration
@@ -118,6 +130,9 @@ const (
 	DefaultConcurrency       = 4
 	DefaultRetryMaxElapsed   = 2 * time.Minute
 	DefaultRetryInitial      = 500 * time.Millisecond
+	DefaultRightSizing       = time.Hour
+	DefaultDiscovery         = 10 * time.Minute
+	DefaultCloudWatchPrice   = 0.01
 )
 
 // WatermarkFile is the name of the watermark file inside Options.DataDir.
@@ -139,13 +154,17 @@ type Collector struct {
 	m      *collectorMetrics
 
 	// discovery state, touched by one cycle at a time (cycleMu)
-	cycleMu   sync.Mutex
-	series    map[string]*target // by label string; kept across cycles for the cached refs
-	untagged  map[string]bool    // service ARNs already logged as untagged
-	lbByTG    map[string]string  // TargetGroup dimension -> LoadBalancer dimension
-	lbListed  time.Time          // when lbByTG was last refreshed from ListMetrics
-	watermark atomic.Int64       // unix ms; 0 = none
-	ready     atomic.Bool
+	cycleMu    sync.Mutex
+	series     map[string]*target // by label string; kept across cycles for the cached refs
+	untagged   map[string]bool    // service ARNs already logged as untagged
+	lbByTG     map[string]string  // TargetGroup dimension -> LoadBalancer dimension
+	lbListed   time.Time          // when lbByTG was last refreshed from ListMetrics
+	svcs       []service          // the last discovery, reused for DiscoveryInterval
+	discovered time.Time          // when svcs was listed
+	watermark  atomic.Int64       // unix ms; 0 = none
+	// rightSizing is the watermark of the right-sizing metrics (unix ms; 0 = none).
+	rightSizing atomic.Int64
+	ready       atomic.Bool
 	// windowSamples counts the samples appended in the current collection window (Progress).
 	windowSamples atomic.Uint64
 }
@@ -176,6 +195,11 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collect
 	def(&opts.Chunk, DefaultChunk)
 	def(&opts.RetryMaxElapsed, DefaultRetryMaxElapsed)
 	def(&opts.RetryInitial, DefaultRetryInitial)
+	def(&opts.RightSizingInterval, DefaultRightSizing)
+	def(&opts.DiscoveryInterval, DefaultDiscovery)
+	if opts.CloudWatchPricePer1000 == 0 {
+		opts.CloudWatchPricePer1000 = DefaultCloudWatchPrice
+	}
 	if opts.MaxChunkPoints == 0 {
 		opts.MaxChunkPoints = DefaultMaxChunkPoints
 	}
@@ -186,6 +210,9 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collect
 		opts.Concurrency = DefaultConcurrency
 	}
 	switch {
+	case opts.RightSizingInterval < 0 || opts.DiscoveryInterval < 0 || opts.CloudWatchPricePer1000 < 0:
+		return nil, fmt.Errorf("collector: right-sizing interval %s, discovery interval %s and CloudWatch price %g must not be negative",
+			opts.RightSizingInterval, opts.DiscoveryInterval, opts.CloudWatchPricePer1000)
 	case opts.Interval < 0 || opts.Lookback < 0 || opts.Backfill < 0 || opts.Chunk < time.Minute:
 		return nil, fmt.Errorf("collector: interval %s, lookback %s, backfill %s must not be negative and chunk %s at least 1m",
 			opts.Interval, opts.Lookback, opts.Backfill, opts.Chunk)
@@ -244,7 +271,8 @@ func (c *Collector) Run(ctx context.Context) error {
 
 // RunOnce runs one scheduled cycle: it reads [watermark − Lookback, now truncated to the
 // minute) — or [now − Backfill, …) without a watermark — chunk by chunk, advancing and persisting
-// the watermark after every committed chunk.
+// the watermark after every committed chunk. The right-sizing metrics have their own watermark
+// and are read only when RightSizingInterval has passed since it.
 func (c *Collector) RunOnce(ctx context.Context) error {
 	if c.opts.DataDir == "" {
 		return errors.New("collector: data dir is empty; the watermark has nowhere to go")
@@ -253,21 +281,45 @@ func (c *Collector) RunOnce(ctx context.Context) error {
 	defer c.cycleMu.Unlock()
 	now := c.opts.Now()
 	to := now.Truncate(time.Minute)
-	wm, ok, err := readWatermark(c.watermarkPath())
+	wf, err := readWatermark(c.watermarkPath())
 	if err != nil {
 		return err
 	}
-	var from time.Time
-	if ok {
-		c.watermark.Store(wm.UnixMilli())
-		from = wm.Add(-c.opts.Lookback)
-		c.logger.Debug("resuming from the watermark", "watermark", wm, "from", from, "to", to)
-	} else {
-		from = to.Add(-c.opts.Backfill)
-		c.logger.Info("no watermark; backfilling", "from", from, "to", to)
+	wm, rs := wf.Watermark, wf.RightSizing
+	if rs.IsZero() {
+		rs = wm // a watermark file from before the right-sizing cadence: both were read together
 	}
-	if err := c.collect(ctx, from, to, true); err != nil {
-		return err
+	c.watermark.Store(unixMilliOrZero(wm))
+	c.rightSizing.Store(unixMilliOrZero(rs))
+	// One pass of every metric while both watermarks agree (a first start, a backfill);
+	// otherwise the billed metrics from their watermark, and the right-sizing ones from theirs
+	// when they are due — separate windows, so neither splits into more chunks than it needs.
+	type pass struct {
+		ms metricSet
+		wm time.Time
+	}
+	due := c.opts.RightSizingInterval <= c.opts.Interval || wm.IsZero() || to.Sub(rs) >= c.opts.RightSizingInterval
+	var passes []pass
+	switch {
+	case due && rs.Equal(wm):
+		passes = []pass{{allMetrics, wm}}
+	case due:
+		passes = []pass{{billedMetrics, wm}, {rightSizingMetrics, rs}}
+	default:
+		passes = []pass{{billedMetrics, wm}}
+	}
+	for _, p := range passes {
+		var from time.Time
+		if !p.wm.IsZero() {
+			from = p.wm.Add(-c.opts.Lookback)
+			c.logger.Debug("resuming from the watermark", "watermark", p.wm, "from", from, "to", to)
+		} else {
+			from = to.Add(-c.opts.Backfill)
+			c.logger.Info("no watermark; backfilling", "from", from, "to", to)
+		}
+		if err := c.collect(ctx, from, to, p.ms, true); err != nil {
+			return err
+		}
 	}
 	c.m.lastSuccess.Set(float64(c.opts.Now().Unix()))
 	c.ready.Store(true)
@@ -283,7 +335,7 @@ func (c *Collector) Collect(ctx context.Context, from, to time.Time) error {
 	}
 	c.cycleMu.Lock()
 	defer c.cycleMu.Unlock()
-	return c.collect(ctx, from, to, false)
+	return c.collect(ctx, from, to, allMetrics, false)
 }
 
 // Watermark returns the end of the last committed chunk of a scheduled cycle, and false when
@@ -298,11 +350,55 @@ func (c *Collector) Watermark() (time.Time, bool) {
 
 func (c *Collector) watermarkPath() string { return filepath.Join(c.opts.DataDir, WatermarkFile) }
 
-// collect discovers the services and reads [from, to) chunk by chunk. With advance, the
-// watermark moves after each committed chunk.
-func (c *Collector) collect(ctx context.Context, from, to time.Time, advance bool) error {
+// advance moves the watermarks of the metrics in ms to t (never backwards) and persists both.
+func (c *Collector) advance(ms metricSet, t time.Time) error {
+	wm, rs := c.watermark.Load(), c.rightSizing.Load()
+	if ms.has(false) && t.UnixMilli() > wm {
+		wm = t.UnixMilli()
+	}
+	if ms.has(true) && t.UnixMilli() > rs {
+		rs = t.UnixMilli()
+	}
+	if wm == c.watermark.Load() && rs == c.rightSizing.Load() {
+		return nil
+	}
+	f := watermarkFile{}
+	if wm != 0 {
+		f.Watermark = time.UnixMilli(wm).UTC()
+	}
+	if rs != 0 {
+		f.RightSizing = time.UnixMilli(rs).UTC()
+	}
+	if err := writeWatermark(c.watermarkPath(), f); err != nil {
+		return err
+	}
+	c.watermark.Store(wm)
+	c.rightSizing.Store(rs)
+	return nil
+}
+
+// RightSizingWatermark returns the end of the last committed chunk of the right-sizing metrics
+// (CpuUtilized, MemoryUtilized), and false when there is none yet.
+func (c *Collector) RightSizingWatermark() (time.Time, bool) {
+	ms := c.rightSizing.Load()
+	if ms == 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
+}
+
+func unixMilliOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// collect discovers the services and reads the selected metrics over [from, to) chunk by chunk.
+// With advance, the watermarks of those metrics move after each committed chunk.
+func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSet, advance bool) error {
 	started := c.opts.Now()
-	targets, err := c.discover(ctx)
+	targets, err := c.discover(ctx, ms)
 	if err != nil {
 		return err
 	}
@@ -320,11 +416,10 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, advance boo
 			return fmt.Errorf("collect %s..%s (period %ds): %w",
 				ch.from.Format(time.RFC3339), ch.to.Format(time.RFC3339), ch.period, err)
 		}
-		if advance && ch.to.UnixMilli() > c.watermark.Load() {
-			if err := writeWatermark(c.watermarkPath(), ch.to); err != nil {
+		if advance {
+			if err := c.advance(ms, ch.to); err != nil {
 				return err
 			}
-			c.watermark.Store(ch.to.UnixMilli())
 		}
 		if c.opts.OnProgress != nil {
 			total.Done = ch.to.Sub(total.From)

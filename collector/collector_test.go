@@ -45,9 +45,9 @@ func TestDayExact(t *testing.T) {
 	if got := e.set.GetOrCreateGauge("cygni_collector_untagged_services", nil).Get(); got != 1 {
 		t.Errorf("untagged services gauge = %v, want 1", got)
 	}
-	wm, ok, err := readWatermark(filepath.Join(e.dataDir, WatermarkFile))
-	if err != nil || !ok || !wm.Equal(testNow) {
-		t.Errorf("watermark = %v %v %v, want %v", wm, ok, err, testNow)
+	wf, err := readWatermark(filepath.Join(e.dataDir, WatermarkFile))
+	if err != nil || !wf.Watermark.Equal(testNow) || !wf.RightSizing.Equal(testNow) {
+		t.Errorf("watermarks = %+v %v, want %v for both", wf, err, testNow)
 	}
 	var buf bytes.Buffer
 	e.set.WritePrometheus(&buf)
@@ -141,7 +141,9 @@ func TestLateDataCorrected(t *testing.T) {
 	if got := stored(t, e.db, simaws.SeriesCPUSeconds, start, testNow, eq("project", "proj_001")); got >= truth {
 		t.Fatalf("first read stored %v, truth %v: the partial minutes were not partial", got, truth)
 	}
-	for range 6 {
+	// An hour of cycles: the billed metrics are re-read every cycle, the right-sizing ones at
+	// the hour (Options.RightSizingInterval), each from its own watermark minus the look-back.
+	for range 12 {
 		e.clock.Add(5 * time.Minute)
 		if err := c.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
@@ -199,18 +201,22 @@ func TestPlan(t *testing.T) {
 		queries  int
 		want     []chunk
 	}{
-		{"aligned to 6h", testNow.Add(-7 * h), testNow, 10, []chunk{
-			{testNow.Add(-7 * h), testNow.Add(-6 * h), 60},
-			{testNow.Add(-6 * h), testNow, 60},
+		{"6h from the start", testNow.Add(-7 * h), testNow, 10, []chunk{
+			{testNow.Add(-7 * h), testNow.Add(-1 * h), 60},
+			{testNow.Add(-1 * h), testNow, 60},
+		}},
+		// A cycle's 20-minute window across a 6-hour boundary is one chunk: every metric is
+		// requested once (GetMetricData bills per metric requested).
+		{"a cycle is one chunk", testNow.Add(-15 * time.Minute), testNow.Add(5 * time.Minute), 10, []chunk{
+			{testNow.Add(-15 * time.Minute), testNow.Add(5 * time.Minute), 60},
 		}},
 		{"bounded by points", testNow.Add(-25 * time.Minute), testNow, 100_000, []chunk{
-			{testNow.Add(-25 * time.Minute), testNow.Add(-20 * time.Minute), 60},
-			{testNow.Add(-20 * time.Minute), testNow.Add(-10 * time.Minute), 60},
-			{testNow.Add(-10 * time.Minute), testNow, 60},
+			{testNow.Add(-25 * time.Minute), testNow.Add(-15 * time.Minute), 60},
+			{testNow.Add(-15 * time.Minute), testNow.Add(-5 * time.Minute), 60},
+			{testNow.Add(-5 * time.Minute), testNow, 60},
 		}},
 		{"resolutions", testNow.Add(-15*24*h - 2*h), testNow.Add(-15*24*h + 2*h), 10, []chunk{
-			{testNow.Add(-15*24*h - 2*h), testNow.Add(-15 * 24 * h), 300},
-			{testNow.Add(-15 * 24 * h), testNow.Add(-15*24*h + h), 300},
+			{testNow.Add(-15*24*h - 2*h), testNow.Add(-15*24*h + h), 300},
 			{testNow.Add(-15*24*h + h), testNow.Add(-15*24*h + 2*h), 60},
 		}},
 		{"empty", testNow, testNow, 10, nil},
@@ -288,20 +294,28 @@ func closedPort(t testing.TB) string {
 
 func TestWatermarkFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", WatermarkFile)
-	if _, ok, err := readWatermark(path); ok || err != nil {
-		t.Fatalf("missing file: ok=%v err=%v", ok, err)
+	if w, err := readWatermark(path); !w.Watermark.IsZero() || !w.RightSizing.IsZero() || err != nil {
+		t.Fatalf("missing file: %+v err=%v", w, err)
 	}
-	if err := writeWatermark(path, testNow); err != nil {
+	want := watermarkFile{Watermark: testNow, RightSizing: testNow.Add(-time.Hour)}
+	if err := writeWatermark(path, want); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := readWatermark(path)
-	if err != nil || !ok || !got.Equal(testNow) {
-		t.Fatalf("read back %v %v %v", got, ok, err)
+	got, err := readWatermark(path)
+	if err != nil || got != want {
+		t.Fatalf("read back %+v %v, want %+v", got, err, want)
+	}
+	// A file from before the right-sizing cadence has only the watermark.
+	if err := os.WriteFile(path, []byte(`{"watermark":"2026-03-10T12:00:00Z"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readWatermark(path); err != nil || !got.Watermark.Equal(testNow) || !got.RightSizing.IsZero() {
+		t.Fatalf("old file: %+v %v", got, err)
 	}
 	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := readWatermark(path); err == nil || !strings.Contains(err.Error(), "parse watermark") {
+	if _, err := readWatermark(path); err == nil || !strings.Contains(err.Error(), "parse watermark") {
 		t.Errorf("corrupt file: err = %v", err)
 	}
 }

@@ -61,16 +61,36 @@ func (k conversion) apply(v float64, period int64) float64 {
 }
 
 // containerInsights lists the Container Insights metrics and the series each one fills.
+// The right-sizing metrics (what the tasks used, not what they reserved) bill nothing and feed
+// only recommendations, so they are read at Options.RightSizingInterval, still at 1-minute
+// periods: the same samples, fewer GetMetricData metrics.
 var containerInsights = []struct {
 	metric, stat, series string
 	conv                 conversion
+	rightSizing          bool
 }{
-	{"CpuReserved", "Sum", series.CPUSeconds, convCPU},
-	{"CpuUtilized", "Sum", series.CPUUsedSeconds, convCPU},
-	{"MemoryReserved", "Sum", series.MemoryGBHours, convMemory},
-	{"MemoryUtilized", "Sum", series.MemoryUsedGBHours, convMemory},
-	{"RunningTaskCount", "Average", series.RunningTasks, convTasks},
-	{"NetworkTxBytes", "Sum", series.EgressBytes, convBytes},
+	{"CpuReserved", "Sum", series.CPUSeconds, convCPU, false},
+	{"CpuUtilized", "Sum", series.CPUUsedSeconds, convCPU, true},
+	{"MemoryReserved", "Sum", series.MemoryGBHours, convMemory, false},
+	{"MemoryUtilized", "Sum", series.MemoryUsedGBHours, convMemory, true},
+	{"RunningTaskCount", "Average", series.RunningTasks, convTasks, false},
+	{"NetworkTxBytes", "Sum", series.EgressBytes, convBytes, false},
+}
+
+// metricSet selects the metrics of a collection pass.
+type metricSet uint8
+
+const (
+	billedMetrics      metricSet = 1 << iota // everything but right-sizing: reserved CPU and memory, tasks, egress, requests
+	rightSizingMetrics                       // CpuUtilized, MemoryUtilized
+	allMetrics         = billedMetrics | rightSizingMetrics
+)
+
+func (ms metricSet) has(rightSizing bool) bool {
+	if rightSizing {
+		return ms&rightSizingMetrics != 0
+	}
+	return ms&billedMetrics != 0
 }
 
 // target is one stored series. It lives across cycles so that its series reference stays
@@ -110,15 +130,26 @@ type service struct {
 	targetGroups        []string // TargetGroup dimension values, "targetgroup/<name>/<id>"
 }
 
-// discover lists the ECS services and builds the queries for every series of every service.
-func (c *Collector) discover(ctx context.Context) (*fleetPlan, error) {
-	svcs, err := c.listServices(ctx)
-	if err != nil {
-		return nil, err
+// discover returns the ECS services, from the cache while it is younger than
+// DiscoveryInterval, and builds the queries of the selected metrics for every service.
+func (c *Collector) discover(ctx context.Context, ms metricSet) (*fleetPlan, error) {
+	if c.svcs == nil || c.opts.Now().Sub(c.discovered) >= c.opts.DiscoveryInterval {
+		svcs, err := c.listServices(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.svcs, c.discovered = svcs, c.opts.Now()
+		c.announce(ctx, svcs)
 	}
+	svcs := c.svcs
 	if err := c.resolveLoadBalancers(ctx, svcs); err != nil {
 		return nil, err
 	}
+	return c.buildPlan(svcs, ms), nil
+}
+
+// announce hands a fresh discovery to Options.OnDiscover.
+func (c *Collector) announce(ctx context.Context, svcs []service) {
 	if c.opts.OnDiscover != nil {
 		found := make([]Discovered, 0, len(svcs))
 		for _, s := range svcs {
@@ -128,6 +159,10 @@ func (c *Collector) discover(ctx context.Context) (*fleetPlan, error) {
 			c.logger.Warn("record discovered services; collection goes on", "err", err)
 		}
 	}
+}
+
+// buildPlan packs the queries of the selected metrics of every service into batches.
+func (c *Collector) buildPlan(svcs []service, ms metricSet) *fleetPlan {
 	untagged := 0
 	byTarget := map[*target][]metricQuery{}
 	var order []*target
@@ -152,12 +187,18 @@ func (c *Collector) discover(ctx context.Context) (*fleetPlan, error) {
 			{Name: aws.String("ServiceName"), Value: aws.String(s.name)},
 		}
 		for _, m := range containerInsights {
+			if !ms.has(m.rightSizing) {
+				continue
+			}
 			add(c.target(m.series, s), metricQuery{
 				metric: cwtypes.Metric{Namespace: aws.String(nsContainerInsights), MetricName: aws.String(m.metric), Dimensions: dims},
 				stat:   m.stat, conv: m.conv,
 			})
 		}
 		for _, tg := range s.targetGroups {
+			if !ms.has(false) {
+				break
+			}
 			lb, ok := c.lbByTG[tg]
 			if !ok {
 				c.logger.Debug("target group has no RequestCount metric yet; skipped this cycle", "target_group", tg, "service", s.name)
@@ -189,7 +230,7 @@ func (c *Collector) discover(ctx context.Context) (*fleetPlan, error) {
 	if len(cur) > 0 {
 		plan.batches = append(plan.batches, cur)
 	}
-	return plan, nil
+	return plan
 }
 
 // target returns the cached target for a series of a service, creating it on first sight.

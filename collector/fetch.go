@@ -59,8 +59,11 @@ func (c *Collector) plan(from, to time.Time, queries int) []chunk {
 		n := int64(c.opts.Chunk / p)
 		n = max(1, min(n, int64(c.opts.MaxChunkPoints/queries)))
 		step := time.Duration(n) * p
+		// Chunks start at the window's start, not at multiples of step: a cycle's window shorter
+		// than step is one chunk, so every metric is requested once per cycle (GetMetricData is
+		// billed per metric requested).
 		for cur := a; cur.Before(b); {
-			end := minTime(cur.Truncate(step).Add(step), b)
+			end := minTime(cur.Add(step), b)
 			out = append(out, chunk{from: cur, to: end, period: s.period})
 			cur = end
 		}
@@ -198,6 +201,7 @@ func (c *Collector) fetch(ctx context.Context, b []metricQuery, ch chunk) (*batc
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		c.m.call("cloudwatch", "GetMetricData", err)
+		c.m.requested(len(queries), c.opts.CloudWatchPricePer1000)
 		if err != nil {
 			return nil, fmt.Errorf("read CloudWatch page: %w", err)
 		}

@@ -18,6 +18,10 @@ type collectorMetrics struct {
 	untagged    *metrics.Gauge
 	services    *metrics.Gauge
 	lastSuccess *metrics.Gauge
+	// requestedMetrics counts the metrics of every GetMetricData call (what CloudWatch bills),
+	// estimatedCost the same in USD at Options.CloudWatchPricePer1000.
+	requestedMetrics *metrics.Counter
+	estimatedCost    *metrics.FloatCounter
 }
 
 func newCollectorMetrics(set *metrics.Set, c *Collector) *collectorMetrics {
@@ -30,6 +34,9 @@ func newCollectorMetrics(set *metrics.Set, c *Collector) *collectorMetrics {
 		untagged:    set.GetOrCreateGauge("cygni_collector_untagged_services", nil),
 		services:    set.GetOrCreateGauge("cygni_collector_services", nil),
 		lastSuccess: set.GetOrCreateGauge("cygni_collector_last_success_timestamp_seconds", nil),
+
+		requestedMetrics: set.GetOrCreateCounter("cygni_collector_cloudwatch_metrics_requested_total"),
+		estimatedCost:    set.GetOrCreateFloatCounter("cygni_collector_cloudwatch_estimated_cost_usd_total"),
 	}
 	set.GetOrCreateGauge("cygni_collector_lag_seconds", func() float64 {
 		wm, ok := c.Watermark()
@@ -39,6 +46,12 @@ func newCollectorMetrics(set *metrics.Set, c *Collector) *collectorMetrics {
 		return c.opts.Now().Sub(wm).Seconds()
 	})
 	return m
+}
+
+// requested counts the n metrics of one GetMetricData call and their estimated price.
+func (m *collectorMetrics) requested(n int, pricePer1000 float64) {
+	m.requestedMetrics.Add(n)
+	m.estimatedCost.Add(float64(n) * pricePer1000 / 1000)
 }
 
 // call counts one AWS API call by service and operation, and its error by code.

@@ -14,35 +14,36 @@ import (
 type watermarkFile struct {
 	// Watermark is the end of the last chunk whose samples are all committed.
 	Watermark time.Time `json:"watermark"`
+	// RightSizing is the same for the right-sizing metrics (CpuUtilized, MemoryUtilized), read
+	// at their own cadence; absent in files written before that cadence existed.
+	RightSizing time.Time `json:"right_sizing,omitzero"`
 }
 
-// readWatermark returns the persisted watermark, and false when there is none.
-func readWatermark(path string) (time.Time, bool, error) {
+// readWatermark returns the persisted watermarks; zero times when there are none.
+func readWatermark(path string) (watermarkFile, error) {
+	var w watermarkFile
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return time.Time{}, false, nil
+		return w, nil
 	}
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("read watermark: %w", err)
+		return w, fmt.Errorf("read watermark: %w", err)
 	}
-	var w watermarkFile
 	if err := json.Unmarshal(b, &w); err != nil {
-		return time.Time{}, false, fmt.Errorf("parse watermark %s: %w", path, err)
+		return w, fmt.Errorf("parse watermark %s: %w", path, err)
 	}
-	if w.Watermark.IsZero() {
-		return time.Time{}, false, nil
-	}
-	return w.Watermark.UTC(), true, nil
+	w.Watermark, w.RightSizing = w.Watermark.UTC(), w.RightSizing.UTC()
+	return w, nil
 }
 
 // writeWatermark replaces the watermark file atomically: a temporary file is written and
 // synced, renamed over the old one, and the directory synced.
-func writeWatermark(path string, t time.Time) error {
+func writeWatermark(path string, w watermarkFile) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create watermark directory: %w", err)
 	}
-	b, err := json.Marshal(watermarkFile{Watermark: t.UTC()})
+	b, err := json.Marshal(w)
 	if err != nil {
 		return fmt.Errorf("encode watermark: %w", err)
 	}

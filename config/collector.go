@@ -23,6 +23,16 @@ type CollectorConfig struct {
 	// RetryMaxElapsed bounds the back-off around one failing AWS call before the cycle gives up
 	// and retries at the next interval (default 2m).
 	RetryMaxElapsed Duration `yaml:"retry_max_elapsed"`
+	// RightSizingInterval is how often the right-sizing metrics (CpuUtilized, MemoryUtilized),
+	// which bill nothing, are read — still at 1-minute periods (default 1h; at or below
+	// interval, every cycle).
+	RightSizingInterval Duration `yaml:"right_sizing_interval"`
+	// DiscoveryInterval is how long one ECS discovery (ListServices, DescribeServices) is reused
+	// (default 10m); at most lookback, so a new service's first minutes are still re-read.
+	DiscoveryInterval Duration `yaml:"discovery_interval"`
+	// CloudWatchPricePer1000Metrics is GetMetricData's price per 1,000 metrics requested (USD,
+	// default 0.01), for the collector's estimated-cost counter.
+	CloudWatchPricePer1000Metrics float64 `yaml:"cloudwatch_price_per_1000_metrics"`
 }
 
 func (c *CollectorConfig) setDefaults() {
@@ -33,6 +43,9 @@ func (c *CollectorConfig) setDefaults() {
 	c.Concurrency = 4
 	c.MaxQueriesPerCall = 500
 	c.RetryMaxElapsed = Duration(2 * time.Minute)
+	c.RightSizingInterval = Duration(time.Hour)
+	c.DiscoveryInterval = Duration(10 * time.Minute)
+	c.CloudWatchPricePer1000Metrics = 0.01
 }
 
 func (c *CollectorConfig) validate() error {
@@ -45,6 +58,8 @@ func (c *CollectorConfig) validate() error {
 		{"collector.backfill", c.Backfill},
 		{"collector.chunk", c.Chunk},
 		{"collector.retry_max_elapsed", c.RetryMaxElapsed},
+		{"collector.right_sizing_interval", c.RightSizingInterval},
+		{"collector.discovery_interval", c.DiscoveryInterval},
 	} {
 		if err := positive(d.key, d.v); err != nil {
 			return err
@@ -52,6 +67,13 @@ func (c *CollectorConfig) validate() error {
 	}
 	if c.Chunk.D() < time.Minute || c.Chunk.D()%time.Minute != 0 {
 		return fmt.Errorf("'collector.chunk' is %s; it must be a whole number of minutes, at least 1m", c.Chunk.D())
+	}
+	if c.DiscoveryInterval.D() > c.Lookback.D() {
+		return fmt.Errorf("'collector.discovery_interval' is %s, longer than 'collector.lookback' (%s): the first minutes of a service created just after a discovery would never be read",
+			c.DiscoveryInterval.D(), c.Lookback.D())
+	}
+	if c.CloudWatchPricePer1000Metrics < 0 {
+		return fmt.Errorf("'collector.cloudwatch_price_per_1000_metrics' is %g; it must not be negative", c.CloudWatchPricePer1000Metrics)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 64 {
 		return fmt.Errorf("'collector.concurrency' is %d; want 1..64", c.Concurrency)

@@ -20,6 +20,7 @@ func TestCollectorConfigFiles(t *testing.T) {
 		{"collector-queries.bad.yml", `'collector.max_queries_per_call' is 501; want 1..500`},
 		{"collector-concurrency.bad.yml", `'collector.concurrency' is 0; want 1..64`},
 		{"collector-chunk.bad.yml", `'collector.chunk' is 1m30s; it must be a whole number of minutes`},
+		{"collector-discovery.bad.yml", `'collector.discovery_interval' is 30m0s, longer than 'collector.lookback' (15m0s)`},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			c := parseTestdata(t, tc.file, tc.wantErr)

@@ -114,8 +114,12 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 		Concurrency:       cc.Concurrency,
 		MaxQueriesPerCall: cc.MaxQueriesPerCall,
 		RetryMaxElapsed:   cc.RetryMaxElapsed.D(),
-		OnProgress:        onProgress,
-		OnDiscover:        p.recordDeployments,
-		Now:               p.now,
+
+		RightSizingInterval:    cc.RightSizingInterval.D(),
+		DiscoveryInterval:      cc.DiscoveryInterval.D(),
+		CloudWatchPricePer1000: cc.CloudWatchPricePer1000Metrics,
+		OnProgress:             onProgress,
+		OnDiscover:             p.recordDeployments,
+		Now:                    p.now,
 	})
 }
