@@ -102,7 +102,7 @@ func BenchmarkDecodeConvertAppend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := c.collectChunk(ctx, plan, ch); err != nil {
+	if _, _, err := c.collectChunk(ctx, plan, ch); err != nil {
 		b.Fatal(err)
 	}
 	samples := c.m.appended.Get()
@@ -123,7 +123,7 @@ func BenchmarkDecodeConvertAppend(b *testing.B) {
 		}
 		b.StartTimer()
 		start := cpuTime()
-		if _, err := c.collectChunk(ctx, plan, ch); err != nil {
+		if _, _, err := c.collectChunk(ctx, plan, ch); err != nil {
 			b.Fatal(err)
 		}
 		cpu += cpuTime() - start

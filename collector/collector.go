@@ -92,6 +92,10 @@ type Options struct {
 	// Lookback, so that the first minutes of a service created just after a discovery are still
 	// inside the window re-read once it is found.
 	DiscoveryInterval time.Duration
+	// LateDataHold is how long the watermark waits for minutes CloudWatch has not published
+	// while ECS reports running tasks (a CloudWatch backlog or incident); default 6h. Minutes
+	// still missing after it are counted in cygni_collector_abandoned_minutes_total and logged.
+	LateDataHold time.Duration
 	// CloudWatchPricePer1000 is GetMetricData's price per 1,000 metrics requested, in USD, for
 	// the cygni_collector_cloudwatch_estimated_cost_usd_total counter; default 0.01.
 	CloudWatchPricePer1000 float64
@@ -132,6 +136,7 @@ const (
 	DefaultRetryInitial      = 500 * time.Millisecond
 	DefaultRightSizing       = time.Hour
 	DefaultDiscovery         = 10 * time.Minute
+	DefaultLateDataHold      = 6 * time.Hour
 	DefaultCloudWatchPrice   = 0.01
 )
 
@@ -164,7 +169,10 @@ type Collector struct {
 	watermark  atomic.Int64       // unix ms; 0 = none
 	// rightSizing is the watermark of the right-sizing metrics (unix ms; 0 = none).
 	rightSizing atomic.Int64
-	ready       atomic.Bool
+	// published is the end of the newest minute CloudWatch had published at the last cycle
+	// (unix ms; 0 = unknown).
+	published atomic.Int64
+	ready     atomic.Bool
 	// windowSamples counts the samples appended in the current collection window (Progress).
 	windowSamples atomic.Uint64
 }
@@ -197,6 +205,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collect
 	def(&opts.RetryInitial, DefaultRetryInitial)
 	def(&opts.RightSizingInterval, DefaultRightSizing)
 	def(&opts.DiscoveryInterval, DefaultDiscovery)
+	def(&opts.LateDataHold, DefaultLateDataHold)
 	if opts.CloudWatchPricePer1000 == 0 {
 		opts.CloudWatchPricePer1000 = DefaultCloudWatchPrice
 	}
@@ -210,7 +219,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collect
 		opts.Concurrency = DefaultConcurrency
 	}
 	switch {
-	case opts.RightSizingInterval < 0 || opts.DiscoveryInterval < 0 || opts.CloudWatchPricePer1000 < 0:
+	case opts.RightSizingInterval < 0 || opts.DiscoveryInterval < 0 || opts.CloudWatchPricePer1000 < 0 || opts.LateDataHold < 0:
 		return nil, fmt.Errorf("collector: right-sizing interval %s, discovery interval %s and CloudWatch price %g must not be negative",
 			opts.RightSizingInterval, opts.DiscoveryInterval, opts.CloudWatchPricePer1000)
 	case opts.Interval < 0 || opts.Lookback < 0 || opts.Backfill < 0 || opts.Chunk < time.Minute:
@@ -409,15 +418,43 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 	total := Progress{From: chunks[0].from, To: chunks[len(chunks)-1].to, Started: started}
 	c.windowSamples.Store(0) // cycles never overlap (cycleMu)
 	rejected := 0
+	// Late data: while ECS says tasks run, the watermark of the billed metrics does not pass the
+	// newest minute CloudWatch has published (a CpuReserved datapoint of any service), so minutes
+	// published after the look-back are still read; for at most LateDataHold.
+	// The right-sizing metrics, read alone, wait for the same minute their billed pass found.
+	hold := advance && ms.has(false) && targets.running > 0
+	var published, followed time.Time
+	if advance && !ms.has(false) && targets.running > 0 {
+		followed = time.UnixMilli(c.published.Load()).UTC()
+	}
 	for _, ch := range chunks {
-		n, err := c.collectChunk(ctx, targets, ch)
+		n, newest, err := c.collectChunk(ctx, targets, ch)
 		rejected += n
 		if err != nil {
 			return fmt.Errorf("collect %s..%s (period %ds): %w",
 				ch.from.Format(time.RFC3339), ch.to.Format(time.RFC3339), ch.period, err)
 		}
+		if newest.After(published) {
+			published = newest
+		}
 		if advance {
-			if err := c.advance(ms, ch.to); err != nil {
+			next := ch.to
+			if hold && published.Before(next) {
+				next = minTime(next, maxTime(published, to.Add(-c.opts.LateDataHold), ch.from))
+				old := ch.from
+				if wm := c.watermark.Load(); wm != 0 {
+					old = maxTime(old, time.UnixMilli(wm))
+				}
+				if seen := maxTime(old, published); next.After(seen) {
+					c.m.abandoned.Add(int(next.Sub(seen) / time.Minute))
+					c.logger.Error("CloudWatch published nothing for these minutes within collector.late_data_hold; the collector moves on and they stay unread",
+						"from", seen, "to", next, "late_data_hold", c.opts.LateDataHold.String())
+				}
+			}
+			if !followed.IsZero() && followed.Before(next) {
+				next = maxTime(followed, to.Add(-c.opts.LateDataHold))
+			}
+			if err := c.advance(ms, next); err != nil {
 				return err
 			}
 		}
@@ -426,6 +463,13 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 			total.Samples = c.windowSamples.Load()
 			total.At = c.opts.Now()
 			c.opts.OnProgress(total)
+		}
+	}
+	if hold {
+		c.published.Store(unixMilliOrZero(published))
+		if behind := to.Sub(published); published.IsZero() || behind > c.opts.Lookback {
+			c.logger.Warn("CloudWatch is behind by more than the look-back; the watermark waits for its data",
+				"newest_published", published, "behind", behind.String(), "lookback", c.opts.Lookback.String(), "late_data_hold", c.opts.LateDataHold.String())
 		}
 	}
 	if rejected > 0 && !advance {

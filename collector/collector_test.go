@@ -319,3 +319,64 @@ func TestWatermarkFile(t *testing.T) {
 		t.Errorf("corrupt file: err = %v", err)
 	}
 }
+
+// CloudWatch publishing later than the look-back (17 minutes against 15): the watermark waits for
+// the newest published minute, so every minute is read once it appears, nothing is lost, and the
+// lag metrics show how far behind CloudWatch is.
+func TestDataLaterThanTheLookback(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	e.sim.SetFaults(simaws.Faults{LateBy: 17 * time.Minute})
+	c := e.collector(t, func(o *Options) { o.Backfill = 2 * time.Hour; o.RightSizingInterval = 5 * time.Minute })
+	start := testNow.Add(-2 * time.Hour)
+	for i := range 25 { // two hours of 5-minute cycles
+		if i > 0 {
+			e.clock.Add(5 * time.Minute)
+		}
+		if err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := e.clock.Now()
+	published := now.Add(-17 * time.Minute).Truncate(time.Minute)
+	e.assertProjectsExact(t, start, published)
+	wm, _ := c.Watermark()
+	if !wm.Equal(published) {
+		t.Errorf("watermark %v, want the newest published minute %v", wm, published)
+	}
+	if got := e.set.GetOrCreateGauge("cygni_collector_lag_seconds", nil).Get(); got != 17*60 {
+		t.Errorf("cygni_collector_lag_seconds = %v, want %v", got, 17*60)
+	}
+	if got := e.set.GetOrCreateGauge("cygni_collector_cloudwatch_behind_seconds", nil).Get(); got != 17*60 {
+		t.Errorf("cygni_collector_cloudwatch_behind_seconds = %v, want %v", got, 17*60)
+	}
+	if n := counter(e.set, "cygni_collector_abandoned_minutes_total"); n != 0 {
+		t.Errorf("%d minutes abandoned, want 0", n)
+	}
+}
+
+// Minutes CloudWatch never publishes (Container Insights off, an incident longer than the hold)
+// stop holding the watermark after collector.late_data_hold, and are counted.
+func TestLateDataHoldEnds(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	e.sim.SetFaults(simaws.Faults{LateBy: 3 * time.Hour})
+	c := e.collector(t, func(o *Options) { o.Backfill = 30 * time.Minute; o.LateDataHold = time.Hour })
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range 12 {
+		e.clock.Add(5 * time.Minute)
+		if err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := e.clock.Now()
+	wm, ok := c.Watermark()
+	if want := now.Add(-time.Hour); !ok || !wm.Equal(want) {
+		t.Errorf("watermark %v, want now − late_data_hold = %v", wm, want)
+	}
+	// The backfill started 30 minutes before testNow and nothing was ever published: the
+	// watermark passed the 30 minutes before testNow without data.
+	if n := counter(e.set, "cygni_collector_abandoned_minutes_total"); n != 30 {
+		t.Errorf("%d minutes abandoned, want 30", n)
+	}
+}

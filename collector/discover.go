@@ -107,6 +107,9 @@ type metricQuery struct {
 	metric cwtypes.Metric
 	stat   string
 	conv   conversion
+	// clock marks the query whose datapoints tell how far CloudWatch has published
+	// (CpuReserved: present every minute a task runs).
+	clock bool
 }
 
 // Discovered is one ECS service as discovery saw it. Project and Deployment are "" for an
@@ -121,6 +124,7 @@ type Discovered struct {
 type fleetPlan struct {
 	queries int
 	batches [][]metricQuery
+	running int64 // tasks ECS reported running at discovery, over the fleet
 }
 
 // service is one discovered ECS service.
@@ -128,6 +132,7 @@ type service struct {
 	arn, cluster, name  string
 	project, deployment string
 	targetGroups        []string // TargetGroup dimension values, "targetgroup/<name>/<id>"
+	running             int32    // ECS runningCount at discovery
 }
 
 // discover returns the ECS services, from the cache while it is younger than
@@ -192,7 +197,7 @@ func (c *Collector) buildPlan(svcs []service, ms metricSet) *fleetPlan {
 			}
 			add(c.target(m.series, s), metricQuery{
 				metric: cwtypes.Metric{Namespace: aws.String(nsContainerInsights), MetricName: aws.String(m.metric), Dimensions: dims},
-				stat:   m.stat, conv: m.conv,
+				stat:   m.stat, conv: m.conv, clock: m.metric == "CpuReserved",
 			})
 		}
 		for _, tg := range s.targetGroups {
@@ -217,6 +222,9 @@ func (c *Collector) buildPlan(svcs []service, ms metricSet) *fleetPlan {
 	c.m.services.Set(float64(len(svcs)))
 
 	plan := &fleetPlan{}
+	for _, s := range svcs {
+		plan.running += int64(s.running)
+	}
 	var cur []metricQuery
 	for _, t := range order {
 		qs := byTarget[t]
@@ -316,7 +324,7 @@ func (c *Collector) listServices(ctx context.Context) ([]service, error) {
 }
 
 func toService(d ecstypes.Service, clusterARN string) service {
-	s := service{arn: aws.ToString(d.ServiceArn), name: aws.ToString(d.ServiceName)}
+	s := service{arn: aws.ToString(d.ServiceArn), name: aws.ToString(d.ServiceName), running: d.RunningCount}
 	cl := aws.ToString(d.ClusterArn)
 	if cl == "" {
 		cl = clusterARN

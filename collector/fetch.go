@@ -78,19 +78,25 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
+func maxTime(ts ...time.Time) time.Time {
+	m := ts[0]
+	for _, t := range ts[1:] {
+		if t.After(m) {
+			m = t
+		}
 	}
-	return b
+	return m
 }
 
 // collectChunk reads what the TSDB holds for the chunk, then fetches and appends every batch
 // with at most Concurrency in flight. Batches that succeed commit even when others fail.
-func (c *Collector) collectChunk(ctx context.Context, plan *fleetPlan, ch chunk) (rejected int, err error) {
+//
+// newest is the end of the newest period for which CloudWatch returned a CpuReserved datapoint
+// of any service (zero when none): how far it has published.
+func (c *Collector) collectChunk(ctx context.Context, plan *fleetPlan, ch chunk) (rejected int, newest time.Time, err error) {
 	existing, err := c.readExisting(ctx, ch)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	var (
 		wg   sync.WaitGroup
@@ -103,33 +109,40 @@ func (c *Collector) collectChunk(ctx context.Context, plan *fleetPlan, ch chunk)
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
-			return rejected, ctx.Err()
+			return rejected, newest, ctx.Err()
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			n, err := c.runBatch(ctx, b, ch, existing)
+			n, last, err := c.runBatch(ctx, b, ch, existing)
 			mu.Lock()
 			defer mu.Unlock()
 			rejected += n
+			if last.After(newest) {
+				newest = last
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("batch %d of %d (%d queries): %w", i+1, len(plan.batches), len(b), err))
 			}
 		}()
 	}
 	wg.Wait()
-	return rejected, errors.Join(errs...)
+	return rejected, newest, errors.Join(errs...)
 }
 
 // runBatch fetches one batch under the collector's jittered exponential back-off (on top of the
 // SDK's own retryer), then appends and commits it.
-func (c *Collector) runBatch(ctx context.Context, b []metricQuery, ch chunk, existing existingData) (rejected int, err error) {
+func (c *Collector) runBatch(ctx context.Context, b []metricQuery, ch chunk, existing existingData) (rejected int, newest time.Time, err error) {
 	res, err := withRetry(ctx, c, "GetMetricData batch", func() (*batchResult, error) { return c.fetch(ctx, b, ch) })
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
-	return c.appendBatch(ctx, res, ch, existing)
+	if res.newest >= 0 {
+		newest = ch.from.Add(time.Duration(res.newest+1) * time.Duration(ch.period) * time.Second)
+	}
+	rejected, err = c.appendBatch(ctx, res, ch, existing)
+	return rejected, newest, err
 }
 
 // withRetry runs op under a jittered exponential back-off while its error is retryable
@@ -158,6 +171,7 @@ func withRetry[T any](ctx context.Context, c *Collector, what string, op func() 
 type batchResult struct {
 	targets []*target
 	values  []float64 // len(targets) × periods
+	newest  int       // the newest period with a datapoint of a clock query (metricQuery.clock); -1 none
 }
 
 // errPartial reports a GetMetricData answer that stayed PartialData after its last page.
@@ -166,7 +180,7 @@ var errPartial = errors.New("CloudWatch returned PartialData without a NextToken
 // fetch runs GetMetricData for one batch over the chunk, following NextToken.
 func (c *Collector) fetch(ctx context.Context, b []metricQuery, ch chunk) (*batchResult, error) {
 	np := ch.periods()
-	res := &batchResult{}
+	res := &batchResult{newest: -1}
 	local := make([]int, len(b)) // query index -> target index in res
 	seen := map[*target]int{}
 	queries := make([]cwtypes.MetricDataQuery, len(b))
@@ -246,6 +260,9 @@ func (r *batchResult) add(results []cwtypes.MetricDataResult, b []metricQuery, l
 			pi := (start - from) / ch.period
 			if pi < 0 || pi >= int64(np) {
 				continue
+			}
+			if b[qi].clock && int(pi) > r.newest {
+				r.newest = int(pi)
 			}
 			v := conv.apply(res.Values[j], ch.period)
 			if math.IsNaN(row[pi]) {

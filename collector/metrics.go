@@ -3,6 +3,7 @@ package collector
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/aws/smithy-go"
@@ -22,6 +23,8 @@ type collectorMetrics struct {
 	// estimatedCost the same in USD at Options.CloudWatchPricePer1000.
 	requestedMetrics *metrics.Counter
 	estimatedCost    *metrics.FloatCounter
+	// abandoned counts minutes the watermark passed without CloudWatch data (LateDataHold).
+	abandoned *metrics.Counter
 }
 
 func newCollectorMetrics(set *metrics.Set, c *Collector) *collectorMetrics {
@@ -37,7 +40,15 @@ func newCollectorMetrics(set *metrics.Set, c *Collector) *collectorMetrics {
 
 		requestedMetrics: set.GetOrCreateCounter("cygni_collector_cloudwatch_metrics_requested_total"),
 		estimatedCost:    set.GetOrCreateFloatCounter("cygni_collector_cloudwatch_estimated_cost_usd_total"),
+		abandoned:        set.GetOrCreateCounter("cygni_collector_abandoned_minutes_total"),
 	}
+	set.GetOrCreateGauge("cygni_collector_cloudwatch_behind_seconds", func() float64 {
+		ms := c.published.Load()
+		if ms == 0 {
+			return 0
+		}
+		return c.opts.Now().Sub(time.UnixMilli(ms)).Seconds()
+	})
 	set.GetOrCreateGauge("cygni_collector_lag_seconds", func() float64 {
 		wm, ok := c.Watermark()
 		if !ok {

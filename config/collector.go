@@ -30,6 +30,9 @@ type CollectorConfig struct {
 	// DiscoveryInterval is how long one ECS discovery (ListServices, DescribeServices) is reused
 	// (default 10m); at most lookback, so a new service's first minutes are still re-read.
 	DiscoveryInterval Duration `yaml:"discovery_interval"`
+	// LateDataHold is how long the watermark waits for minutes CloudWatch has not published yet
+	// while ECS reports running tasks (default 6h); later, they are counted as abandoned.
+	LateDataHold Duration `yaml:"late_data_hold"`
 	// CloudWatchPricePer1000Metrics is GetMetricData's price per 1,000 metrics requested (USD,
 	// default 0.01), for the collector's estimated-cost counter.
 	CloudWatchPricePer1000Metrics float64 `yaml:"cloudwatch_price_per_1000_metrics"`
@@ -45,6 +48,7 @@ func (c *CollectorConfig) setDefaults() {
 	c.RetryMaxElapsed = Duration(2 * time.Minute)
 	c.RightSizingInterval = Duration(time.Hour)
 	c.DiscoveryInterval = Duration(10 * time.Minute)
+	c.LateDataHold = Duration(6 * time.Hour)
 	c.CloudWatchPricePer1000Metrics = 0.01
 }
 
@@ -60,6 +64,7 @@ func (c *CollectorConfig) validate() error {
 		{"collector.retry_max_elapsed", c.RetryMaxElapsed},
 		{"collector.right_sizing_interval", c.RightSizingInterval},
 		{"collector.discovery_interval", c.DiscoveryInterval},
+		{"collector.late_data_hold", c.LateDataHold},
 	} {
 		if err := positive(d.key, d.v); err != nil {
 			return err

@@ -117,6 +117,7 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 
 		RightSizingInterval:    cc.RightSizingInterval.D(),
 		DiscoveryInterval:      cc.DiscoveryInterval.D(),
+		LateDataHold:           cc.LateDataHold.D(),
 		CloudWatchPricePer1000: cc.CloudWatchPricePer1000Metrics,
 		OnProgress:             onProgress,
 		OnDiscover:             p.recordDeployments,
