@@ -64,7 +64,7 @@ type process struct {
 	libLogger *slog.Logger
 	reg       *prometheus.Registry
 	vm        *metrics.Set
-	db        tsdb.Storage // the series store: the embedded TSDB or a remote store (storage.mode)
+	db        tsdb.Storage   // the series store: the embedded TSDB or a remote store (storage.mode)
 	store     *store.Store   // the metadata store
 	sim       *simaws.Sim    // non-nil when the simulated AWS runs in-process
 	simURL    string         // its base URL

@@ -104,7 +104,7 @@ func StartVictoriaMetrics(tb testing.TB) *Server {
 	s.WriteURL = s.BaseURL + "/api/v1/write"
 	s.ReadURL = s.BaseURL
 	s.args = []string{
-		"-storageDataPath=" + s.dataDir, "-httpListenAddr=" + s.addr, "-retentionPeriod=100y",
+		"-storageDataPath=" + s.dataDir, "-httpListenAddr=" + s.addr, "-retentionPeriod=100y", "-futureRetention=100y",
 		"-dedup.minScrapeInterval=1ms", "-loggerLevel=ERROR", "-search.disableCache",
 	}
 	s.Start()
