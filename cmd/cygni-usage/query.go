@@ -32,7 +32,8 @@ func (p *process) wireQuery() error {
 		})
 	}
 	p.derive = d
-	p.add("deriver", d.Run)
+	// One Deriver among the processes sharing the store (the others answer queries only).
+	p.add("deriver", p.leaderOnly("deriver", d.Run))
 	// A changed budget limit is in the gauges (and the alerts) at once.
 	p.api.UsageDeps = api.UsageDeps{Usage: engine, LimitChanged: d.Trigger}
 	if p.store != nil {
