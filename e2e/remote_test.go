@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/cygni/usage/internal/pgtest"
+	"github.com/cygni/usage/internal/storetest"
+	"github.com/cygni/usage/simaws"
+	"github.com/cygni/usage/tsdb"
+)
+
+// Several processes on one VictoriaMetrics and one PostgreSQL (storage.mode: remote): a
+// collector and two API replicas that each could derive. Exactly one Deriver runs (the hourly
+// tier equals the simulator's truth, not twice it); when the leader is SIGKILLed the other
+// replica takes over within the lease interval, keeps the hourly tier exact, and answers.
+func TestRemoteModeReplicas(t *testing.T) {
+	vm := storetest.StartVictoriaMetrics(t)
+	dsn := pgtest.DSN(t, "e2e_remote")
+	sim := simaws.New(simaws.Options{Projects: 6, ServicesPerProject: 2, Now: Clock(t)})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	env := AWSEnv(t, srv.URL)
+	cfg := fmt.Sprintf(`store:
+  driver: postgres
+  dsn: %q
+storage:
+  mode: remote
+  remote:
+    kind: victoriametrics
+    write_url: %s
+    read_url: %s
+collector:
+  backfill: 6h
+  chunk: 1h
+  interval: 1h
+`, dsn, vm.WriteURL, vm.ReadURL)
+
+	col := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: cfg, Env: env})
+	waitLog(t, col, "backfill done", 1)
+	from, err := time.Parse(time.RFC3339, LogValue(col.Stderr(), "no watermark; backfilling", "from"))
+	if err != nil {
+		t.Fatalf("backfill start not logged: %v", err)
+	}
+	to, err := time.Parse(time.RFC3339, LogValue(col.Stderr(), "no watermark; backfilling", "to"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole hours of the backfill.
+	h0, h1 := from.Truncate(time.Hour).Add(time.Hour), to.Truncate(time.Hour)
+
+	a := Start(t, ProcOptions{Args: []string{"serve", "--only", "api,alerting"}, Config: cfg, Env: env})
+	b := Start(t, ProcOptions{Args: []string{"serve", "--only", "api,alerting"}, Config: cfg, Env: env})
+	a.WaitReady(90 * time.Second)
+	b.WaitReady(90 * time.Second)
+
+	reader, err := tsdb.OpenReader(nil, tsdb.StorageOptions{Mode: tsdb.ModeRemote, Remote: tsdb.RemoteOptions{Kind: vm.Kind, ReadURL: vm.ReadURL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	projects := map[string]bool{}
+	for _, s := range sim.Services() {
+		if s.Project != "" {
+			projects[s.Project] = true
+		}
+	}
+	// hourlyExact reports whether every project's hourly tier over [h0, h1) equals the truth.
+	hourlyExact := func() (bool, string) {
+		resp, err := http.Get(vm.BaseURL + "/internal/force_flush")
+		if err == nil {
+			resp.Body.Close()
+		}
+		q, err := reader.Querier(h0.UnixMilli()+1, h1.UnixMilli())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		got := map[string]float64{}
+		ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, simaws.SeriesCPUSeconds+":sum1h"))
+		var it chunkenc.Iterator
+		for ss.Next() {
+			it = ss.At().Iterator(it)
+			for it.Next() == chunkenc.ValFloat {
+				_, v := it.At()
+				got[ss.At().Labels().Get("project")] += v
+			}
+		}
+		if err := ss.Err(); err != nil {
+			t.Fatal(err)
+		}
+		var diff []string
+		for p := range projects {
+			want := sim.ProjectTruth(p, simaws.SeriesCPUSeconds, h0, h1)
+			if math.Abs(got[p]-want) > 1e-9*math.Abs(want) {
+				diff = append(diff, fmt.Sprintf("%s: hourly %v, truth %v", p, got[p], want))
+			}
+		}
+		return len(diff) == 0, strings.Join(diff, "; ")
+	}
+	waitExact := func(what string) {
+		t.Helper()
+		var last string
+		for expired := timeout(90 * time.Second); !expired(); time.Sleep(500 * time.Millisecond) {
+			ok, d := hourlyExact()
+			if ok {
+				return
+			}
+			last = d
+		}
+		t.Fatalf("%s: the hourly tier never equalled the truth: %s", what, last)
+	}
+	waitExact("two replicas")
+	leaders := func(p *Proc) int { return strings.Count(p.Stderr(), `msg="leadership taken" name=deriver`) }
+	if n := leaders(a) + leaders(b); n != 1 {
+		t.Fatalf("%d Deriver leaderships taken among two replicas, want 1", n)
+	}
+	leader, follower := a, b
+	if leaders(b) == 1 {
+		leader, follower = b, a
+	}
+	// The leader dies; the follower takes the Deriver over and the tier stays exact (a second
+	// Deriver reads the first one's writes back instead of writing them again).
+	leader.Kill()
+	for expired := timeout(30 * time.Second); leaders(follower) == 0; time.Sleep(100 * time.Millisecond) {
+		if expired() {
+			t.Fatalf("the surviving replica did not take the Deriver over within 30s\n%s", tail(follower.Stderr(), 3000))
+		}
+	}
+	time.Sleep(3 * time.Second) // the new leader derives at once when it takes over
+	if ok, d := hourlyExact(); !ok {
+		t.Errorf("after failover: %s", d)
+	}
+	resp, err := http.Get(follower.URL() + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("surviving replica /readyz: %v %v", resp, err)
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+}
