@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -105,6 +106,42 @@ type Options struct {
 	OnDiscover func(ctx context.Context, services []Discovered) error
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Shard and Shards split the fleet between collectors: this one collects the services whose
+	// hash of cluster and service name (ShardOf) is Shard modulo Shards. Shards 0 or 1: the
+	// whole fleet.
+	Shard, Shards int
+	// Watermarks, if set, keeps the watermark in a shared store (the metadata store, in remote
+	// mode) under WatermarkKey instead of the file in DataDir, so the collector may restart on
+	// another machine. The watermark then moves only once the storage has delivered the chunk
+	// (Storage's Sync, when it has one), so a machine lost with its queue loses no data either.
+	Watermarks WatermarkStore
+}
+
+// WatermarkStore keeps collector watermarks (store.Store implements it).
+type WatermarkStore interface {
+	CollectorWatermark(ctx context.Context, key string) (time.Time, bool, error)
+	SetCollectorWatermark(ctx context.Context, key string, shards int, t time.Time) error
+}
+
+// syncer is a Storage that delivers asynchronously (remote mode): Sync returns once
+// everything committed before it is in the store.
+type syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// ShardOf returns the shard, of shards, of an ECS service: FNV-1a of cluster and name.
+func ShardOf(cluster, service string, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(cluster + "\x00" + service))
+	return int(h.Sum32() % uint32(shards))
+}
+
+// WatermarkKey is the key of a collector's watermark in a WatermarkStore: region and shard.
+func WatermarkKey(region string, shard, shards int) string {
+	return fmt.Sprintf("%s/%dof%d", region, shard, max(shards, 1))
 }
 
 // Defaults for Options.
@@ -195,6 +232,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collect
 		return nil, fmt.Errorf("collector: concurrency is %d; want at least 1", opts.Concurrency)
 	case opts.MaxChunkPoints < 1:
 		return nil, fmt.Errorf("collector: max chunk points is %d; want at least 1", opts.MaxChunkPoints)
+	case opts.Shards < 0 || opts.Shard < 0 || (opts.Shards > 0 && opts.Shard >= opts.Shards) || (opts.Shards == 0 && opts.Shard != 0):
+		return nil, fmt.Errorf("collector: shard %d of %d; want 0 <= shard < shards", opts.Shard, opts.Shards)
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
@@ -246,14 +285,14 @@ func (c *Collector) Run(ctx context.Context) error {
 // minute) — or [now − Backfill, …) without a watermark — chunk by chunk, advancing and persisting
 // the watermark after every committed chunk.
 func (c *Collector) RunOnce(ctx context.Context) error {
-	if c.opts.DataDir == "" {
+	if c.opts.DataDir == "" && c.opts.Watermarks == nil {
 		return errors.New("collector: data dir is empty; the watermark has nowhere to go")
 	}
 	c.cycleMu.Lock()
 	defer c.cycleMu.Unlock()
 	now := c.opts.Now()
 	to := now.Truncate(time.Minute)
-	wm, ok, err := readWatermark(c.watermarkPath())
+	wm, ok, err := c.readWatermark(ctx)
 	if err != nil {
 		return err
 	}
@@ -298,6 +337,31 @@ func (c *Collector) Watermark() (time.Time, bool) {
 
 func (c *Collector) watermarkPath() string { return filepath.Join(c.opts.DataDir, WatermarkFile) }
 
+func (c *Collector) watermarkKey() string {
+	return WatermarkKey(c.opts.Region, c.opts.Shard, c.opts.Shards)
+}
+
+func (c *Collector) readWatermark(ctx context.Context) (time.Time, bool, error) {
+	if c.opts.Watermarks == nil {
+		return readWatermark(c.watermarkPath())
+	}
+	return c.opts.Watermarks.CollectorWatermark(ctx, c.watermarkKey())
+}
+
+// writeWatermark persists the watermark t: to the file, or (Watermarks) to the shared store
+// once the storage has delivered what was committed before.
+func (c *Collector) writeWatermark(ctx context.Context, t time.Time) error {
+	if c.opts.Watermarks == nil {
+		return writeWatermark(c.watermarkPath(), t)
+	}
+	if s, ok := c.opts.Storage.(syncer); ok {
+		if err := s.Sync(ctx); err != nil {
+			return fmt.Errorf("wait for the store to take the chunk before moving the watermark: %w", err)
+		}
+	}
+	return c.opts.Watermarks.SetCollectorWatermark(ctx, c.watermarkKey(), max(c.opts.Shards, 1), t)
+}
+
 // collect discovers the services and reads [from, to) chunk by chunk. With advance, the
 // watermark moves after each committed chunk.
 func (c *Collector) collect(ctx context.Context, from, to time.Time, advance bool) error {
@@ -321,7 +385,7 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, advance boo
 				ch.from.Format(time.RFC3339), ch.to.Format(time.RFC3339), ch.period, err)
 		}
 		if advance && ch.to.UnixMilli() > c.watermark.Load() {
-			if err := writeWatermark(c.watermarkPath(), ch.to); err != nil {
+			if err := c.writeWatermark(ctx, ch.to); err != nil {
 				return err
 			}
 			c.watermark.Store(ch.to.UnixMilli())

@@ -116,6 +116,15 @@ func (c *Collector) discover(ctx context.Context) (*fleetPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.opts.Shards > 1 {
+		mine := svcs[:0]
+		for _, s := range svcs {
+			if ShardOf(s.cluster, s.name, c.opts.Shards) == c.opts.Shard {
+				mine = append(mine, s)
+			}
+		}
+		svcs = mine
+	}
 	if err := c.resolveLoadBalancers(ctx, svcs); err != nil {
 		return nil, err
 	}

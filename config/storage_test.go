@@ -36,3 +36,32 @@ func TestStorageConfigFiles(t *testing.T) {
 		t.Errorf("default storage mode = %q, want embedded", d.Mode)
 	}
 }
+
+// collector.shard is i/n with 0 <= i < n.
+func TestCollectorShard(t *testing.T) {
+	for _, tc := range []struct {
+		shard string
+		i, n  int
+		ok    bool
+	}{
+		{"", 0, 1, true}, {"0/2", 0, 2, true}, {"1/2", 1, 2, true}, {"2/3", 2, 3, true},
+		{"2/2", 0, 0, false}, {"-1/2", 0, 0, false}, {"1", 0, 0, false}, {"a/b", 0, 0, false}, {"0/0", 0, 0, false},
+	} {
+		c := Default()
+		c.Collector.Shard = tc.shard
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("shard %q: err = %v, want ok=%v", tc.shard, err, tc.ok)
+			continue
+		}
+		if err != nil {
+			if want := `'collector.shard' is "` + tc.shard + `"; want i/n with 0 <= i < n, such as 0/2`; err.Error() != want {
+				t.Errorf("shard %q: %v, want %q", tc.shard, err, want)
+			}
+			continue
+		}
+		if i, n := c.Collector.ShardOf(); i != tc.i || n != tc.n {
+			t.Errorf("shard %q = %d/%d", tc.shard, i, n)
+		}
+	}
+}

@@ -19,8 +19,9 @@ import (
 	"github.com/cygni/usage/tsdb"
 )
 
-// Several processes on one VictoriaMetrics and one PostgreSQL (storage.mode: remote): a
-// collector and two API replicas that each could derive. Exactly one Deriver runs (the hourly
+// Several processes on one VictoriaMetrics and one PostgreSQL (storage.mode: remote): two
+// collector shards (one killed and restarted elsewhere) and two API replicas that each could
+// derive. Exactly one Deriver runs (the hourly
 // tier equals the simulator's truth, not twice it); when the leader is SIGKILLed the other
 // replica takes over within the lease interval, keeps the hourly tier exact, and answers.
 func TestRemoteModeReplicas(t *testing.T) {
@@ -30,7 +31,8 @@ func TestRemoteModeReplicas(t *testing.T) {
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 	env := AWSEnv(t, srv.URL)
-	cfg := fmt.Sprintf(`store:
+	config := func(shard string) string {
+		return fmt.Sprintf(`store:
   driver: postgres
   dsn: %q
 storage:
@@ -43,15 +45,24 @@ collector:
   backfill: 6h
   chunk: 1h
   interval: 1h
-`, dsn, vm.WriteURL, vm.ReadURL)
+  shard: %q
+`, dsn, vm.WriteURL, vm.ReadURL, shard)
+	}
+	cfg := config("")
 
-	col := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: cfg, Env: env})
-	waitLog(t, col, "backfill done", 1)
-	from, err := time.Parse(time.RFC3339, LogValue(col.Stderr(), "no watermark; backfilling", "from"))
+	// Two collector shards; the second is SIGKILLed mid-backfill and restarted on "another
+	// machine" (a fresh data dir): it resumes from its watermark in PostgreSQL.
+	c0 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("0/2"), Env: env})
+	c1 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("1/2"), Env: env})
+	waitLog(t, c1, "collecting ", 1)
+	c1.Kill()
+	waitLog(t, c0, "backfill done", 1)
+	c1b := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("1/2"), Env: env})
+	from, err := time.Parse(time.RFC3339, LogValue(c0.Stderr(), "no watermark; backfilling", "from"))
 	if err != nil {
 		t.Fatalf("backfill start not logged: %v", err)
 	}
-	to, err := time.Parse(time.RFC3339, LogValue(col.Stderr(), "no watermark; backfilling", "to"))
+	to, err := time.Parse(time.RFC3339, LogValue(c0.Stderr(), "no watermark; backfilling", "to"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +131,12 @@ collector:
 		t.Fatalf("%s: the hourly tier never equalled the truth: %s", what, last)
 	}
 	waitExact("two replicas")
+	if strings.Contains(c1.Stderr(), "backfill done") {
+		t.Log("shard 1 finished its backfill before the kill; the restart only resumes")
+	}
+	if strings.Contains(c1b.Stderr(), "no watermark") {
+		t.Errorf("the restarted shard started over instead of resuming from its watermark in the store:\n%s", tail(c1b.Stderr(), 2000))
+	}
 	leaders := func(p *Proc) int { return strings.Count(p.Stderr(), `msg="leadership taken" name=deriver`) }
 	if n := leaders(a) + leaders(b); n != 1 {
 		t.Fatalf("%d Deriver leaderships taken among two replicas, want 1", n)

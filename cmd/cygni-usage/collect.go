@@ -12,6 +12,7 @@ import (
 
 	"github.com/cygni/usage/collector"
 	"github.com/cygni/usage/internal/clock"
+	"github.com/cygni/usage/tsdb"
 )
 
 // collectCmd is `cygni-usage collect --from T --to T`: a one-shot backfill.
@@ -100,7 +101,16 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 		return nil, err
 	}
 	cc := p.cfg.Collector
+	shard, shards := cc.ShardOf()
+	var watermarks collector.WatermarkStore
+	if p.cfg.Storage.Mode == tsdb.ModeRemote {
+		// The series are shared: so is the watermark, and a collector may restart elsewhere.
+		watermarks = p.store
+	}
 	return collector.New(p.logger, p.reg, collector.Options{
+		Shard:             shard,
+		Shards:            shards,
+		Watermarks:        watermarks,
 		CloudWatch:        clients.CloudWatch,
 		ECS:               clients.ECS,
 		Storage:           p.db,

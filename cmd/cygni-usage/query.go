@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"time"
 
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/tsdb"
 )
 
 // wireQuery adds the query layer: the engine behind the usage endpoints and the Deriver actor
@@ -29,6 +31,20 @@ func (p *process) wireQuery() error {
 				return time.Time{}, false
 			}
 			return wm, true
+		})
+	}
+	if !p.parts["collector"] && p.cfg.Storage.Mode == tsdb.ModeRemote {
+		// The collectors run elsewhere and keep their watermarks in the store: derive an hour
+		// only once every shard has read past it.
+		d.SetCollectedUntil(func() (time.Time, bool) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			until, ok, err := p.store.CollectedUntil(ctx)
+			if err != nil {
+				p.logger.Warn("read the collectors' watermarks; deriving nothing new until it works", "err", err)
+				return time.Time{}, false
+			}
+			return until, ok
 		})
 	}
 	p.derive = d
