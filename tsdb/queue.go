@@ -460,32 +460,33 @@ type appender struct {
 	lset   []labels.Labels  // labels of ts[i]
 }
 
+// add appends a sample. The reference it returns is the hash of the labels, so a reference kept
+// from an earlier appender never names another series: with empty labels, a reference is only
+// taken when it names a series of this appender.
 func (a *appender) add(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
-	if l.IsEmpty() {
-		if ref == 0 || int(ref) > len(a.ts) {
-			return 0, fmt.Errorf("remote storage: append without labels and with unknown reference %d", ref)
-		}
-		i := int(ref) - 1
-		a.ts[i].Samples = append(a.ts[i].Samples, prompb.Sample{Timestamp: t, Value: v})
-		return ref, nil
-	}
 	if a.byHash == nil {
 		a.byHash = map[uint64][]int{}
+	}
+	if l.IsEmpty() {
+		if is := a.byHash[uint64(ref)]; len(is) == 1 {
+			a.ts[is[0]].Samples = append(a.ts[is[0]].Samples, prompb.Sample{Timestamp: t, Value: v})
+			return ref, nil
+		}
+		return 0, fmt.Errorf("remote storage: append without labels and with unknown reference %d", ref)
 	}
 	h := l.Hash()
 	for _, i := range a.byHash[h] {
 		if labels.Equal(a.lset[i], l) {
 			a.ts[i].Samples = append(a.ts[i].Samples, prompb.Sample{Timestamp: t, Value: v})
-			return storage.SeriesRef(i + 1), nil
+			return storage.SeriesRef(h), nil
 		}
 	}
 	pl := make([]prompb.Label, 0, l.Len())
 	l.Range(func(x labels.Label) { pl = append(pl, prompb.Label{Name: x.Name, Value: x.Value}) })
 	a.ts = append(a.ts, prompb.TimeSeries{Labels: pl, Samples: []prompb.Sample{{Timestamp: t, Value: v}}})
 	a.lset = append(a.lset, l.Copy())
-	i := len(a.ts) - 1
-	a.byHash[h] = append(a.byHash[h], i)
-	return storage.SeriesRef(i + 1), nil
+	a.byHash[h] = append(a.byHash[h], len(a.ts)-1)
+	return storage.SeriesRef(h), nil
 }
 
 func (a *appender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {

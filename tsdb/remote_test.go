@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -311,4 +312,48 @@ func dirSize(tb testing.TB, dir string) int64 {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+// A store that refuses one sample of a request (Prometheus: a sample behind its out-of-order
+// window) refuses the whole request; the queue isolates the refused sample, drops and counts
+// only it, and delivers the rest of the request.
+func TestRemoteRefusedSampleIsolated(t *testing.T) {
+	s := storetest.StartPrometheus(t)
+	r := openRemoteTest(t, s, t.TempDir())
+	defer r.Close()
+	end := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC).UnixMilli()
+	app := r.Appender(context.Background())
+	if _, err := app.Append(0, labels.FromStrings(labels.MetricName, "x", "i", "head"), end, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app = r.Appender(context.Background())
+	for i := range 10 {
+		l := labels.FromStrings(labels.MetricName, "x", "i", strconv.Itoa(i))
+		ts := end - int64(i)*60_000
+		if i == 7 {
+			ts = end - 60*24*3600*1000 // 60 days behind the head: outside the 30-day window
+		}
+		if _, err := app.Append(0, l, ts, float64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := samplesOf(t, r, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "x"))
+	if len(got) != 10 {
+		t.Errorf("%d series stored, want 10 (the head and 9 of the 10 new ones): %v", len(got), got)
+	}
+	if _, ok := got[labels.FromStrings(labels.MetricName, "x", "i", "7").String()]; ok {
+		t.Errorf("the refused sample was stored: %v", got)
+	}
+	if n := testutil.ToFloat64(r.q.rejected); n != 1 {
+		t.Errorf("rejected samples = %v, want 1", n)
+	}
 }

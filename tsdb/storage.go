@@ -282,9 +282,19 @@ func (r *Remote) forceFlush(ctx context.Context) error {
 // Pending returns the number of committed samples not yet delivered.
 func (r *Remote) Pending() uint64 { return r.q.pendingSamples() }
 
-// Close stops sending (what is not delivered stays in the queue for the next start) and
-// closes the queue.
-func (r *Remote) Close() error { return r.q.close() }
+// Close gives the queue a few seconds to deliver what is pending, then stops sending (what is
+// not delivered stays in the queue for the next start) and closes the queue.
+func (r *Remote) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeDrainTimeout)
+	defer cancel()
+	if err := r.q.waitDelivered(ctx); err != nil {
+		r.logger.Warn("closing with samples not yet delivered; they are sent on the next start", "pending", r.q.pendingSamples())
+	}
+	return r.q.close()
+}
+
+// closeDrainTimeout bounds how long Close waits for the queue.
+const closeDrainTimeout = 5 * time.Second
 
 // Reader is a read-only view of the series store.
 type Reader interface {
