@@ -141,10 +141,15 @@ collector:
 	if n := leaders(a) + leaders(b); n != 1 {
 		t.Fatalf("%d Deriver leaderships taken among two replicas, want 1", n)
 	}
+	ruleLeaders := func(p *Proc) int { return strings.Count(p.Stderr(), `msg="leadership taken" name=rules`) }
+	if n := ruleLeaders(a) + ruleLeaders(b); n != 1 {
+		t.Fatalf("%d rule-evaluation leaderships taken among two replicas, want 1", n)
+	}
 	leader, follower := a, b
 	if leaders(b) == 1 {
 		leader, follower = b, a
 	}
+	ruleFollowerBefore := ruleLeaders(follower)
 	// The leader dies; the follower takes the Deriver over and the tier stays exact (a second
 	// Deriver reads the first one's writes back instead of writing them again).
 	leader.Kill()
@@ -154,6 +159,12 @@ collector:
 		}
 	}
 	time.Sleep(3 * time.Second) // the new leader derives at once when it takes over
+	// The rules leadership ends up on the survivor too (it was there already, or moves now).
+	for expired := timeout(30 * time.Second); ruleFollowerBefore == 0 && ruleLeaders(follower) == 0; time.Sleep(100 * time.Millisecond) {
+		if expired() {
+			t.Fatalf("the surviving replica did not take the rule evaluation over within 30s")
+		}
+	}
 	if ok, d := hourlyExact(); !ok {
 		t.Errorf("after failover: %s", d)
 	}
