@@ -47,8 +47,8 @@ type Server struct {
 	logFile *os.File
 }
 
-// binary finds name on PATH or in $(go env GOPATH)/bin.
-func binary(tb testing.TB, name string) string {
+// Binary finds name on PATH or in $(go env GOPATH)/bin.
+func Binary(tb testing.TB, name string) string {
 	tb.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
@@ -99,7 +99,7 @@ func Start(tb testing.TB, kind string) *Server {
 // once, while a correction, written 1 ms or more away from the samples of its period, is kept.
 func StartVictoriaMetrics(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{Kind: VictoriaMetrics, tb: tb, bin: binary(tb, "victoria-metrics"), dataDir: tb.TempDir(), addr: freeAddr(tb)}
+	s := &Server{Kind: VictoriaMetrics, tb: tb, bin: Binary(tb, "victoria-metrics"), dataDir: tb.TempDir(), addr: freeAddr(tb)}
 	s.BaseURL = "http://" + s.addr
 	s.WriteURL = s.BaseURL + "/api/v1/write"
 	s.ReadURL = s.BaseURL
@@ -115,7 +115,7 @@ func StartVictoriaMetrics(tb testing.TB) *Server {
 // out-of-order window of 30 days, so backfills and corrections behind the head are taken.
 func StartPrometheus(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{Kind: Prometheus, tb: tb, bin: binary(tb, "prometheus"), dataDir: tb.TempDir(), addr: freeAddr(tb)}
+	s := &Server{Kind: Prometheus, tb: tb, bin: Binary(tb, "prometheus"), dataDir: tb.TempDir(), addr: freeAddr(tb)}
 	s.BaseURL = "http://" + s.addr
 	s.WriteURL = s.BaseURL + "/api/v1/write"
 	s.ReadURL = s.BaseURL + "/api/v1/read"
