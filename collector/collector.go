@@ -337,6 +337,10 @@ func (c *Collector) Watermark() (time.Time, bool) {
 
 func (c *Collector) watermarkPath() string { return filepath.Join(c.opts.DataDir, WatermarkFile) }
 
+// WatermarkKey is the key of this collector's watermark in a WatermarkStore (its region and
+// shard).
+func (c *Collector) WatermarkKey() string { return c.watermarkKey() }
+
 func (c *Collector) watermarkKey() string {
 	return WatermarkKey(c.opts.Region, c.opts.Shard, c.opts.Shards)
 }

@@ -20,8 +20,8 @@ import (
 )
 
 // Several processes on one VictoriaMetrics and one PostgreSQL (storage.mode: remote): two
-// collector shards (one killed and restarted elsewhere) and two API replicas that each could
-// derive. Exactly one Deriver runs (the hourly
+// collector shards (one killed mid-backfill; its standby takes over) and two API replicas that
+// each could derive. Exactly one Deriver runs (the hourly
 // tier equals the simulator's truth, not twice it); when the leader is SIGKILLed the other
 // replica takes over within the lease interval, keeps the hourly tier exact, and answers.
 func TestRemoteModeReplicas(t *testing.T) {
@@ -50,14 +50,20 @@ collector:
 	}
 	cfg := config("")
 
-	// Two collector shards; the second is SIGKILLed mid-backfill and restarted on "another
-	// machine" (a fresh data dir): it resumes from its watermark in PostgreSQL.
+	// Two collector shards, and a standby for the second on "another machine" (a fresh data
+	// dir). The second is SIGKILLed mid-backfill: the standby takes its lease and resumes from
+	// its watermark in PostgreSQL.
 	c0 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("0/2"), Env: env})
 	c1 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("1/2"), Env: env})
 	waitLog(t, c1, "collecting ", 1)
-	c1.Kill()
-	waitLog(t, c0, "backfill done", 1)
 	c1b := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("1/2"), Env: env})
+	waitLog(t, c1b, `msg="leadership held by another process; standing by" name=collector/`, 1)
+	if strings.Contains(c1b.Stderr(), `msg="leadership taken"`) {
+		t.Fatalf("the standby took shard 1 while its collector runs:\n%s", tail(c1b.Stderr(), 2000))
+	}
+	c1.Kill()
+	waitLog(t, c1b, `msg="leadership taken" name=collector/`, 1)
+	waitLog(t, c0, "backfill done", 1)
 	from, err := time.Parse(time.RFC3339, LogValue(c0.Stderr(), "no watermark; backfilling", "from"))
 	if err != nil {
 		t.Fatalf("backfill start not logged: %v", err)
