@@ -106,6 +106,8 @@ type Remote struct {
 	flushMu   sync.Mutex
 	flushedAt uint64 // delivered count at the last VictoriaMetrics flush
 	flushURL  string // VictoriaMetrics' /internal/force_flush; "" for other kinds
+
+	readClient remote.ReadClient // kind prometheus
 }
 
 // OpenRemote opens the durable queue in opts.QueueDir, starts sending what it holds, and
@@ -134,11 +136,11 @@ func OpenRemote(logger *slog.Logger, reg prometheus.Registerer, opts RemoteOptio
 	if err != nil {
 		return nil, err
 	}
-	read, err := openRead(opts)
+	read, rc, err := openRead(opts)
 	if err != nil {
 		return nil, err
 	}
-	r := &Remote{logger: logger, opts: opts, hc: httpClient(opts), read: read}
+	r := &Remote{logger: logger, opts: opts, hc: httpClient(opts), read: read, readClient: rc}
 	if opts.Kind == KindVictoriaMetrics {
 		f := *wu
 		f.Path, f.RawQuery = "/internal/force_flush", ""
@@ -173,14 +175,14 @@ func httpClient(opts RemoteOptions) *http.Client {
 }
 
 // openRead connects the read side of a remote store.
-func openRead(opts RemoteOptions) (storage.SampleAndChunkQueryable, error) {
+func openRead(opts RemoteOptions) (storage.SampleAndChunkQueryable, remote.ReadClient, error) {
 	ru, err := parseHTTPURL("read_url", opts.ReadURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch opts.Kind {
 	case KindVictoriaMetrics:
-		return &vmQueryable{base: strings.TrimSuffix(ru.String(), "/"), hc: httpClient(opts)}, nil
+		return &vmQueryable{base: strings.TrimSuffix(ru.String(), "/"), hc: httpClient(opts)}, nil, nil
 	case KindPrometheus:
 		t := opts.Timeout
 		if t == 0 {
@@ -193,11 +195,11 @@ func openRead(opts RemoteOptions) (storage.SampleAndChunkQueryable, error) {
 			ChunkedReadLimit: 50 << 20,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("remote read client for %s: %w", opts.ReadURL, err)
+			return nil, nil, fmt.Errorf("remote read client for %s: %w", opts.ReadURL, err)
 		}
-		return labelsFromSeries{remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, func() (int64, error) { return 0, nil })}, nil
+		return labelsFromSeries{remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, func() (int64, error) { return 0, nil })}, rc, nil
 	default:
-		return nil, fmt.Errorf("tsdb: unknown remote kind %q; want %s or %s", opts.Kind, KindVictoriaMetrics, KindPrometheus)
+		return nil, nil, fmt.Errorf("tsdb: unknown remote kind %q; want %s or %s", opts.Kind, KindVictoriaMetrics, KindPrometheus)
 	}
 }
 
@@ -290,7 +292,23 @@ func (r *Remote) Close() error {
 	if err := r.q.waitDelivered(ctx); err != nil {
 		r.logger.Warn("closing with samples not yet delivered; they are sent on the next start", "pending", r.q.pendingSamples())
 	}
-	return r.q.close()
+	err := r.q.close()
+	// A connection whose last response was just read goes back to its pool from the
+	// transport's own goroutine, a moment later: close the idle ones again after that.
+	r.closeIdle()
+	time.Sleep(50 * time.Millisecond)
+	r.closeIdle()
+	return err
+}
+
+// closeIdle closes the idle keep-alive connections of the HTTP clients.
+func (r *Remote) closeIdle() {
+	r.hc.CloseIdleConnections()
+	for _, c := range []any{r.q.client, r.readClient} {
+		if c, ok := c.(*remote.Client); ok {
+			c.Client.CloseIdleConnections()
+		}
+	}
 }
 
 // closeDrainTimeout bounds how long Close waits for the queue.
@@ -310,7 +328,7 @@ func OpenReader(logger *slog.Logger, opts StorageOptions) (Reader, error) {
 	case "", ModeEmbedded:
 		return OpenReadOnly(logger, opts.Embedded.Dir)
 	case ModeRemote:
-		q, err := openRead(opts.Remote)
+		q, _, err := openRead(opts.Remote)
 		if err != nil {
 			return nil, err
 		}

@@ -157,8 +157,9 @@ func (s *Server) Start() {
 		ready = s.BaseURL + "/-/ready"
 	}
 	deadline := time.Now().Add(60 * time.Second)
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	for {
-		resp, err := http.Get(ready)
+		resp, err := hc.Get(ready)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
