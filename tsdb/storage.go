@@ -106,8 +106,6 @@ type Remote struct {
 	flushMu   sync.Mutex
 	flushedAt uint64 // delivered count at the last VictoriaMetrics flush
 	flushURL  string // VictoriaMetrics' /internal/force_flush; "" for other kinds
-
-	readClient remote.ReadClient // kind prometheus
 }
 
 // OpenRemote opens the durable queue in opts.QueueDir, starts sending what it holds, and
@@ -136,11 +134,12 @@ func OpenRemote(logger *slog.Logger, reg prometheus.Registerer, opts RemoteOptio
 	if err != nil {
 		return nil, err
 	}
-	read, rc, err := openRead(opts)
+	hc := httpClient(opts)
+	read, _, err := openRead(opts, hc)
 	if err != nil {
 		return nil, err
 	}
-	r := &Remote{logger: logger, opts: opts, hc: httpClient(opts), read: read, readClient: rc}
+	r := &Remote{logger: logger, opts: opts, hc: hc, read: read}
 	if opts.Kind == KindVictoriaMetrics {
 		f := *wu
 		f.Path, f.RawQuery = "/internal/force_flush", ""
@@ -155,6 +154,9 @@ func OpenRemote(logger *slog.Logger, reg prometheus.Registerer, opts RemoteOptio
 	if err != nil {
 		return nil, fmt.Errorf("remote write client for %s: %w", opts.WriteURL, err)
 	}
+	if c, ok := wc.(*remote.Client); ok {
+		c.Client = hc
+	}
 	q, err := openQueue(logger, reg, opts.QueueDir, wc, opts.MinBackoff, opts.MaxBackoff)
 	if err != nil {
 		return nil, err
@@ -163,6 +165,8 @@ func OpenRemote(logger *slog.Logger, reg prometheus.Registerer, opts RemoteOptio
 	return r, nil
 }
 
+// httpClient is the one HTTP client of a remote store (reads, writes, flushes): a transport of
+// its own, so that Close can close its connections.
 func httpClient(opts RemoteOptions) *http.Client {
 	if opts.HTTPClient != nil {
 		return opts.HTTPClient
@@ -171,18 +175,22 @@ func httpClient(opts RemoteOptions) *http.Client {
 	if t == 0 {
 		t = 30 * time.Second
 	}
-	return &http.Client{Timeout: t}
+	return &http.Client{Timeout: t, Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     90 * time.Second,
+	}}
 }
 
 // openRead connects the read side of a remote store.
-func openRead(opts RemoteOptions) (storage.SampleAndChunkQueryable, remote.ReadClient, error) {
+func openRead(opts RemoteOptions, hc *http.Client) (storage.SampleAndChunkQueryable, remote.ReadClient, error) {
 	ru, err := parseHTTPURL("read_url", opts.ReadURL)
 	if err != nil {
 		return nil, nil, err
 	}
 	switch opts.Kind {
 	case KindVictoriaMetrics:
-		return &vmQueryable{base: strings.TrimSuffix(ru.String(), "/"), hc: httpClient(opts)}, nil, nil
+		return &vmQueryable{base: strings.TrimSuffix(ru.String(), "/"), hc: hc}, nil, nil
 	case KindPrometheus:
 		t := opts.Timeout
 		if t == 0 {
@@ -196,6 +204,9 @@ func openRead(opts RemoteOptions) (storage.SampleAndChunkQueryable, remote.ReadC
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("remote read client for %s: %w", opts.ReadURL, err)
+		}
+		if c, ok := rc.(*remote.Client); ok {
+			c.Client = hc
 		}
 		return labelsFromSeries{remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, func() (int64, error) { return 0, nil })}, rc, nil
 	default:
@@ -301,15 +312,8 @@ func (r *Remote) Close() error {
 	return err
 }
 
-// closeIdle closes the idle keep-alive connections of the HTTP clients.
-func (r *Remote) closeIdle() {
-	r.hc.CloseIdleConnections()
-	for _, c := range []any{r.q.client, r.readClient} {
-		if c, ok := c.(*remote.Client); ok {
-			c.Client.CloseIdleConnections()
-		}
-	}
-}
+// closeIdle closes the idle keep-alive connections of the HTTP client.
+func (r *Remote) closeIdle() { r.hc.CloseIdleConnections() }
 
 // closeDrainTimeout bounds how long Close waits for the queue.
 const closeDrainTimeout = 5 * time.Second
@@ -328,7 +332,7 @@ func OpenReader(logger *slog.Logger, opts StorageOptions) (Reader, error) {
 	case "", ModeEmbedded:
 		return OpenReadOnly(logger, opts.Embedded.Dir)
 	case ModeRemote:
-		q, _, err := openRead(opts.Remote)
+		q, _, err := openRead(opts.Remote, httpClient(opts.Remote))
 		if err != nil {
 			return nil, err
 		}
