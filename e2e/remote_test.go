@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,9 @@ collector:
 		t.Fatalf("the standby took shard 1 while its collector runs:\n%s", tail(c1b.Stderr(), 2000))
 	}
 	c1.Kill()
+	killed := time.Now()
 	waitLog(t, c1b, `msg="leadership taken" name=collector/`, 1)
+	t.Logf("shard 1 moved to its standby %s after the kill", time.Since(killed).Round(10*time.Millisecond))
 	waitLog(t, c0, "backfill done", 1)
 	from, err := time.Parse(time.RFC3339, LogValue(c0.Stderr(), "no watermark; backfilling", "from"))
 	if err != nil {
@@ -159,11 +162,13 @@ collector:
 	// The leader dies; the follower takes the Deriver over and the tier stays exact (a second
 	// Deriver reads the first one's writes back instead of writing them again).
 	leader.Kill()
+	killed = time.Now()
 	for expired := timeout(30 * time.Second); leaders(follower) == 0; time.Sleep(100 * time.Millisecond) {
 		if expired() {
 			t.Fatalf("the surviving replica did not take the Deriver over within 30s\n%s", tail(follower.Stderr(), 3000))
 		}
 	}
+	t.Logf("the Deriver moved to the other replica %s after the kill", time.Since(killed).Round(10*time.Millisecond))
 	time.Sleep(3 * time.Second) // the new leader derives at once when it takes over
 	// The rules leadership ends up on the survivor too (it was there already, or moves now).
 	for expired := timeout(30 * time.Second); ruleFollowerBefore == 0 && ruleLeaders(follower) == 0; time.Sleep(100 * time.Millisecond) {
@@ -173,6 +178,14 @@ collector:
 	}
 	if ok, d := hourlyExact(); !ok {
 		t.Errorf("after failover: %s", d)
+	}
+	// A one-shot backfill refuses to race the running collector shards and Deriver.
+	cfgPath := filepath.Join(t.TempDir(), "cygni-usage.yml")
+	writeFile(t, cfgPath, cfg)
+	out, err := Run(t, 60*time.Second, env, "--data-dir", t.TempDir(), "--config", cfgPath, "collect",
+		"--from", h0.Format(time.RFC3339), "--to", h1.Format(time.RFC3339))
+	if err == nil || !strings.Contains(out, "leadership is held by a running process sharing this store") {
+		t.Errorf("collect beside running collectors: %v\n%s", err, tail(out, 2000))
 	}
 	resp, err := http.Get(follower.URL() + "/readyz")
 	if err != nil || resp.StatusCode != http.StatusOK {

@@ -76,6 +76,20 @@ func (c *collectCmd) run(g *globals) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.Storage.Mode == tsdb.ModeRemote {
+		// Other processes share the series: this backfill must not race the running collector
+		// of its shard or the Deriver (both read what is stored and write the difference).
+		for _, name := range []string{"collector/" + col.WatermarkKey(), "deriver"} {
+			lease, ok, err := p.store.TryLeader(ctx, name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("collect: the %s leadership is held by a running process sharing this store (storage.mode: remote); stop it, then run collect again", name)
+			}
+			defer lease.Release()
+		}
+	}
 	if err := col.Collect(ctx, from, to); err != nil {
 		return err
 	}
