@@ -88,7 +88,8 @@ type RemoteOptions struct {
 	// MinBackoff and MaxBackoff bound the wait between attempts to send a batch. Defaults 50ms
 	// and 5s.
 	MinBackoff, MaxBackoff time.Duration
-	// HTTPClient is used for reads from VictoriaMetrics; default a client with Timeout.
+	// HTTPClient, if set, makes every request (writes, reads, flushes); default a client with a
+	// transport of its own and Timeout.
 	HTTPClient *http.Client
 }
 
@@ -135,7 +136,7 @@ func OpenRemote(logger *slog.Logger, reg prometheus.Registerer, opts RemoteOptio
 		return nil, err
 	}
 	hc := httpClient(opts)
-	read, _, err := openRead(opts, hc)
+	read, err := openRead(opts, hc)
 	if err != nil {
 		return nil, err
 	}
@@ -183,14 +184,14 @@ func httpClient(opts RemoteOptions) *http.Client {
 }
 
 // openRead connects the read side of a remote store.
-func openRead(opts RemoteOptions, hc *http.Client) (storage.SampleAndChunkQueryable, remote.ReadClient, error) {
+func openRead(opts RemoteOptions, hc *http.Client) (storage.SampleAndChunkQueryable, error) {
 	ru, err := parseHTTPURL("read_url", opts.ReadURL)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	switch opts.Kind {
 	case KindVictoriaMetrics:
-		return &vmQueryable{base: strings.TrimSuffix(ru.String(), "/"), hc: hc}, nil, nil
+		return &vmQueryable{base: strings.TrimSuffix(ru.String(), "/"), hc: hc}, nil
 	case KindPrometheus:
 		t := opts.Timeout
 		if t == 0 {
@@ -203,14 +204,14 @@ func openRead(opts RemoteOptions, hc *http.Client) (storage.SampleAndChunkQuerya
 			ChunkedReadLimit: 50 << 20,
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("remote read client for %s: %w", opts.ReadURL, err)
+			return nil, fmt.Errorf("remote read client for %s: %w", opts.ReadURL, err)
 		}
 		if c, ok := rc.(*remote.Client); ok {
 			c.Client = hc
 		}
-		return labelsFromSeries{remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, func() (int64, error) { return 0, nil })}, rc, nil
+		return labelsFromSeries{remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, func() (int64, error) { return 0, nil })}, nil
 	default:
-		return nil, nil, fmt.Errorf("tsdb: unknown remote kind %q; want %s or %s", opts.Kind, KindVictoriaMetrics, KindPrometheus)
+		return nil, fmt.Errorf("tsdb: unknown remote kind %q; want %s or %s", opts.Kind, KindVictoriaMetrics, KindPrometheus)
 	}
 }
 
@@ -332,7 +333,7 @@ func OpenReader(logger *slog.Logger, opts StorageOptions) (Reader, error) {
 	case "", ModeEmbedded:
 		return OpenReadOnly(logger, opts.Embedded.Dir)
 	case ModeRemote:
-		q, _, err := openRead(opts.Remote, httpClient(opts.Remote))
+		q, err := openRead(opts.Remote, httpClient(opts.Remote))
 		if err != nil {
 			return nil, err
 		}
