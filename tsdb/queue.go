@@ -62,6 +62,8 @@ type queue struct {
 	minB, maxB time.Duration
 	ownFirst   int // the first segment this process writes
 	lock       fileutil.Releaser
+	// readerMetrics counts corrupt records (unregistered: the queue's own metrics say more).
+	readerMetrics *wlog.LiveReaderMetrics
 
 	mu               sync.Mutex
 	committedRecords uint64 // records this process logged
@@ -103,7 +105,7 @@ func openQueue(logger *slog.Logger, reg prometheus.Registerer, dir string, clien
 	}
 	q := &queue{
 		logger: logger, dir: walDir, posPath: filepath.Join(dir, positionFile), wl: wl, client: client,
-		minB: minB, maxB: maxB, ownFirst: last + 1, lock: lock,
+		minB: minB, maxB: maxB, ownFirst: last + 1, lock: lock, readerMetrics: wlog.NewLiveReaderMetrics(nil),
 		changed: make(chan struct{}), notify: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
@@ -304,7 +306,7 @@ func (q *queue) sendSegment(pos position) (position, error) {
 		return position{Segment: pos.Segment + 1}, err
 	}
 	defer seg.Close()
-	r := wlog.NewLiveReader(q.logger, nil, seg)
+	r := wlog.NewLiveReader(q.logger, q.readerMetrics, seg)
 	own := pos.Segment >= q.ownFirst
 	read := 0
 	var b batch

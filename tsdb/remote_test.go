@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -356,4 +357,73 @@ func TestRemoteRefusedSampleIsolated(t *testing.T) {
 	if n := testutil.ToFloat64(r.q.rejected); n != 1 {
 		t.Errorf("rejected samples = %v, want 1", n)
 	}
+}
+
+// A queue whose last segment ends in a torn record (the machine died mid-write) opens, sends
+// every complete record once the store is up, and goes on with new commits.
+func TestRemoteQueueTornTail(t *testing.T) {
+	dir := t.TempDir()
+	down := "http://" + closedAddr(t)
+	r, err := OpenRemote(nil, nil, RemoteOptions{Kind: KindVictoriaMetrics, WriteURL: down + "/api/v1/write", ReadURL: down, QueueDir: dir,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, DrainTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(r *Remote, batch int) {
+		t.Helper()
+		app := r.Appender(context.Background())
+		for i := range 50 {
+			if _, err := app.Append(0, labels.FromStrings(labels.MetricName, "torn", "i", strconv.Itoa(i)), kill9Base+int64(batch)*60_000, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for batch := range 3 {
+		commit(r, batch)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := filepath.Glob(filepath.Join(dir, "wal", "0*"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no queue segments: %v %v", segs, err)
+	}
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header of a full record of 200 bytes, then only 20 of them.
+	if _, err := f.Write(append([]byte{1, 0, 200, 0, 0, 0, 0}, make([]byte, 20)...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+
+	s := storetest.StartVictoriaMetrics(t)
+	r2 := openRemoteTest(t, s, dir)
+	defer r2.Close()
+	commit(r2, 3)
+	got := samplesOf(t, r2, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "torn"))
+	if len(got) != 50 {
+		t.Fatalf("%d series, want 50", len(got))
+	}
+	for k, ss := range got {
+		if len(ss) != 4 {
+			t.Errorf("%s: %d samples, want 4 (3 before the tear, 1 after), each once: %v", k, len(ss), ss)
+		}
+	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }

@@ -88,6 +88,9 @@ type RemoteOptions struct {
 	// MinBackoff and MaxBackoff bound the wait between attempts to send a batch. Defaults 50ms
 	// and 5s.
 	MinBackoff, MaxBackoff time.Duration
+	// DrainTimeout is how long Close waits for the queue to deliver what is pending (default
+	// 5s; negative: not at all). What is left is sent by the next start.
+	DrainTimeout time.Duration
 	// HTTPClient, if set, makes every request (writes, reads, flushes); default a client with a
 	// transport of its own and Timeout.
 	HTTPClient *http.Client
@@ -127,6 +130,9 @@ func OpenRemote(logger *slog.Logger, reg prometheus.Registerer, opts RemoteOptio
 	}
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 5 * time.Second
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 5 * time.Second
 	}
 	if opts.QueueDir == "" {
 		return nil, errors.New("tsdb: remote storage needs a queue directory")
@@ -296,10 +302,10 @@ func (r *Remote) forceFlush(ctx context.Context) error {
 // Pending returns the number of committed samples not yet delivered.
 func (r *Remote) Pending() uint64 { return r.q.pendingSamples() }
 
-// Close gives the queue a few seconds to deliver what is pending, then stops sending (what is
+// Close gives the queue DrainTimeout to deliver what is pending, then stops sending (what is
 // not delivered stays in the queue for the next start) and closes the queue.
 func (r *Remote) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), closeDrainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), max(r.opts.DrainTimeout, 0))
 	defer cancel()
 	if err := r.q.waitDelivered(ctx); err != nil {
 		r.logger.Warn("closing with samples not yet delivered; they are sent on the next start", "pending", r.q.pendingSamples())
@@ -315,9 +321,6 @@ func (r *Remote) Close() error {
 
 // closeIdle closes the idle keep-alive connections of the HTTP client.
 func (r *Remote) closeIdle() { r.hc.CloseIdleConnections() }
-
-// closeDrainTimeout bounds how long Close waits for the queue.
-const closeDrainTimeout = 5 * time.Second
 
 // Reader is a read-only view of the series store.
 type Reader interface {
