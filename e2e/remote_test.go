@@ -20,16 +20,31 @@ import (
 	"github.com/cygni/usage/tsdb"
 )
 
-// Several processes on one VictoriaMetrics and one PostgreSQL (storage.mode: remote): two
+// Several processes on one remote series store (VictoriaMetrics, then Prometheus) and one
+// PostgreSQL (storage.mode: remote): two
 // collector shards (one killed mid-backfill; its standby takes over) and two API replicas that
 // each could derive. Exactly one Deriver runs (the hourly
 // tier equals the simulator's truth, not twice it); when the leader is SIGKILLed the other
 // replica takes over within the lease interval, keeps the hourly tier exact, and answers.
 func TestRemoteModeReplicas(t *testing.T) {
-	vm := storetest.StartVictoriaMetrics(t)
+	for _, kind := range storetest.Kinds {
+		t.Run(kind, func(t *testing.T) { remoteModeReplicas(t, kind) })
+	}
+}
+
+func remoteModeReplicas(t *testing.T, kind string) {
+	vm := storetest.Start(t, kind)
 	dsn := pgtest.DSN(t, "e2e_remote")
 	sim := simaws.New(simaws.Options{Projects: 6, ServicesPerProject: 2, Now: Clock(t)})
-	srv := httptest.NewServer(sim.Handler())
+	// Each GetMetricData call takes 300 ms, so that a 6-hour backfill in 1-hour chunks is still
+	// running when its first chunk is committed.
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/GetMetricData") {
+			time.Sleep(300 * time.Millisecond)
+		}
+		sim.Handler().ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(slow)
 	t.Cleanup(srv.Close)
 	env := AWSEnv(t, srv.URL)
 	config := func(shard string) string {
@@ -39,7 +54,7 @@ func TestRemoteModeReplicas(t *testing.T) {
 storage:
   mode: remote
   remote:
-    kind: victoriametrics
+    kind: %s
     write_url: %s
     read_url: %s
 collector:
@@ -47,24 +62,36 @@ collector:
   chunk: 1h
   interval: 1h
   shard: %q
-`, dsn, vm.WriteURL, vm.ReadURL, shard)
+`, dsn, vm.Kind, vm.WriteURL, vm.ReadURL, shard)
 	}
 	cfg := config("")
 
-	// Two collector shards, and a standby for the second on "another machine" (a fresh data
-	// dir). The second is SIGKILLed mid-backfill: the standby takes its lease and resumes from
-	// its watermark in PostgreSQL.
+	// Two collector shards, the second started twice (on "two machines": fresh data dirs). One
+	// of the two takes shard 1's lease, the other stands by; the active one is SIGKILLed after
+	// its first committed chunk, mid-backfill, and the standby resumes from its watermark in
+	// PostgreSQL.
 	c0 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("0/2"), Env: env})
-	c1 := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("1/2"), Env: env})
-	waitLog(t, c1, "collecting ", 1)
+	c1a := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("1/2"), Env: env})
 	c1b := Start(t, ProcOptions{Args: []string{"serve", "--only", "collector"}, Config: config("1/2"), Env: env})
-	waitLog(t, c1b, `msg="leadership held by another process; standing by" name=collector/`, 1)
-	if strings.Contains(c1b.Stderr(), `msg="leadership taken"`) {
-		t.Fatalf("the standby took shard 1 while its collector runs:\n%s", tail(c1b.Stderr(), 2000))
+	const taken, standing = `msg="leadership taken" name=collector/`, `msg="leadership held by another process; standing by" name=collector/`
+	var c1, standby *Proc
+	for expired := timeout(30 * time.Second); c1 == nil; time.Sleep(10 * time.Millisecond) {
+		switch {
+		case strings.Contains(c1a.Stderr(), taken) && strings.Contains(c1b.Stderr(), standing):
+			c1, standby = c1a, c1b
+		case strings.Contains(c1b.Stderr(), taken) && strings.Contains(c1a.Stderr(), standing):
+			c1, standby = c1b, c1a
+		case expired():
+			t.Fatalf("shard 1 has not one leader and one standby:\n%s\n---\n%s", tail(c1a.Stderr(), 1500), tail(c1b.Stderr(), 1500))
+		}
 	}
+	waitLog(t, c1, "collecting ", 1)
 	c1.Kill()
 	killed := time.Now()
-	waitLog(t, c1b, `msg="leadership taken" name=collector/`, 1)
+	if strings.Contains(c1.Stderr(), "backfill done") {
+		t.Fatal("shard 1 finished its backfill before the kill")
+	}
+	waitLog(t, standby, taken, 1)
 	t.Logf("shard 1 moved to its standby %s after the kill", time.Since(killed).Round(10*time.Millisecond))
 	waitLog(t, c0, "backfill done", 1)
 	from, err := time.Parse(time.RFC3339, LogValue(c0.Stderr(), "no watermark; backfilling", "from"))
@@ -96,9 +123,11 @@ collector:
 	}
 	// hourlyExact reports whether every project's hourly tier over [h0, h1) equals the truth.
 	hourlyExact := func() (bool, string) {
-		resp, err := http.Get(vm.BaseURL + "/internal/force_flush")
-		if err == nil {
-			resp.Body.Close()
+		if vm.Kind == storetest.VictoriaMetrics {
+			resp, err := http.Get(vm.BaseURL + "/internal/force_flush")
+			if err == nil {
+				resp.Body.Close()
+			}
 		}
 		q, err := reader.Querier(h0.UnixMilli()+1, h1.UnixMilli())
 		if err != nil {
@@ -140,11 +169,8 @@ collector:
 		t.Fatalf("%s: the hourly tier never equalled the truth: %s", what, last)
 	}
 	waitExact("two replicas")
-	if strings.Contains(c1.Stderr(), "backfill done") {
-		t.Log("shard 1 finished its backfill before the kill; the restart only resumes")
-	}
-	if strings.Contains(c1b.Stderr(), "no watermark") {
-		t.Errorf("the restarted shard started over instead of resuming from its watermark in the store:\n%s", tail(c1b.Stderr(), 2000))
+	if strings.Contains(standby.Stderr(), "no watermark") {
+		t.Errorf("the standby started shard 1 over instead of resuming from its watermark in the store:\n%s", tail(standby.Stderr(), 2000))
 	}
 	leaders := func(p *Proc) int { return strings.Count(p.Stderr(), `msg="leadership taken" name=deriver`) }
 	if n := leaders(a) + leaders(b); n != 1 {
