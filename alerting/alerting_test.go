@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/cygni/usage/internal/storetest"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
 )
@@ -41,7 +42,7 @@ type rigOptions struct {
 	resolvedEmails bool
 }
 
-func startRig(t testing.TB, db *tsdb.DB, st *recordingState, o rigOptions) *rig {
+func startRig(t testing.TB, db tsdb.Storage, st *recordingState, o rigOptions) *rig {
 	t.Helper()
 	r := &rig{reg: prometheus.NewRegistry()}
 	var err error
@@ -90,9 +91,30 @@ func equalLines(t testing.TB, what string, got, want []string) {
 // A project's month-to-date cost grows $5.50 a day against a $100 budget: 80 % is crossed on
 // the 15th ($82.50), 100 % on the 19th ($104.50). The process restarts on the 16th. April's
 // cost starts from zero again: both alerts resolve, and the warning fires anew on April 15th.
+//
+// It runs on every series store (storage.mode embedded, and remote on VictoriaMetrics and
+// Prometheus): the rule outputs (the recording rule, ALERTS, ALERTS_FOR_STATE) go to the store
+// and the restart restores the alerts' `for` clocks from it, with the same notifications.
 func TestBudgetAlertsThroughTwoMonths(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { budgetAlertsThroughTwoMonths(t, openTSDB(t)) })
+	for _, kind := range storetest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			s := storetest.Start(t, kind)
+			db, err := tsdb.OpenStorage(nil, nil, tsdb.StorageOptions{Mode: tsdb.ModeRemote, Remote: tsdb.RemoteOptions{
+				Kind: s.Kind, WriteURL: s.WriteURL, ReadURL: s.ReadURL, QueueDir: t.TempDir(),
+				MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			budgetAlertsThroughTwoMonths(t, db)
+		})
+	}
+}
+
+func budgetAlertsThroughTwoMonths(t *testing.T, db tsdb.Storage) {
 	ctx := context.Background()
-	db := openTSDB(t)
 	st := &recordingState{Store: openStore(t, t.TempDir())}
 	seedTeam(t, st.Store, 1)
 	smtpSrv := startSMTP(t, "127.0.0.1:0")
@@ -415,7 +437,7 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 }
 
 // recorded returns the sample of a recorded series at ts.
-func recorded(t testing.TB, db *tsdb.DB, name string, ts time.Time) float64 {
+func recorded(t testing.TB, db tsdb.Storage, name string, ts time.Time) float64 {
 	t.Helper()
 	q, err := db.Querier(ts.UnixMilli(), ts.UnixMilli())
 	if err != nil {

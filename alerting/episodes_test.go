@@ -23,7 +23,7 @@ import (
 )
 
 // minutes evaluates every minute in (from, from+n min], writing the gauges first.
-func minutes(t testing.TB, r *rig, db *tsdb.DB, st *recordingState, from time.Time, n int, budget, mtd, forecast float64) time.Time {
+func minutes(t testing.TB, r *rig, db tsdb.Storage, st *recordingState, from time.Time, n int, budget, mtd, forecast float64) time.Time {
 	t.Helper()
 	ts := from
 	for range n {
@@ -348,7 +348,7 @@ func TestReloadRefusesSetsThatDisableAlerting(t *testing.T) {
 	}
 }
 
-func newRigErr(t testing.TB, db *tsdb.DB, st *recordingState, files []string) (*Manager, error) {
+func newRigErr(t testing.TB, db tsdb.Storage, st *recordingState, files []string) (*Manager, error) {
 	t.Helper()
 	ntf, err := NewNotifier(nil, NotifierOptions{Directory: st, State: st, Costs: gaugeCosts(db)})
 	if err != nil {

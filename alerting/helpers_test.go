@@ -64,7 +64,7 @@ func seedTeam(t testing.TB, s *store.Store, anchor int) {
 
 // writeDerived writes one sample of the Deriver's gauges for proj_001 at ts. The store's budget
 // limit is set to budget first (the gauge is what the Deriver would write from it).
-func writeDerived(t testing.TB, db *tsdb.DB, st *store.Store, ts time.Time, budget, mtd, forecast float64) {
+func writeDerived(t testing.TB, db tsdb.Storage, st *store.Store, ts time.Time, budget, mtd, forecast float64) {
 	t.Helper()
 	setLimit(t, st, budget)
 	writeGauges(t, db, ts, budget, mtd, forecast)
@@ -79,7 +79,7 @@ func setLimit(t testing.TB, st *store.Store, budget float64) {
 }
 
 // writeGauges writes the Deriver's gauges for proj_001 at ts, leaving the store alone.
-func writeGauges(t testing.TB, db *tsdb.DB, ts time.Time, budget, mtd, forecast float64) {
+func writeGauges(t testing.TB, db tsdb.Storage, ts time.Time, budget, mtd, forecast float64) {
 	t.Helper()
 	app := db.Appender(context.Background())
 	for name, v := range map[string]float64{
@@ -99,7 +99,7 @@ func writeGauges(t testing.TB, db *tsdb.DB, ts time.Time, budget, mtd, forecast 
 // gaugeCosts is a CostFunc that reads the amounts of the Deriver's gauges back from the TSDB
 // (with the real PromQL engine): in production the query layer computes them from the usage
 // samples, and the gauges are written from the same numbers.
-func gaugeCosts(db *tsdb.DB) CostFunc {
+func gaugeCosts(db tsdb.Storage) CostFunc {
 	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
 	q := rules.EngineQueryFunc(eng, db)
 	return func(ctx context.Context, projects []string, anchor int, at time.Time) (map[string]Costs, error) {

@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -121,6 +122,42 @@ type Options struct {
 	OnDiscover func(ctx context.Context, services []Discovered) error
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Shard and Shards split the fleet between collectors: this one collects the services whose
+	// hash of cluster and service name (ShardOf) is Shard modulo Shards. Shards 0 or 1: the
+	// whole fleet.
+	Shard, Shards int
+	// Watermarks, if set, keeps the watermark in a shared store (the metadata store, in remote
+	// mode) under WatermarkKey instead of the file in DataDir, so the collector may restart on
+	// another machine. The watermark then moves only once the storage has delivered the chunk
+	// (Storage's Sync, when it has one), so a machine lost with its queue loses no data either.
+	Watermarks WatermarkStore
+}
+
+// WatermarkStore keeps collector watermarks (store.Store implements it).
+type WatermarkStore interface {
+	CollectorWatermark(ctx context.Context, key string) (time.Time, bool, error)
+	SetCollectorWatermark(ctx context.Context, key string, shards int, t time.Time) error
+}
+
+// syncer is a Storage that delivers asynchronously (remote mode): Sync returns once
+// everything committed before it is in the store.
+type syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// ShardOf returns the shard, of shards, of an ECS service: FNV-1a of cluster and name.
+func ShardOf(cluster, service string, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(cluster + "\x00" + service))
+	return int(h.Sum32() % uint32(shards))
+}
+
+// WatermarkKey is the key of a collector's watermark in a WatermarkStore: region and shard.
+func WatermarkKey(region string, shard, shards int) string {
+	return fmt.Sprintf("%s/%dof%d", region, shard, max(shards, 1))
 }
 
 // Defaults for Options.
@@ -231,6 +268,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collect
 		return nil, fmt.Errorf("collector: concurrency is %d; want at least 1", opts.Concurrency)
 	case opts.MaxChunkPoints < 1:
 		return nil, fmt.Errorf("collector: max chunk points is %d; want at least 1", opts.MaxChunkPoints)
+	case opts.Shards < 0 || opts.Shard < 0 || (opts.Shards > 0 && opts.Shard >= opts.Shards) || (opts.Shards == 0 && opts.Shard != 0):
+		return nil, fmt.Errorf("collector: shard %d of %d; want 0 <= shard < shards", opts.Shard, opts.Shards)
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
@@ -283,14 +322,14 @@ func (c *Collector) Run(ctx context.Context) error {
 // the watermark after every committed chunk. The right-sizing metrics have their own watermark
 // and are read only when RightSizingInterval has passed since it.
 func (c *Collector) RunOnce(ctx context.Context) error {
-	if c.opts.DataDir == "" {
+	if c.opts.DataDir == "" && c.opts.Watermarks == nil {
 		return errors.New("collector: data dir is empty; the watermark has nowhere to go")
 	}
 	c.cycleMu.Lock()
 	defer c.cycleMu.Unlock()
 	now := c.opts.Now()
 	to := now.Truncate(time.Minute)
-	wf, err := readWatermark(c.watermarkPath())
+	wf, err := c.readWatermarks(ctx)
 	if err != nil {
 		return err
 	}
@@ -360,7 +399,7 @@ func (c *Collector) Watermark() (time.Time, bool) {
 func (c *Collector) watermarkPath() string { return filepath.Join(c.opts.DataDir, WatermarkFile) }
 
 // advance moves the watermarks of the metrics in ms to t (never backwards) and persists both.
-func (c *Collector) advance(ms metricSet, t time.Time) error {
+func (c *Collector) advance(ctx context.Context, ms metricSet, t time.Time) error {
 	wm, rs := c.watermark.Load(), c.rightSizing.Load()
 	if ms.has(false) && t.UnixMilli() > wm {
 		wm = t.UnixMilli()
@@ -378,7 +417,7 @@ func (c *Collector) advance(ms metricSet, t time.Time) error {
 	if rs != 0 {
 		f.RightSizing = time.UnixMilli(rs).UTC()
 	}
-	if err := writeWatermark(c.watermarkPath(), f); err != nil {
+	if err := c.writeWatermarks(ctx, f); err != nil {
 		return err
 	}
 	c.watermark.Store(wm)
@@ -401,6 +440,63 @@ func unixMilliOrZero(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixMilli()
+}
+
+// WatermarkKey is the key of this collector's watermark in a WatermarkStore (its region and
+// shard).
+func (c *Collector) WatermarkKey() string { return c.watermarkKey() }
+
+func (c *Collector) watermarkKey() string {
+	return WatermarkKey(c.opts.Region, c.opts.Shard, c.opts.Shards)
+}
+
+// rightSizingKey keeps the right-sizing watermark beside the shard's in a WatermarkStore; it is
+// written with shards 0, so that it never counts as a shard of the fleet watermark.
+func (c *Collector) rightSizingKey() string { return c.watermarkKey() + "/right_sizing" }
+
+// readWatermarks reads both watermarks: from the file, or from the shared store (Watermarks).
+func (c *Collector) readWatermarks(ctx context.Context) (watermarkFile, error) {
+	if c.opts.Watermarks == nil {
+		return readWatermark(c.watermarkPath())
+	}
+	var f watermarkFile
+	wm, ok, err := c.opts.Watermarks.CollectorWatermark(ctx, c.watermarkKey())
+	if err != nil {
+		return f, err
+	}
+	if ok {
+		f.Watermark = wm
+	}
+	rs, ok, err := c.opts.Watermarks.CollectorWatermark(ctx, c.rightSizingKey())
+	if err != nil {
+		return f, err
+	}
+	if ok {
+		f.RightSizing = rs
+	}
+	return f, nil
+}
+
+// writeWatermarks persists both watermarks: to the file, or (Watermarks) to the shared store
+// once the storage has delivered what was committed before.
+func (c *Collector) writeWatermarks(ctx context.Context, f watermarkFile) error {
+	if c.opts.Watermarks == nil {
+		return writeWatermark(c.watermarkPath(), f)
+	}
+	if s, ok := c.opts.Storage.(syncer); ok {
+		if err := s.Sync(ctx); err != nil {
+			return fmt.Errorf("wait for the store to take the chunk before moving the watermark: %w", err)
+		}
+	}
+	if !f.RightSizing.IsZero() {
+		if err := c.opts.Watermarks.SetCollectorWatermark(ctx, c.rightSizingKey(), 0, f.RightSizing); err != nil {
+			return err
+		}
+	}
+	if f.Watermark.IsZero() {
+		return nil
+	}
+	return c.opts.Watermarks.SetCollectorWatermark(ctx, c.watermarkKey(), max(c.opts.Shards, 1), f.Watermark)
 }
 
 // collect discovers the services and reads the selected metrics over [from, to) chunk by chunk.
@@ -454,7 +550,7 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 			if !followed.IsZero() && followed.Before(next) {
 				next = maxTime(followed, to.Add(-c.opts.LateDataHold))
 			}
-			if err := c.advance(ms, next); err != nil {
+			if err := c.advance(ctx, ms, next); err != nil {
 				return err
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/cygni/usage/simaws"
+	"github.com/cygni/usage/store"
 )
 
 // A day of usage for every project and series equals the simulator's ground truth.
@@ -378,5 +379,43 @@ func TestLateDataHoldEnds(t *testing.T) {
 	// watermark passed the 30 minutes before testNow without data.
 	if n := counter(e.set, "cygni_collector_abandoned_minutes_total"); n != 30 {
 		t.Errorf("%d minutes abandoned, want 30", n)
+	}
+}
+
+// Two collectors, shards 0 and 1 of 2, over one fleet and one storage: each collects a part of
+// the services, together every project is exact, and each keeps its own watermark in the
+// shared store (not in a file).
+func TestShardsTogetherExact(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	st, err := store.Open(context.Background(), nil, store.Options{Driver: store.DriverSQLite, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seen := map[int]int{}
+	for shard := range 2 {
+		set := metrics.NewSet()
+		c := e.collector(t, func(o *Options) {
+			o.Shard, o.Shards, o.Watermarks, o.Backfill, o.Metrics = shard, 2, st, 6*time.Hour, set
+			o.DataDir = ""
+		})
+		if err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		seen[shard] = int(set.GetOrCreateGauge("cygni_collector_services", nil).Get())
+		wm, ok, err := st.CollectorWatermark(context.Background(), WatermarkKey("us-east-1", shard, 2))
+		if err != nil || !ok || !wm.Equal(testNow) {
+			t.Errorf("shard %d watermark in the store = %v %v %v, want %v", shard, wm, ok, err, testNow)
+		}
+	}
+	if n := len(e.sim.Services()); seen[0] == 0 || seen[1] == 0 || seen[0]+seen[1] != n {
+		t.Errorf("shards collected %d and %d services, want a split of %d", seen[0], seen[1], n)
+	}
+	e.assertProjectsExact(t, testNow.Add(-6*time.Hour), testNow)
+	if _, err := os.Stat(filepath.Join(e.dataDir, WatermarkFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a watermark file was written beside the shared store: %v", err)
+	}
+	if u, ok, err := st.CollectedUntil(context.Background()); err != nil || !ok || !u.Equal(testNow) {
+		t.Errorf("CollectedUntil = %v %v %v", u, ok, err)
 	}
 }

@@ -143,6 +143,15 @@ func (c *Collector) discover(ctx context.Context, ms metricSet) (*fleetPlan, err
 		if err != nil {
 			return nil, err
 		}
+		if c.opts.Shards > 1 {
+			mine := svcs[:0]
+			for _, s := range svcs {
+				if ShardOf(s.cluster, s.name, c.opts.Shards) == c.opts.Shard {
+					mine = append(mine, s)
+				}
+			}
+			svcs = mine
+		}
 		c.svcs, c.discovered = svcs, c.opts.Now()
 		c.announce(ctx, svcs)
 	}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,6 +38,28 @@ type CollectorConfig struct {
 	// CloudWatchPricePer1000Metrics is GetMetricData's price per 1,000 metrics requested (USD,
 	// default 0.01), for the collector's estimated-cost counter.
 	CloudWatchPricePer1000Metrics float64 `yaml:"cloudwatch_price_per_1000_metrics"`
+	// Shard is "i/n": this collector reads the services whose hash of cluster and service name
+	// is i modulo n, so n collectors (each with its own i) share a fleet. Empty: the whole fleet.
+	Shard string `yaml:"shard"`
+}
+
+// ShardOf returns the shard index and count of Shard (0, 1 when empty). Call after validation.
+func (c *CollectorConfig) ShardOf() (i, n int) {
+	i, n, _ = parseShard(c.Shard)
+	return i, n
+}
+
+func parseShard(s string) (i, n int, err error) {
+	if s == "" {
+		return 0, 1, nil
+	}
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return 0, 1, fmt.Errorf("'collector.shard' is %q; want i/n with 0 <= i < n, such as 0/2", s)
+	}
+	return i, n, nil
 }
 
 func (c *CollectorConfig) setDefaults() {
@@ -82,6 +106,9 @@ func (c *CollectorConfig) validate() error {
 	}
 	if c.Concurrency < 1 || c.Concurrency > 64 {
 		return fmt.Errorf("'collector.concurrency' is %d; want 1..64", c.Concurrency)
+	}
+	if _, _, err := parseShard(c.Shard); err != nil {
+		return err
 	}
 	if c.MaxQueriesPerCall < 1 || c.MaxQueriesPerCall > 500 {
 		return fmt.Errorf("'collector.max_queries_per_call' is %d; want 1..500 (CloudWatch's limit)", c.MaxQueriesPerCall)

@@ -32,6 +32,7 @@ type Config struct {
 	// still works on the machine).
 	OperatorTeams []string `yaml:"operator_teams"`
 
+	Storage   StorageConfig   `yaml:"storage"`
 	TSDB      TSDBConfig      `yaml:"tsdb"`
 	AWS       AWSConfig       `yaml:"aws"`
 	Collector CollectorConfig `yaml:"collector"`
@@ -48,6 +49,7 @@ func Default() *Config {
 		DataDir:  "./data",
 		LogLevel: "info",
 	}
+	c.Storage.setDefaults()
 	c.TSDB.setDefaults()
 	c.AWS.setDefaults()
 	c.Collector.setDefaults()
@@ -166,7 +168,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("'log_level' is %q; want debug, info, warn or error", c.LogLevel)
 	}
 	for _, v := range []func() error{
-		c.TSDB.validate, c.AWS.validate, c.Collector.validate, c.Store.validate,
+		c.Storage.validate, c.TSDB.validate, c.AWS.validate, c.Collector.validate, c.Store.validate,
 		c.Pricing.validate, c.Billing.validate, c.Alerting.validate,
 	} {
 		if err := v(); err != nil {

@@ -88,6 +88,31 @@ web_console() {
 }
 # ---- end of the web console block -----------------------------------------------------------
 
+# ---- remote series stores (issue #14): the real VictoriaMetrics single-node and Prometheus
+# server that internal/storetest starts for the remote-mode tests (tsdb/, e2e), and vmalert,
+# which checks that the shipped rule files load unchanged. Under CI=true a missing binary fails
+# those tests instead of skipping them. Prometheus is built without the
+# service-discovery plugins, as promtool is, to keep the one-time build short.
+install_victoriametrics() {
+  command -v victoria-metrics >/dev/null 2>&1 && return 0
+  log "installing victoria-metrics (one-time build)"
+  go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0
+}
+install_vmalert() {
+  command -v vmalert >/dev/null 2>&1 && return 0
+  log "installing vmalert (same module as victoria-metrics)"
+  go install github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert@v1.151.0
+}
+install_prometheus() {
+  command -v prometheus >/dev/null 2>&1 && return 0
+  log "installing prometheus (one-time build, a few minutes)"
+  go install -tags remove_all_sd github.com/prometheus/prometheus/cmd/prometheus@v0.316.0
+}
+step "install victoria-metrics" install_victoriametrics
+step "install vmalert" install_vmalert
+step "install prometheus" install_prometheus
+# ---- end of the remote series stores block
+
 step "install stripe-mock" install_stripe_mock
 step "install promtool" install_promtool
 step "PostgreSQL" start_postgres

@@ -1,4 +1,7 @@
-// Package tsdb owns the embedded Prometheus TSDB that keeps every usage series.
+// Package tsdb owns the series store: the embedded Prometheus TSDB that keeps every usage
+// series on one machine, or (storage.mode: remote, Remote in storage.go) a VictoriaMetrics or
+// Prometheus server written by remote-write through a durable local queue and read through its
+// own API. OpenStorage chooses between them.
 //
 // It is the only package that touches *tsdb.DB: everyone else sees storage.Appendable and
 // storage.Queryable (or a narrower interface of their own). The DB runs with an out-of-order

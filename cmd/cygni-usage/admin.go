@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -327,7 +326,7 @@ func (c *unmappedCmd) run(g *globals) error {
 func (c *unmappedCmd) local(ctx context.Context, cfg *config.Config) ([]api.UnmappedService, error) {
 	logger := newLogger("warn")
 	// Read-only: no lock, so this works while the server runs (and never touches its lock file).
-	db, err := tsdb.OpenReadOnly(logger, filepath.Join(cfg.DataDir, "tsdb"))
+	db, err := tsdb.OpenReader(logger, storageOptions(cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/cygni/usage/alerting"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/store"
+	"github.com/cygni/usage/tsdb"
 )
 
 // wireAlerting adds the rule manager and the e-mail and webhook senders. The rule files are
@@ -58,8 +59,10 @@ func (p *process) wireAlerting() error {
 		RequiredAlerts:     cfg.RequiredAlerts,
 		EvaluationInterval: cfg.EvaluationInterval.D(),
 		// With the Deriver in this process the rules evaluate right after each of its runs
-		// (first after the first one: restored `for` clocks then see the active alerts).
-		WaitForTrigger:  p.derive != nil,
+		// (first after the first one: restored `for` clocks then see the active alerts). With a
+		// remote store the derived series are already there, and the Deriver leader may be
+		// another process: the rules evaluate on their interval (and on local triggers).
+		WaitForTrigger:  p.derive != nil && p.cfg.Storage.Mode != tsdb.ModeRemote,
 		OutageTolerance: cfg.OutageTolerance.D(),
 		ForGracePeriod:  cfg.ForGracePeriod.D(),
 		Now:             p.now,
@@ -100,7 +103,9 @@ func (p *process) wireAlerting() error {
 			return err
 		}
 	}
-	p.add("alerting", mgr.Run)
+	// One rule evaluation among the processes sharing the store, so ALERTS and the recording
+	// rules are written once and each alert is notified once.
+	p.add("alerting", p.leaderOnly("rules", mgr.Run))
 	p.api.Rules = mgr
 	p.api.PromRuleGroups = mgr.RuleGroups
 	p.api.ReadyDetails = append(p.api.ReadyDetails, func() (string, any) { return "alerting", mgr.Status() })

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cygni/usage/collector"
 	"github.com/cygni/usage/internal/clock"
+	"github.com/cygni/usage/tsdb"
 )
 
 // collectCmd is `cygni-usage collect --from T --to T`: a one-shot backfill.
@@ -75,6 +76,20 @@ func (c *collectCmd) run(g *globals) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.Storage.Mode == tsdb.ModeRemote {
+		// Other processes share the series: this backfill must not race the running collector
+		// of its shard or the Deriver (both read what is stored and write the difference).
+		for _, name := range []string{"collector/" + col.WatermarkKey(), "deriver"} {
+			lease, ok, err := p.store.TryLeader(ctx, name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("collect: the %s leadership is held by a running process sharing this store (storage.mode: remote); stop it, then run collect again", name)
+			}
+			defer lease.Release()
+		}
+	}
 	if err := col.Collect(ctx, from, to); err != nil {
 		return err
 	}
@@ -100,7 +115,16 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 		return nil, err
 	}
 	cc := p.cfg.Collector
+	shard, shards := cc.ShardOf()
+	var watermarks collector.WatermarkStore
+	if p.cfg.Storage.Mode == tsdb.ModeRemote {
+		// The series are shared: so is the watermark, and a collector may restart elsewhere.
+		watermarks = p.store
+	}
 	return collector.New(p.logger, p.reg, collector.Options{
+		Shard:             shard,
+		Shards:            shards,
+		Watermarks:        watermarks,
 		CloudWatch:        clients.CloudWatch,
 		ECS:               clients.ECS,
 		Storage:           p.db,

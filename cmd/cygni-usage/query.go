@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"time"
 
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/tsdb"
 )
 
 // wireQuery adds the query layer: the engine behind the usage endpoints and the Deriver actor
@@ -14,7 +16,26 @@ func (p *process) wireQuery() error {
 	if err != nil {
 		return err
 	}
-	if p.parts["collector"] {
+	switch {
+	case p.cfg.Storage.Mode == tsdb.ModeRemote:
+		// The collector shards (here or elsewhere) keep their watermarks in the store: derive
+		// an hour only once every shard has read past it, and nothing while the slowest shard
+		// lags more than two intervals behind now (a first backfill: the gauges are written at
+		// now and would alert on a partial month).
+		d.SetCollectedUntil(func() (time.Time, bool) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			until, ok, err := p.store.CollectedUntil(ctx)
+			if err != nil {
+				p.logger.Warn("read the collectors' watermarks; deriving nothing new until it works", "err", err)
+				return time.Time{}, false
+			}
+			if !ok || p.now().Sub(until) > 2*p.cfg.Collector.Interval.D() {
+				return time.Time{}, false
+			}
+			return until, true
+		})
+	case p.parts["collector"]:
 		// Derive an hour only once this process's collector has read past it (p.col is set by
 		// wireCollector before anything runs), and nothing before its first cycle has caught up
 		// with now: the gauges are written at now, so a run in the middle of a first backfill
@@ -32,7 +53,8 @@ func (p *process) wireQuery() error {
 		})
 	}
 	p.derive = d
-	p.add("deriver", d.Run)
+	// One Deriver among the processes sharing the store (the others answer queries only).
+	p.add("deriver", p.leaderOnly("deriver", d.Run))
 	// A changed budget limit is in the gauges (and the alerts) at once.
 	p.api.UsageDeps = api.UsageDeps{Usage: engine, LimitChanged: d.Trigger}
 	if p.store != nil {

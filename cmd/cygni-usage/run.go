@@ -64,7 +64,7 @@ type process struct {
 	libLogger *slog.Logger
 	reg       *prometheus.Registry
 	vm        *metrics.Set
-	db        *tsdb.DB
+	db        tsdb.Storage   // the series store: the embedded TSDB or a remote store (storage.mode)
 	store     *store.Store   // the metadata store
 	sim       *simaws.Sim    // non-nil when the simulated AWS runs in-process
 	simURL    string         // its base URL
@@ -117,11 +117,7 @@ func open(cfg *config.Config, oo openOptions) (*process, error) {
 	signal.Notify(p.sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	p.closer = append(p.closer, func() error { signal.Stop(p.sig); return nil })
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	db, err := tsdb.Open(p.libLogger, p.reg, tsdb.Options{
-		Dir:              filepath.Join(cfg.DataDir, "tsdb"),
-		Retention:        cfg.TSDB.Retention.D(),
-		OutOfOrderWindow: cfg.TSDB.OutOfOrderWindow.D(),
-	})
+	db, err := tsdb.OpenStorage(p.libLogger, p.reg, storageOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +134,25 @@ func open(cfg *config.Config, oo openOptions) (*process, error) {
 		}
 	}
 	return p, nil
+}
+
+// storageOptions is the series store the configuration chooses.
+func storageOptions(cfg *config.Config) tsdb.StorageOptions {
+	return tsdb.StorageOptions{
+		Mode: cfg.Storage.Mode,
+		Embedded: tsdb.Options{
+			Dir:              filepath.Join(cfg.DataDir, "tsdb"),
+			Retention:        cfg.TSDB.Retention.D(),
+			OutOfOrderWindow: cfg.TSDB.OutOfOrderWindow.D(),
+		},
+		Remote: tsdb.RemoteOptions{
+			Kind:     cfg.Storage.Remote.Kind,
+			WriteURL: cfg.Storage.Remote.WriteURL,
+			ReadURL:  cfg.Storage.Remote.ReadURL,
+			QueueDir: filepath.Join(cfg.DataDir, "remote-queue"),
+			Timeout:  cfg.Storage.Remote.Timeout.D(),
+		},
+	}
 }
 
 // startSim serves the simulated AWS on a loopback port and points the AWS SDK at it through

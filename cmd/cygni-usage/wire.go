@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/collector"
+	"github.com/cygni/usage/tsdb"
 )
 
 // wire builds the parts the process runs and adds them to the run group and the API options.
@@ -53,6 +54,12 @@ func (p *process) wireCollector() error {
 	if err != nil {
 		return err
 	}
+	run, leading := col.Run, func() bool { return true }
+	if p.cfg.Storage.Mode == tsdb.ModeRemote {
+		// One collector per shard at a time: a second process configured with the same shard
+		// is a standby that takes the shard over when the first one's lease goes.
+		run, leading = p.leaderGate("collector/"+col.WatermarkKey(), col.Run)
+	}
 	prev := p.ready
 	p.ready = func() error {
 		if prev != nil {
@@ -60,10 +67,13 @@ func (p *process) wireCollector() error {
 				return err
 			}
 		}
+		if !leading() {
+			return nil // a standby has nothing to catch up
+		}
 		return col.Ready()
 	}
 	p.col = col
-	p.add("collector", col.Run)
+	p.add("collector", run)
 	return nil
 }
 
