@@ -16,8 +16,7 @@ import (
 // The read side of Stripe: meters by event name, hourly meter event summaries, usage record
 // summaries, and the existence of customers and subscription items.
 
-// ErrNotInStripe is returned by CheckCustomer and CheckSubscriptionItem for an id Stripe does
-// not know.
+// ErrNotInStripe is returned for a customer, subscription item or meter Stripe does not know.
 var ErrNotInStripe = errors.New("not found in Stripe")
 
 // ErrStripeNotConfigured is returned by the read side when no Stripe key is configured.
@@ -149,15 +148,15 @@ func (b *Biller) verify(ctx context.Context, r store.BillingReport, customer str
 	}
 }
 
-// CheckCustomer asks Stripe whether the customer exists: nil, an error wrapping ErrNotInStripe,
+// checkCustomer asks Stripe whether the customer exists: nil, an error wrapping ErrNotInStripe,
 // or why Stripe could not be asked.
-func (b *Biller) CheckCustomer(ctx context.Context, id string) error {
-	if b.stripe == nil {
+func checkCustomer(ctx context.Context, sc *stripeClient, id string) error {
+	if sc == nil {
 		return ErrStripeNotConfigured
 	}
 	p := &stripe.CustomerParams{}
 	p.Context = ctx
-	c, err := b.stripe.customers.Get(id, p)
+	c, err := sc.customers.Get(id, p)
 	if notFound(err) {
 		return fmt.Errorf("Stripe customer %s: %w", id, ErrNotInStripe)
 	}
@@ -170,14 +169,14 @@ func (b *Biller) CheckCustomer(ctx context.Context, id string) error {
 	return nil
 }
 
-// CheckSubscriptionItem asks Stripe whether the subscription item exists.
-func (b *Biller) CheckSubscriptionItem(ctx context.Context, id string) error {
-	if b.stripe == nil {
+// checkSubscriptionItem asks Stripe whether the subscription item exists.
+func checkSubscriptionItem(ctx context.Context, sc *stripeClient, id string) error {
+	if sc == nil {
 		return ErrStripeNotConfigured
 	}
 	p := &stripe.SubscriptionItemParams{}
 	p.Context = ctx
-	_, err := b.stripe.subItems.Get(id, p)
+	_, err := sc.subItems.Get(id, p)
 	if notFound(err) {
 		return fmt.Errorf("Stripe subscription item %s: %w", id, ErrNotInStripe)
 	}
