@@ -522,3 +522,14 @@ func (s *Server) summaries(path, eventName string, q url.Values) (int, []byte) {
 	}
 	return page(q, path, objs)
 }
+
+// SetUsageRecord overwrites the quantity a subscription item holds at a timestamp, as if it
+// was set outside the product.
+func (s *Server) SetUsageRecord(item string, ts time.Time, q int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.records[item] == nil {
+		s.records[item] = map[int64]int64{}
+	}
+	s.records[item][ts.Unix()] = q
+}

@@ -140,7 +140,7 @@ type reconcileCmd struct {
 func registerBillingReconcile(app *kingpin.Application) (string, command) {
 	c := &reconcileCmd{}
 	cl := groupClause(app, "billing", "Billing to Stripe.").Command("reconcile",
-		"Compare a month's hourly usage with what the outbox recorded and what was reported to Stripe, and list every difference. Exits 3 when there are differences.")
+		"Compare a month's hourly usage with what the outbox recorded, what was reported to Stripe and what Stripe itself holds (its meter event or usage record summaries), and list every difference with its cause. Exits 3 when there are differences.")
 	cl.Flag("month", "The month, YYYY-MM (UTC).").Required().StringVar(&c.month)
 	cl.Flag("json", "Print the reconciliation as JSON.").BoolVar(&c.asJSON)
 	cl.Flag("server", "Ask this running server (e.g. http://127.0.0.1:8080) instead of opening the data directory; needs --token.").StringVar(&c.server)
@@ -232,11 +232,18 @@ func printReconciliation(out io.Writer, rec *billing.Reconciliation) {
 		closed = "hours closed until " + rec.ClosedUntil.Format(time.RFC3339)
 	}
 	fmt.Fprintf(out, "Billing reconciliation for %s (%s)\n\n", rec.Month, closed)
+	if !rec.StripeChecked {
+		fmt.Fprintf(out, "%s\n\n", rec.StripeError)
+	}
 	var rows [][]string
 	for _, t := range rec.Totals {
-		rows = append(rows, []string{t.ProjectID, t.Metric, t.Unit, t.Usage, t.Recorded, fmt.Sprint(t.Reported), fmt.Sprint(t.Unsent), fmt.Sprint(t.Lost), t.Difference})
+		stripe := "-"
+		if t.Stripe != nil {
+			stripe = fmt.Sprint(*t.Stripe)
+		}
+		rows = append(rows, []string{t.ProjectID, t.Metric, t.Unit, t.Usage, t.Recorded, fmt.Sprint(t.Reported), stripe, fmt.Sprint(t.Unsent), fmt.Sprint(t.Lost), t.Difference})
 	}
-	_ = table(out, "PROJECT\tMETRIC\tUNIT\tUSAGE\tRECORDED\tREPORTED\tUNSENT\tLOST\tDIFFERENCE", rows)
+	_ = table(out, "PROJECT\tMETRIC\tUNIT\tUSAGE\tRECORDED\tREPORTED\tSTRIPE\tUNSENT\tLOST\tDIFFERENCE", rows)
 	if len(rec.Differences) == 0 {
 		fmt.Fprintln(out, "\nNo differences: every hour's usage was recorded and reported.")
 		return
@@ -244,7 +251,11 @@ func printReconciliation(out io.Writer, rec *billing.Reconciliation) {
 	fmt.Fprintf(out, "\n%d differences:\n", len(rec.Differences))
 	rows = rows[:0]
 	for _, d := range rec.Differences {
-		rows = append(rows, []string{d.Hour.Format(time.RFC3339), d.ProjectID, d.Metric, d.Kind, d.Usage, d.Recorded, fmt.Sprint(d.Quantity), d.Detail})
+		project := d.ProjectID
+		if project == "" {
+			project = d.Customer
+		}
+		rows = append(rows, []string{d.Hour.Format(time.RFC3339), project, d.Metric, d.Kind, d.Usage, d.Recorded, fmt.Sprint(d.Quantity), d.Detail})
 	}
 	_ = table(out, "HOUR\tPROJECT\tMETRIC\tKIND\tUSAGE\tRECORDED\tQUANTITY\tDETAIL", rows)
 }
