@@ -398,4 +398,3 @@ func appendEgressGB(b []byte, bytes int64) []byte {
 	}
 	return appendRounded(b, neg, q, 9)
 }
-
