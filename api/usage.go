@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/budget"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -437,7 +438,7 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.opts.Usage.Now()
-	start, end := query.BillingPeriod(now, team.BillingAnchorDay)
+	start, end := budget.Period(now, team.BillingAnchorDay)
 	cut := now.Truncate(time.Minute)
 	ru, err := s.opts.Usage.Rollup(r.Context(), projectIDs(ps), []time.Time{start, cut}, query.ByProject)
 	if err != nil {
@@ -514,7 +515,7 @@ func limitEntry(p store.Project, t store.Team, f query.ProjectForecast) limitPro
 	limit := store.EffectiveLimit(p, t)
 	return limitProjectJSON{
 		ProjectID: p.ID, ProjectName: p.Name, BudgetLimit: limitNumber(limit),
-		BudgetExceeded: f.MonthToDate.Total().GreaterThanOrEqual(limit) && !f.MonthToDate.Total().IsZero(),
+		BudgetExceeded: budget.IsExceeded(f.MonthToDate.Total(), limit),
 		Suspended:      p.Suspended, Deployments: p.Deployments,
 	}
 }
@@ -624,12 +625,6 @@ type budgetJSON struct {
 	PeriodEnd   string `json:"periodEnd"`
 }
 
-// Budget thresholds (seed: alerts at 80 % and 100 %).
-var (
-	warningPercent  = decimal.NewFromInt(80)
-	exceededPercent = decimal.NewFromInt(100)
-)
-
 func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r); err != nil {
 		return err
@@ -640,7 +635,7 @@ func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.opts.Usage.Now()
-	start, end := query.BillingPeriod(now, team.BillingAnchorDay)
+	start, end := budget.Period(now, team.BillingAnchorDay)
 	ru, err := s.opts.Usage.Rollup(r.Context(), []string{id}, []time.Time{start, now.Truncate(time.Minute)}, query.ByProject)
 	if err != nil {
 		return err
@@ -658,22 +653,11 @@ func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 	used := shownC.total()
 	limit := store.EffectiveLimit(ps[0], team)
 	remaining := decimal.Max(limit.Sub(used), decimal.Zero)
-	pct := decimal.Zero
-	if limit.IsPositive() {
-		pct = b.Cost.Total().Mul(decimal.NewFromInt(100)).DivRound(limit, 6)
-	} else if b.Cost.Total().IsPositive() {
-		pct = exceededPercent
-	}
-	status := "ok"
-	switch {
-	case pct.GreaterThanOrEqual(exceededPercent):
-		status = "exceeded"
-	case pct.GreaterThanOrEqual(warningPercent):
-		status = "warning"
-	}
+	// Status and percent from the exact cost, by the rules the alerts use (package budget).
+	status, pct := budget.Status(b.Cost.Total(), limit), budget.PercentUsed(b.Cost.Total(), limit)
 	out := budgetJSON{
 		ProjectID: id, Used: numFixed(used, 2), Limit: numFixed(limit, 2), Remaining: numFixed(remaining, 2),
-		PercentUsed: numFixed(pct.Round(placesPercent), placesPercent), Status: status, Forecast: numFixed(f[id].Forecast, 2),
+		PercentUsed: numFixed(pct, placesPercent), Status: status, Forecast: numFixed(f[id].Forecast, 2),
 		PeriodStart: start.Format(time.RFC3339), PeriodEnd: end.Format(time.RFC3339),
 	}
 	out.Breakdown.Compute.Cost = shownC.compute.StringFixed(placesBill)
