@@ -146,7 +146,9 @@ func alertIdentity(ls labels.Labels) string {
 
 // BillingPeriod returns the billing period [start, end) that contains t: calendar months in UTC
 // starting on anchorDay (1-28; anything else means 1).
-func BillingPeriod(t time.Time, anchorDay int) (time.Time, time.Time) { return budget.Period(t, anchorDay) }
+func BillingPeriod(t time.Time, anchorDay int) (time.Time, time.Time) {
+	return budget.Period(t, anchorDay)
+}
 
 // percentUsed and thresholdReached are the budget package's rules (one definition for the API,
 // the notifier and the gauges).
