@@ -164,3 +164,26 @@ func TestDuplicateIdentifierMatchesOnlyOurs(t *testing.T) {
 func stripeErr(status int, msg string) error {
 	return &stripe.Error{HTTPStatusCode: status, Msg: msg, Type: stripe.ErrorTypeInvalidRequest}
 }
+
+// A late resend whose hour Stripe holds only part of (its records disagree with the outbox) is
+// neither sent again nor recorded as sent: it is held with both numbers for an operator.
+func TestLateResendHoldsWhenStripeHoldsPart(t *testing.T) {
+	e := newEnv(t)
+	e.stripe.SetClock(e.clock.Now)
+	e.stripe.AddMeter("cygni_requests")
+	hourly(t, e.db, series.Requests, "proj_a", 1, 1, func(int, int) float64 { return 42 })
+	e.stripe.Fail(http.StatusInternalServerError) // not stored
+	e.clock.Set(t0.Add(time.Hour + 15*time.Minute))
+	b := e.biller(t, func(o *Options) { o.Backfill = time.Hour; o.BaseBackoff = 30 * time.Hour; o.MaxBackoff = 30 * time.Hour })
+	cycle(t, b)
+	e.stripe.AdjustSummary("cygni_requests", "cus_a", t0, 20) // Stripe holds 20 of the 42 somehow
+	e.clock.Advance(30 * time.Hour)
+	cycle(t, b)
+	rs := reports(t, e.st, nil0())
+	if rs[0].State != store.BillingHeld || !strings.Contains(rs[0].LastError, "is 20") || !strings.Contains(rs[0].LastError, "this row is 42") {
+		t.Fatalf("row %s (%s), want held with Stripe's 20 and the row's 42", rs[0].State, rs[0].LastError)
+	}
+	if n := len(e.stripe.Events()); n != 0 {
+		t.Errorf("Stripe got %d events, want none (no risk of a second charge)", n)
+	}
+}
