@@ -174,7 +174,11 @@ func TestLateResendHoldsWhenStripeHoldsPart(t *testing.T) {
 	hourly(t, e.db, series.Requests, "proj_a", 1, 1, func(int, int) float64 { return 42 })
 	e.stripe.Fail(http.StatusInternalServerError) // not stored
 	e.clock.Set(t0.Add(time.Hour + 15*time.Minute))
-	b := e.biller(t, func(o *Options) { o.Backfill = time.Hour; o.BaseBackoff = 30 * time.Hour; o.MaxBackoff = 30 * time.Hour })
+	b := e.biller(t, func(o *Options) {
+		o.Backfill = time.Hour
+		o.BaseBackoff = 30 * time.Hour
+		o.MaxBackoff = 30 * time.Hour
+	})
 	cycle(t, b)
 	e.stripe.AdjustSummary("cygni_requests", "cus_a", t0, 20) // Stripe holds 20 of the 42 somehow
 	e.clock.Advance(30 * time.Hour)
