@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/budget"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 )
@@ -146,44 +147,14 @@ func alertIdentity(ls labels.Labels) string {
 // BillingPeriod returns the billing period [start, end) that contains t: calendar months in UTC
 // starting on anchorDay (1-28; anything else means 1).
 func BillingPeriod(t time.Time, anchorDay int) (time.Time, time.Time) {
-	if anchorDay < 1 || anchorDay > 28 {
-		anchorDay = 1
-	}
-	t = t.UTC()
-	start := time.Date(t.Year(), t.Month(), anchorDay, 0, 0, 0, 0, time.UTC)
-	if t.Before(start) {
-		start = start.AddDate(0, -1, 0)
-	}
-	return start, start.AddDate(0, 1, 0)
+	return budget.Period(t, anchorDay)
 }
 
-var hundred = decimal.NewFromInt(100)
+// percentUsed and thresholdReached are the budget package's rules (one definition for the API,
+// the notifier and the gauges).
+func percentUsed(used, limit decimal.Decimal) decimal.Decimal { return budget.PercentUsed(used, limit) }
 
-// percentUsed is used as a percentage of limit, floored to one decimal, so that the percent
-// shown reaches a threshold exactly when thresholdReached does; a limit of zero or less reads
-// 100 once anything is used.
-func percentUsed(used, limit decimal.Decimal) decimal.Decimal {
-	if !limit.IsPositive() {
-		if used.IsPositive() {
-			return hundred
-		}
-		return decimal.Zero
-	}
-	q, _ := used.Mul(hundred).QuoRem(limit, 1)
-	if q.Mul(limit).GreaterThan(used.Mul(hundred)) { // QuoRem truncates; floor negatives
-		q = q.Sub(decimal.New(1, -1))
-	}
-	return q
-}
-
-// thresholdReached reports exactly (no division) whether used is at least th percent of limit;
-// a limit of zero or less is reached by any use.
-func thresholdReached(used, limit, th decimal.Decimal) bool {
-	if !limit.IsPositive() {
-		return used.IsPositive()
-	}
-	return used.Mul(hundred).GreaterThanOrEqual(th.Mul(limit))
-}
+func thresholdReached(used, limit, th decimal.Decimal) bool { return budget.Reached(used, limit, th) }
 
 // directory is one snapshot of the projects and teams, read once per evaluation.
 type directory struct {

@@ -28,12 +28,14 @@ type ReconcileFunc func(ctx context.Context, month time.Time, teamID string) (an
 type BillingDeps struct {
 	BillingReports BillingReportStore // nil: the endpoints answer 503
 	Reconcile      ReconcileFunc      // nil: GET /api/billing/reconcile answers 503
+	Linker         StripeLinker       // nil: the link endpoints answer 503
 }
 
 func (s *Server) registerBilling(r *mux.Router) {
 	r.Handle("/api/billing/reports", s.authed(RoleAdmin, s.listBillingReports)).Methods(http.MethodGet)
 	r.Handle("/api/billing/reports/{id}/retry", s.authed(RoleAdmin, s.retryBillingReport)).Methods(http.MethodPost)
 	r.Handle("/api/billing/reconcile", s.authed(RoleAdmin, s.reconcileBilling)).Methods(http.MethodGet)
+	s.registerBillingLinks(r)
 }
 
 // billingReportJSON is one outbox row in the API.

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/budget"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -122,18 +123,6 @@ type metricsJSON struct {
 	StorageGBHours     number `json:"storageGbHours"`
 }
 
-func toMetricsJSON(a *query.Amounts, start, end, now time.Time) metricsJSON {
-	return metricsJSON{
-		CPUSeconds:         numRound(a.Decimal(query.CPUSeconds), 6),
-		CPUHours:           numRound(a.Decimal(query.CPUSeconds).DivRound(decimal.NewFromInt(3600), 6), 6),
-		MemoryGBHours:      numRound(a.Decimal(query.MemoryGBHours), 6),
-		ContainerInstances: numRound(query.AverageTasks(a, start, end, now), 4),
-		EgressGB:           numRound(a.Decimal(query.EgressBytes).DivRound(gib, 9), 9),
-		Requests:           numRound(a.Decimal(query.Requests), 0),
-		StorageGBHours:     numRound(a.Decimal(query.StorageGBHours), 6),
-	}
-}
-
 // costJSON is a cost breakdown in USD, amounts as decimal strings.
 type costJSON struct {
 	Compute   string `json:"compute"`
@@ -142,13 +131,6 @@ type costJSON struct {
 	Requests  string `json:"requests"`
 	Storage   string `json:"storage"`
 	Total     string `json:"total"`
-}
-
-func toCostJSON(c query.Cost, places int32) costJSON {
-	return costJSON{
-		Compute: money(c.Compute, places), Memory: money(c.Memory, places), Bandwidth: money(c.Bandwidth, places),
-		Requests: money(c.Requests, places), Storage: money(c.Storage, places), Total: money(c.Total(), places),
-	}
 }
 
 // ---- parameters ----
@@ -345,32 +327,62 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 	if projectID != "" {
 		out.ProjectID = &projectID
 	}
-	buckets := func(bs []query.Bucket) []analyticsBucketJSON {
-		d := make([]analyticsBucketJSON, len(bs))
+	// Each project's bucket is shown rounded once (money.go); the buckets of all projects and
+	// the totals are sums of what is shown.
+	type shown struct {
+		start, end time.Time
+		m          shownMetrics
+		c          shownCost
+	}
+	show := func(bs []query.Bucket) []shown {
+		d := make([]shown, len(bs))
 		for i, b := range bs {
-			d[i] = analyticsBucketJSON{
-				Period: g.Floor(b.Start, loc).In(loc).Format(time.RFC3339), Start: b.Start.In(loc).Format(time.RFC3339), End: b.End.In(loc).Format(time.RFC3339),
-				metricsJSON: toMetricsJSON(&b.Usage, b.Start, b.End, now), Cost: toCostJSON(b.Cost, 6),
-			}
+			d[i] = shown{b.Start, b.End, showMetrics(&b.Usage, b.Start, b.End, now), showCost(b.Cost, placesHourly)}
 		}
 		return d
 	}
+	render := func(d []shown) []analyticsBucketJSON {
+		out := make([]analyticsBucketJSON, len(d))
+		for i, x := range d {
+			out[i] = analyticsBucketJSON{
+				Period: g.Floor(x.start, loc).In(loc).Format(time.RFC3339), Start: x.start.In(loc).Format(time.RFC3339), End: x.end.In(loc).Format(time.RFC3339),
+				metricsJSON: x.m.json(), Cost: x.c.json(),
+			}
+		}
+		return out
+	}
 	total := ru.Total()
-	out.Data = buckets(total)
+	team := make([]shown, len(total))
+	for i, b := range total {
+		team[i] = shown{start: b.Start, end: b.End, c: shownCost{places: placesHourly}}
+	}
+	for _, k := range ru.Keys() {
+		for i, x := range show(ru.Rows[k]) {
+			team[i].m = team[i].m.add(x.m)
+			team[i].c = team[i].c.add(x.c)
+		}
+	}
+	out.Data = render(team)
 	var all query.Amounts
-	var cost query.Cost
 	for _, b := range total {
 		if err := all.Add(&b.Usage); err != nil {
 			return err
 		}
-		cost = cost.Add(b.Cost)
 	}
+	totals := shown{c: shownCost{places: placesHourly}}
+	for _, x := range team {
+		totals.m = totals.m.add(x.m)
+		totals.c = totals.c.add(x.c)
+	}
+	// The average task count over the whole range is not the sum of the buckets' averages.
 	if len(bounds) > 1 {
-		out.Totals.metricsJSON = toMetricsJSON(&all, bounds[0], bounds[len(bounds)-1], now)
+		totals.m.tasks = query.AverageTasks(&all, bounds[0], bounds[len(bounds)-1], now).Round(placesTasks)
 	} else {
-		out.Totals.metricsJSON = toMetricsJSON(&all, from, from, now)
+		totals.m.tasks = decimal.Zero
 	}
-	out.Totals.Cost = toCostJSON(cost, 6)
+	out.Totals.metricsJSON = totals.m.json()
+	out.Totals.Cost = totals.c.json()
+	buckets := func(bs []query.Bucket) []analyticsBucketJSON { return render(show(bs)) }
 	var byDep *query.Rollup
 	if byDeployment {
 		if byDep, err = s.opts.Usage.Rollup(r.Context(), projectIDs(ps), bounds, query.ByDeployment); err != nil {
@@ -426,32 +438,32 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.opts.Usage.Now()
-	start, end := query.BillingPeriod(now, team.BillingAnchorDay)
+	start, end := budget.Period(now, team.BillingAnchorDay)
 	cut := now.Truncate(time.Minute)
 	ru, err := s.opts.Usage.Rollup(r.Context(), projectIDs(ps), []time.Time{start, cut}, query.ByProject)
 	if err != nil {
 		return err
 	}
 	out := summaryJSON{PeriodStart: start.Format(time.RFC3339), PeriodEnd: end.Format(time.RFC3339), Projects: make([]summaryProjectJSON, 0, len(ps))}
-	var all query.Amounts
-	var cost query.Cost
+	// As an invoice (money.go): each project's parts rounded once to cents, every total the
+	// sum of the parts shown.
+	cost := shownCost{places: placesBill}
+	var metrics shownMetrics
 	for _, pr := range ps {
 		var b query.Bucket
 		if row, ok := ru.Rows[query.Key{Project: pr.ID}]; ok {
 			b = row[0]
 		}
-		if err := all.Add(&b.Usage); err != nil {
-			return err
-		}
-		cost = cost.Add(b.Cost)
+		c, m := showCost(b.Cost, placesBill), showMetrics(&b.Usage, start, cut, now)
+		cost, metrics = cost.add(c), metrics.add(m)
 		out.Projects = append(out.Projects, summaryProjectJSON{
-			ProjectID: pr.ID, ProjectName: pr.Name, Cost: toCostJSON(b.Cost, 2), TotalCost: money(b.Cost.Total(), 2),
-			Metrics: toMetricsJSON(&b.Usage, start, cut, now),
+			ProjectID: pr.ID, ProjectName: pr.Name, Cost: c.json(), TotalCost: c.total().StringFixed(placesBill),
+			Metrics: m.json(),
 		})
 	}
-	out.Cost = toCostJSON(cost, 2)
-	out.TotalCost = money(cost.Total(), 2)
-	out.MetricTotals = toMetricsJSON(&all, start, cut, now)
+	out.Cost = cost.json()
+	out.TotalCost = cost.total().StringFixed(placesBill)
+	out.MetricTotals = metrics.json()
 	WriteJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -503,7 +515,7 @@ func limitEntry(p store.Project, t store.Team, f query.ProjectForecast) limitPro
 	limit := store.EffectiveLimit(p, t)
 	return limitProjectJSON{
 		ProjectID: p.ID, ProjectName: p.Name, BudgetLimit: limitNumber(limit),
-		BudgetExceeded: f.MonthToDate.Total().GreaterThanOrEqual(limit) && !f.MonthToDate.Total().IsZero(),
+		BudgetExceeded: budget.IsExceeded(f.MonthToDate.Total(), limit),
 		Suspended:      p.Suspended, Deployments: p.Deployments,
 	}
 }
@@ -613,12 +625,6 @@ type budgetJSON struct {
 	PeriodEnd   string `json:"periodEnd"`
 }
 
-// Budget thresholds (seed: alerts at 80 % and 100 %).
-var (
-	warningPercent  = decimal.NewFromInt(80)
-	exceededPercent = decimal.NewFromInt(100)
-)
-
 func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r); err != nil {
 		return err
@@ -629,7 +635,7 @@ func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.opts.Usage.Now()
-	start, end := query.BillingPeriod(now, team.BillingAnchorDay)
+	start, end := budget.Period(now, team.BillingAnchorDay)
 	ru, err := s.opts.Usage.Rollup(r.Context(), []string{id}, []time.Time{start, now.Truncate(time.Minute)}, query.ByProject)
 	if err != nil {
 		return err
@@ -642,38 +648,28 @@ func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 	if row, ok := ru.Rows[query.Key{Project: id}]; ok {
 		b = row[0]
 	}
-	used := b.Cost.Total().Round(2)
+	// As a bill (money.go): used is the sum of the breakdown's costs as shown.
+	shownC, shownM := showCost(b.Cost, placesBill), showMetrics(&b.Usage, start, now.Truncate(time.Minute), now)
+	used := shownC.total()
 	limit := store.EffectiveLimit(ps[0], team)
 	remaining := decimal.Max(limit.Sub(used), decimal.Zero)
-	pct := decimal.Zero
-	if limit.IsPositive() {
-		pct = b.Cost.Total().Mul(decimal.NewFromInt(100)).DivRound(limit, 6)
-	} else if b.Cost.Total().IsPositive() {
-		pct = exceededPercent
-	}
-	status := "ok"
-	switch {
-	case pct.GreaterThanOrEqual(exceededPercent):
-		status = "exceeded"
-	case pct.GreaterThanOrEqual(warningPercent):
-		status = "warning"
-	}
+	// Status and percent from the exact cost, by the rules the alerts use (package budget).
+	status, pct := budget.Status(b.Cost.Total(), limit), budget.PercentUsed(b.Cost.Total(), limit)
 	out := budgetJSON{
 		ProjectID: id, Used: numFixed(used, 2), Limit: numFixed(limit, 2), Remaining: numFixed(remaining, 2),
-		PercentUsed: numRound(pct, 1), Status: status, Forecast: numFixed(f[id].Forecast, 2),
+		PercentUsed: numFixed(pct, placesPercent), Status: status, Forecast: numFixed(f[id].Forecast, 2),
 		PeriodStart: start.Format(time.RFC3339), PeriodEnd: end.Format(time.RFC3339),
 	}
-	u := &b.Usage
-	out.Breakdown.Compute.Cost = money(b.Cost.Compute, 2)
-	out.Breakdown.Compute.CPUHours = u.Decimal(query.CPUSeconds).DivRound(decimal.NewFromInt(3600), 2).String()
-	out.Breakdown.Memory.Cost = money(b.Cost.Memory, 2)
-	out.Breakdown.Memory.GBHours = u.Decimal(query.MemoryGBHours).Round(2).String()
-	out.Breakdown.Storage.Cost = money(b.Cost.Storage, 2)
-	out.Breakdown.Storage.GBHours = u.Decimal(query.StorageGBHours).Round(2).String()
-	out.Breakdown.Bandwidth.Cost = money(b.Cost.Bandwidth, 2)
-	out.Breakdown.Bandwidth.EgressGB = u.Decimal(query.EgressBytes).DivRound(gib, 2).String()
-	out.Breakdown.Requests.Cost = money(b.Cost.Requests, 2)
-	out.Breakdown.Requests.Requests = u.Decimal(query.Requests).String()
+	out.Breakdown.Compute.Cost = shownC.compute.StringFixed(placesBill)
+	out.Breakdown.Compute.CPUHours = shownM.cpuHours.StringFixed(placesCPUHours)
+	out.Breakdown.Memory.Cost = shownC.memory.StringFixed(placesBill)
+	out.Breakdown.Memory.GBHours = shownM.memory.StringFixed(placesGBHours)
+	out.Breakdown.Storage.Cost = shownC.storage.StringFixed(placesBill)
+	out.Breakdown.Storage.GBHours = shownM.storage.StringFixed(placesGBHours)
+	out.Breakdown.Bandwidth.Cost = shownC.bandwidth.StringFixed(placesBill)
+	out.Breakdown.Bandwidth.EgressGB = shownM.egress.StringFixed(placesEgressGB)
+	out.Breakdown.Requests.Cost = shownC.requests.StringFixed(placesBill)
+	out.Breakdown.Requests.Requests = shownM.requests.StringFixed(placesRequests)
 	WriteJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -266,7 +266,7 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 }
 
 // exportRow renders one row. Every figure has the digits of the decimal rendering it replaces
-// (Decimal.String for quantities, StringFixed(6) for money; api tests and the query package's
+// (StringFixed with the field's precision of money.go; api tests and the query package's
 // Micros tests hold them equal), computed in integers.
 func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Project, deployment string, b *query.Bucket, now time.Time) error {
 	u := &b.Usage
@@ -275,9 +275,9 @@ func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Proje
 	e.str(p.ID)
 	e.str(p.Name)
 	e.str(deployment)
-	e.fields = appendScaled(e.fields, u[query.CPUSeconds], 9)
+	e.fields = appendFixedFrom(e.fields, u[query.CPUSeconds], 9, placesCPUSeconds)
 	e.end()
-	e.fields = appendScaled(e.fields, u[query.MemoryGBHours], 9)
+	e.fields = appendFixedFrom(e.fields, u[query.MemoryGBHours], 9, placesGBHours)
 	e.end()
 	e.fields = appendAverageTasks(e.fields, u[query.TaskMinutes], b.Start, b.End, now)
 	e.end()
@@ -285,20 +285,21 @@ func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Proje
 	e.end()
 	e.fields = strconv.AppendInt(e.fields, u[query.Requests], 10)
 	e.end()
-	e.fields = appendScaled(e.fields, u[query.StorageGBHours], 9)
+	e.fields = appendFixedFrom(e.fields, u[query.StorageGBHours], 9, placesGBHours)
 	e.end()
 	if b.Sheet < 0 {
 		return fmt.Errorf("export hour %s of %s: no single price sheet", hour, p.ID)
 	}
-	if c, ok := prices.Micros(b.Sheet, u); ok {
-		for _, v := range [...]int64{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage, c.Total} {
-			e.fields = appendScaledFixed(e.fields, v, 6)
+	// As an invoice line (money.go): each part rounded once, totalCost the sum of the parts.
+	if c, ok := prices.Micros(b.Sheet, u); ok && c.Compute+c.Memory+c.Bandwidth+c.Requests+c.Storage >= 0 {
+		for _, v := range [...]int64{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage, c.Compute + c.Memory + c.Bandwidth + c.Requests + c.Storage} {
+			e.fields = appendScaledFixed(e.fields, v, placesHourly)
 			e.end()
 		}
 	} else {
-		c := prices.Cost(b.Sheet, u)
-		for _, d := range [...]decimal.Decimal{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage, c.Total()} {
-			e.fields = append(e.fields, exportMoney(d)...)
+		c := showCost(prices.Cost(b.Sheet, u), placesHourly)
+		for _, d := range [...]decimal.Decimal{c.compute, c.memory, c.bandwidth, c.requests, c.storage, c.total()} {
+			e.fields = append(e.fields, d.StringFixed(placesHourly)...)
 			e.end()
 		}
 	}
@@ -306,17 +307,6 @@ func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Proje
 }
 
 var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
-
-// appendScaled appends v × 10^-dec as decimal.New(v, -dec).String() renders it: no trailing
-// zeros, no point for whole numbers.
-func appendScaled(b []byte, v int64, dec int) []byte {
-	u := uint64(v)
-	if v < 0 {
-		u = -u
-		b = append(b, '-')
-	}
-	return appendUnsignedScaled(b, u, dec, true)
-}
 
 // appendScaledFixed appends v × 10^-dec (v ≥ 0) with exactly dec decimals (StringFixed).
 func appendScaledFixed(b []byte, v int64, dec int) []byte {
@@ -346,15 +336,31 @@ func appendUnsignedScaled(b []byte, u uint64, dec int, trim bool) []byte {
 	return b
 }
 
-// appendRounded appends the sign of neg and mag × 10^-dec trimmed; zero has no sign.
+// appendRounded appends the sign of neg and mag × 10^-dec with exactly dec decimals; zero has
+// no sign.
 func appendRounded(b []byte, neg bool, mag uint64, dec int) []byte {
 	if neg && mag != 0 {
 		b = append(b, '-')
 	}
-	return appendUnsignedScaled(b, mag, dec, true)
+	return appendUnsignedScaled(b, mag, dec, false)
 }
 
-// appendAverageTasks renders query.AverageTasks(...).String() from task-minutes t (10^-6).
+// appendFixedFrom renders v × 10^-from rounded half away from zero to exactly to decimals
+// (to ≤ from): decimal.New(v, -from).StringFixed(to).
+func appendFixedFrom(b []byte, v int64, from, to int) []byte {
+	neg, mag := v < 0, uint64(v)
+	if neg {
+		mag = -mag
+	}
+	d := pow10[from-to]
+	q, r := mag/d, mag%d
+	if r >= d-r { // r ≥ d/2 without overflow
+		q++
+	}
+	return appendRounded(b, neg, q, to)
+}
+
+// appendAverageTasks renders query.AverageTasks(...).StringFixed(4) from task-minutes t (10^-6).
 func appendAverageTasks(b []byte, t int64, start, end, now time.Time) []byte {
 	if now.Before(end) {
 		end = now.Truncate(time.Minute)
@@ -362,9 +368,9 @@ func appendAverageTasks(b []byte, t int64, start, end, now time.Time) []byte {
 	mins := int64(end.Sub(start) / time.Minute)
 	if mins <= 0 || t == 0 || mins > 1<<40 {
 		if mins > 1<<40 && t != 0 {
-			return append(b, query.AverageTasks(&query.Amounts{query.TaskMinutes: t}, start, end, now).String()...)
+			return append(b, query.AverageTasks(&query.Amounts{query.TaskMinutes: t}, start, end, now).StringFixed(placesTasks)...)
 		}
-		return append(b, '0')
+		return appendRounded(b, false, 0, placesTasks)
 	}
 	// t × 10^-6 / mins rounded half away from zero to 10^-4: t / (100 × mins).
 	neg, mag := t < 0, uint64(t)
@@ -379,7 +385,7 @@ func appendAverageTasks(b []byte, t int64, start, end, now time.Time) []byte {
 	return appendRounded(b, neg, q, 4)
 }
 
-// appendEgressGB renders Decimal(bytes).DivRound(2^30, 9).String().
+// appendEgressGB renders Decimal(bytes).DivRound(2^30, 9).StringFixed(9).
 func appendEgressGB(b []byte, bytes int64) []byte {
 	neg, mag := bytes < 0, uint64(bytes)
 	if neg {
@@ -392,6 +398,3 @@ func appendEgressGB(b []byte, bytes int64) []byte {
 	}
 	return appendRounded(b, neg, q, 9)
 }
-
-// exportMoney renders an hour's amount with 6 decimals: an hour costs fractions of a cent.
-func exportMoney(d decimal.Decimal) string { return d.StringFixed(6) }

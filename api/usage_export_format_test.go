@@ -27,16 +27,16 @@ func TestExportFormatsMatchDecimal(t *testing.T) {
 	}
 	start := time.Date(2024, 4, 1, 5, 0, 0, 0, time.UTC)
 	for _, v := range vals {
-		if got, want := string(appendScaled(nil, v, 9)), decimal.New(v, -9).String(); got != want {
-			t.Fatalf("appendScaled(%d) = %s, want %s", v, got, want)
+		if got, want := string(appendFixedFrom(nil, v, 9, 6)), decimal.New(v, -9).StringFixed(6); got != want {
+			t.Fatalf("appendFixedFrom(%d, 9, 6) = %s, want %s", v, got, want)
 		}
-		if got, want := string(appendEgressGB(nil, v)), decimal.NewFromInt(v).DivRound(gib, 9).String(); got != want {
+		if got, want := string(appendEgressGB(nil, v)), decimal.NewFromInt(v).DivRound(gib, 9).StringFixed(9); got != want {
 			t.Fatalf("appendEgressGB(%d) = %s, want %s", v, got, want)
 		}
 		for _, now := range []time.Time{start.Add(2 * time.Hour), start.Add(17*time.Minute + 5*time.Second), start} {
 			end := start.Add(time.Hour)
 			a := query.Amounts{query.TaskMinutes: v}
-			if got, want := string(appendAverageTasks(nil, v, start, end, now)), query.AverageTasks(&a, start, end, now).String(); got != want {
+			if got, want := string(appendAverageTasks(nil, v, start, end, now)), query.AverageTasks(&a, start, end, now).StringFixed(4); got != want {
 				t.Fatalf("appendAverageTasks(%d, now %s) = %s, want %s", v, now, got, want)
 			}
 		}

@@ -185,10 +185,11 @@ func (f *usageFixture) teamTruth(name string, from, to time.Time) float64 {
 	return f.sim.ProjectTruth("proj_001", name, from, to) + f.sim.ProjectTruth("proj_002", name, from, to)
 }
 
-// expectedCost prices the ground truth hour by hour with the default prices: each series'
-// hourly amount rounded to nine decimals (whole bytes and requests).
-func (f *usageFixture) expectedCost(projects []string, from, to time.Time) decimal.Decimal {
-	total := decimal.Zero
+// expectedParts prices the ground truth hour by hour with the default prices, per resource
+// (compute, memory, bandwidth, requests): each series' hourly amount rounded to nine decimals
+// (whole bytes and requests), exact sums.
+func (f *usageFixture) expectedParts(projects []string, from, to time.Time) [4]decimal.Decimal {
+	var parts [4]decimal.Decimal
 	s := config.DefaultPriceSheet()
 	for h := from; h.Before(to); h = h.Add(time.Hour) {
 		end := h.Add(time.Hour)
@@ -202,12 +203,38 @@ func (f *usageFixture) expectedCost(projects []string, from, to time.Time) decim
 			q := func(name string, places int32) decimal.Decimal {
 				return decimal.NewFromFloat(f.sim.Truth(svc, name, h, end)).Round(places)
 			}
-			total = total.
-				Add(q(series.CPUSeconds, 9).Mul(s.VCPUHour.Decimal).DivRound(decimal.NewFromInt(3600), 20)).
-				Add(q(series.MemoryGBHours, 9).Mul(s.MemoryGBHour.Decimal)).
-				Add(q(series.EgressBytes, 0).Mul(s.EgressGB.Decimal).DivRound(decimal.NewFromInt(series.GiB), 40)).
-				Add(q(series.Requests, 0).Mul(s.MillionRequests.Decimal).DivRound(decimal.NewFromInt(1e6), 40))
+			parts[0] = parts[0].Add(q(series.CPUSeconds, 9).Mul(s.VCPUHour.Decimal).DivRound(decimal.NewFromInt(3600), 20))
+			parts[1] = parts[1].Add(q(series.MemoryGBHours, 9).Mul(s.MemoryGBHour.Decimal))
+			parts[2] = parts[2].Add(q(series.EgressBytes, 0).Mul(s.EgressGB.Decimal).DivRound(decimal.NewFromInt(series.GiB), 40))
+			parts[3] = parts[3].Add(q(series.Requests, 0).Mul(s.MillionRequests.Decimal).DivRound(decimal.NewFromInt(1e6), 40))
 		}
+	}
+	return parts
+}
+
+// expectedCost is the exact cost of the projects.
+func (f *usageFixture) expectedCost(projects []string, from, to time.Time) decimal.Decimal {
+	p := f.expectedParts(projects, from, to)
+	return p[0].Add(p[1]).Add(p[2]).Add(p[3])
+}
+
+// shownCost is the total an invoice shows (docs/api.md, "How the figures add up"): each
+// project's resource cost rounded once to places, the total the sum of those.
+func (f *usageFixture) shownCost(projects []string, from, to time.Time, places int32) decimal.Decimal {
+	total := decimal.Zero
+	for _, p := range projects {
+		for _, part := range f.expectedParts([]string{p}, from, to) {
+			total = total.Add(part.Round(places))
+		}
+	}
+	return total
+}
+
+// shownQuantity is the sum over team A's projects of each one's truth rounded once.
+func (f *usageFixture) shownQuantity(name string, from, to time.Time, div decimal.Decimal, places int32) decimal.Decimal {
+	total := decimal.Zero
+	for _, p := range []string{"proj_001", "proj_002"} {
+		total = total.Add(decimal.NewFromFloat(f.sim.ProjectTruth(p, name, from, to)).DivRound(div, places))
 	}
 	return total
 }
@@ -233,6 +260,7 @@ func TestUsageAnalyticsSeedExample(t *testing.T) {
 		t.Fatalf("%d daily buckets, want 31 (endDate 23:59:59 covers January 31st)", len(data))
 	}
 	day0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	sumCost := decimal.Zero
 	for i, e := range data {
 		b := e.(map[string]any)
 		from, to := day0.AddDate(0, 0, i), day0.AddDate(0, 0, i+1)
@@ -241,34 +269,38 @@ func TestUsageAnalyticsSeedExample(t *testing.T) {
 		}
 		for _, c := range []struct {
 			field, series string
+			div           decimal.Decimal
 			places        int32
 		}{
-			{"cpuSeconds", series.CPUSeconds, 6},
-			{"requests", series.Requests, 0},
+			{"cpuSeconds", series.CPUSeconds, decimal.NewFromInt(1), 6},
+			{"requests", series.Requests, decimal.NewFromInt(1), 0},
+			{"egressGB", series.EgressBytes, decimal.NewFromInt(series.GiB), 9},
 		} {
-			want := decimal.NewFromFloat(f.teamTruth(c.series, from, to)).Round(c.places)
-			got := decimal.RequireFromString(b[c.field].(json.Number).String())
-			if !got.Equal(want) {
-				t.Errorf("%s %s = %s, truth %s", from.Format("2006-01-02"), c.field, got, want)
+			// Fixed precision per field, and the team's bucket is the sum of the projects' shown.
+			want := f.shownQuantity(c.series, from, to, c.div, c.places).StringFixed(c.places)
+			if got := b[c.field].(json.Number).String(); got != want {
+				t.Errorf("%s %s = %s, want %s", from.Format("2006-01-02"), c.field, got, want)
 			}
 		}
-		wantEgress := decimal.NewFromFloat(f.teamTruth(series.EgressBytes, from, to)).DivRound(decimal.NewFromInt(series.GiB), 9)
-		if got := decimal.RequireFromString(b["egressGB"].(json.Number).String()); !got.Equal(wantEgress) {
-			t.Errorf("%s egressGB = %s, truth %s", from.Format("2006-01-02"), got, wantEgress)
+		wantCost := f.shownCost([]string{"proj_001", "proj_002"}, from, to, 6)
+		sumCost = sumCost.Add(wantCost)
+		if got := b["cost"].(map[string]any)["total"]; got != wantCost.StringFixed(6) {
+			t.Errorf("%s cost.total = %v, want %s", from.Format("2006-01-02"), got, wantCost.StringFixed(6))
 		}
-		wantCost := f.expectedCost([]string{"proj_001", "proj_002"}, from, to).StringFixed(6)
-		if got := b["cost"].(map[string]any)["total"]; got != wantCost {
-			t.Errorf("%s cost.total = %v, want %s", from.Format("2006-01-02"), got, wantCost)
-		}
+		assertPartsAddUp(t, from.Format("2006-01-02"), b["cost"].(map[string]any), 6)
 	}
 	totals := v["totals"].(map[string]any)
-	want := decimal.NewFromFloat(f.teamTruth(series.CPUSeconds, day0, day0.AddDate(0, 1, 0))).Round(6)
+	want := f.shownQuantity(series.CPUSeconds, day0, day0.AddDate(0, 1, 0), decimal.NewFromInt(1), 6)
 	if got := decimal.RequireFromString(totals["cpuSeconds"].(json.Number).String()); !got.Equal(want) {
-		t.Errorf("totals.cpuSeconds = %s, truth %s", got, want)
+		t.Errorf("totals.cpuSeconds = %s, want %s", got, want)
 	}
-	if got, want := totals["cost"].(map[string]any)["total"], f.expectedCost([]string{"proj_001", "proj_002"}, day0, usageNow.Truncate(time.Minute)).StringFixed(6); got != want {
-		t.Errorf("totals.cost.total = %v, want %s", got, want)
+	if got, want := totals["cost"].(map[string]any)["total"], sumCost.StringFixed(6); got != want {
+		t.Errorf("totals.cost.total = %v, want the sum of the buckets shown, %s", got, want)
 	}
+	if exact := f.expectedCost([]string{"proj_001", "proj_002"}, day0, usageNow.Truncate(time.Minute)); exact.Sub(sumCost).Abs().GreaterThan(decimal.RequireFromString("0.0005")) {
+		t.Errorf("shown total %s is not within rounding of the exact %s", sumCost, exact)
+	}
+	assertPartsAddUp(t, "totals", totals["cost"].(map[string]any), 6)
 	if ps := v["projects"].([]any); len(ps) != 2 {
 		t.Errorf("%d projects, want team A's 2", len(ps))
 	}
@@ -309,26 +341,36 @@ func TestUsageSummaryAndBudget(t *testing.T) {
 		t.Fatalf("summary: %d %s", code, body)
 	}
 	v := decodeJSON(t, body)
-	if got, want := v["totalCost"], f.expectedCost([]string{"proj_001", "proj_002"}, monthStart, cut).StringFixed(2); got != want {
+	if got, want := v["totalCost"], f.shownCost([]string{"proj_001", "proj_002"}, monthStart, cut, 2).StringFixed(2); got != want {
 		t.Errorf("summary totalCost %v, want %s", got, want)
+	}
+	assertPartsAddUp(t, "summary", v["cost"].(map[string]any), 2)
+	if got := v["cost"].(map[string]any)["total"]; got != v["totalCost"] {
+		t.Errorf("summary cost.total %v, totalCost %v", got, v["totalCost"])
 	}
 	if v["periodStart"] != "2024-01-01T00:00:00Z" || v["periodEnd"] != "2024-02-01T00:00:00Z" {
 		t.Errorf("period %v .. %v", v["periodStart"], v["periodEnd"])
 	}
 	mt := v["metricTotals"].(map[string]any)
-	if got, want := mt["cpuSeconds"].(json.Number).String(), decimal.NewFromFloat(f.teamTruth(series.CPUSeconds, monthStart, cut)).Round(6).String(); got != want {
+	if got, want := mt["cpuSeconds"].(json.Number).String(), f.shownQuantity(series.CPUSeconds, monthStart, cut, decimal.NewFromInt(1), 6).StringFixed(6); got != want {
 		t.Errorf("metricTotals.cpuSeconds %s, truth %s", got, want)
 	}
 	ps := v["projects"].([]any)
 	if len(ps) != 2 {
 		t.Fatalf("summary lists %d projects, want 2", len(ps))
 	}
+	projectsTotal := decimal.Zero
 	for _, p := range ps {
 		pm := p.(map[string]any)
 		id := pm["projectId"].(string)
-		if got, want := pm["totalCost"], f.expectedCost([]string{id}, monthStart, cut).StringFixed(2); got != want {
+		if got, want := pm["totalCost"], f.shownCost([]string{id}, monthStart, cut, 2).StringFixed(2); got != want {
 			t.Errorf("%s totalCost %v, want %s", id, got, want)
 		}
+		assertPartsAddUp(t, id, pm["cost"].(map[string]any), 2)
+		projectsTotal = projectsTotal.Add(decimal.RequireFromString(pm["totalCost"].(string)))
+	}
+	if got := v["totalCost"]; got != projectsTotal.StringFixed(2) {
+		t.Errorf("summary totalCost %v, projects add up to %s", got, projectsTotal.StringFixed(2))
 	}
 
 	// Budget: set a limit that puts proj_001 in the warning band, then check the seed's shape.
@@ -352,13 +394,14 @@ func TestUsageSummaryAndBudget(t *testing.T) {
 	if strings.Join(keys, ",") != strings.Join(wantKeys, ",") {
 		t.Errorf("budget keys %v, want %v", keys, wantKeys)
 	}
-	if got := b["used"].(json.Number).String(); got != used.StringFixed(2) {
-		t.Errorf("used %s, want %s", got, used.StringFixed(2))
+	shownUsed := f.shownCost([]string{"proj_001"}, monthStart, cut, 2)
+	if got := b["used"].(json.Number).String(); got != shownUsed.StringFixed(2) {
+		t.Errorf("used %s, want the breakdown's sum %s", got, shownUsed.StringFixed(2))
 	}
 	if got := b["limit"].(json.Number).String(); got != limit.StringFixed(2) {
 		t.Errorf("limit %s, want %s", got, limit.StringFixed(2))
 	}
-	if got, want := b["remaining"].(json.Number).String(), limit.Sub(used.Round(2)).StringFixed(2); got != want {
+	if got, want := b["remaining"].(json.Number).String(), limit.Sub(shownUsed).StringFixed(2); got != want {
 		t.Errorf("remaining %s, want %s", got, want)
 	}
 	if b["status"] != "warning" {
@@ -493,9 +536,26 @@ func TestUsageExport(t *testing.T) {
 		}
 		sum := decimal.Zero
 		cost := decimal.Zero
+		places := []int{6, 6, 4, 9, 0, 6, 6, 6, 6, 6, 6, 6} // cpuSeconds … totalCost: one precision per field
 		for _, r := range recs[1:] {
 			sum = sum.Add(decimal.RequireFromString(r[4]))
 			cost = cost.Add(decimal.RequireFromString(r[15]))
+			parts := decimal.Zero
+			for i, v := range r[4:] {
+				dec := 0
+				if j := strings.IndexByte(v, '.'); j >= 0 {
+					dec = len(v) - j - 1
+				}
+				if dec != places[i] {
+					t.Errorf("%s %s = %q, want %d decimals", r[0], exportColumns[4+i], v, places[i])
+				}
+				if i >= 6 && i < 11 {
+					parts = parts.Add(decimal.RequireFromString(v))
+				}
+			}
+			if r[15] != parts.StringFixed(6) {
+				t.Errorf("%s %s %s: totalCost %s, parts add up to %s", r[0], r[1], r[3], r[15], parts.StringFixed(6))
+			}
 		}
 		if want := decimal.NewFromFloat(f.teamTruth(series.CPUSeconds, from, to)); !sum.Equal(want) {
 			t.Errorf("Σ cpuSeconds %s, truth %s", sum, want)
@@ -635,5 +695,22 @@ func TestUsageAnalyticsClipsBucketsToTheRange(t *testing.T) {
 				t.Errorf("total cpuSeconds %s, truth over the range %s", got, total)
 			}
 		})
+	}
+}
+
+// assertPartsAddUp checks the rule of docs/api.md: every part has exactly places decimals and
+// the total shown is their sum.
+func assertPartsAddUp(t *testing.T, what string, cost map[string]any, places int32) {
+	t.Helper()
+	sum := decimal.Zero
+	for _, k := range []string{"compute", "memory", "bandwidth", "requests", "storage"} {
+		s := cost[k].(string)
+		if i := strings.IndexByte(s, '.'); i < 0 || int32(len(s)-i-1) != places {
+			t.Errorf("%s cost.%s %q does not have %d decimals", what, k, s, places)
+		}
+		sum = sum.Add(decimal.RequireFromString(s))
+	}
+	if got := cost["total"]; got != sum.StringFixed(places) {
+		t.Errorf("%s cost.total %v, parts add up to %s", what, got, sum.StringFixed(places))
 	}
 }

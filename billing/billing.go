@@ -142,6 +142,10 @@ type Options struct {
 	// HoldRecheck is how often a held row is checked again (default 5m, at least Interval;
 	// every held row is also checked at start, and on an operator's retry).
 	HoldRecheck time.Duration
+	// VerifyAfter is how long after a row's first attempt a resend first asks Stripe's event
+	// summaries whether it holds the row already (default 20h; Stripe deduplicates
+	// identifiers for at least 24h).
+	VerifyAfter time.Duration
 	// BaseBackoff and MaxBackoff bound the exponential back-off of retries (default 2s, 10m).
 	BaseBackoff, MaxBackoff time.Duration
 	// CollectedUntil, if set, says up to when the usage series are complete (the collector's
@@ -164,6 +168,7 @@ const (
 	DefaultWindow        = 35 * 24 * time.Hour
 	DefaultBaseBackoff   = 2 * time.Second
 	DefaultMaxBackoff    = 10 * time.Minute
+	DefaultVerifyAfter   = 20 * time.Hour
 	DefaultStripeURL     = "https://api.stripe.com"
 )
 
@@ -175,7 +180,10 @@ type Biller struct {
 	units  map[string]decimal.Decimal
 	names  []string // billed metric names, sorted
 
-	sent, retried, failedPerm, corrections, expired *metrics.Counter
+	sent, retried, failedPerm, corrections, expired, alreadyHeld *metrics.Counter
+
+	meterMu  sync.Mutex
+	meterIDs map[string]string // Stripe meter ids by event name
 
 	mu          sync.Mutex
 	counts      map[string]int
@@ -221,6 +229,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Biller,
 	def(&opts.HoldRecheck, max(5*time.Minute, opts.Interval))
 	def(&opts.BaseBackoff, DefaultBaseBackoff)
 	def(&opts.MaxBackoff, DefaultMaxBackoff)
+	def(&opts.VerifyAfter, DefaultVerifyAfter)
 	if opts.StripeURL == "" {
 		opts.StripeURL = DefaultStripeURL
 	}
@@ -230,7 +239,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Biller,
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
-	b := &Biller{opts: opts, logger: logger.With("component", "billing"), units: map[string]decimal.Decimal{}, counts: map[string]int{}}
+	b := &Biller{opts: opts, logger: logger.With("component", "billing"), units: map[string]decimal.Decimal{}, counts: map[string]int{},
+		meterIDs: map[string]string{}}
 	for name, m := range opts.Meters {
 		def, ok := Metrics[name]
 		if !ok {
@@ -256,6 +266,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Biller,
 	b.failedPerm = set.GetOrCreateCounter(`cygni_billing_send_errors_total{kind="permanent"}`)
 	b.corrections = set.GetOrCreateCounter(`cygni_billing_corrections_total`)
 	b.expired = set.GetOrCreateCounter(`cygni_billing_reports_expired_total`)
+	b.alreadyHeld = set.GetOrCreateCounter(`cygni_billing_reports_found_in_stripe_total`)
 	for _, st := range store.BillingStates {
 		set.GetOrCreateGauge(`cygni_billing_reports{state="`+st+`"}`, func() float64 {
 			b.mu.Lock()

@@ -18,17 +18,24 @@ const (
 	DiffUnsent    = "unsent"     // recorded but not (yet) sent: pending, sending or held
 	DiffFailed    = "failed"     // Stripe refused it permanently
 	DiffExpired   = "expired"    // older than Stripe's window when it could have been sent
+	// DiffNotBillable is usage of an hour older than Stripe's window that the outbox does not
+	// hold: Stripe accepts nothing for it any more, and no correction follows.
+	DiffNotBillable = "not_billable"
 )
 
 // Reconciliation compares, for one month, the exact usage in the TSDB now with what the outbox
 // recorded and what was reported to Stripe. Quantities are in each meter's units.
 type Reconciliation struct {
-	Month       string           `json:"month"`
-	From        time.Time        `json:"from"`
-	To          time.Time        `json:"to"`
-	ClosedUntil *time.Time       `json:"closedUntil"`
-	Totals      []ReconcileTotal `json:"totals"`
-	Differences []ReconcileDiff  `json:"differences"`
+	Month       string     `json:"month"`
+	From        time.Time  `json:"from"`
+	To          time.Time  `json:"to"`
+	ClosedUntil *time.Time `json:"closedUntil"`
+	// StripeChecked says whether Stripe's own records were read (totals' stripe, and the
+	// stripe_differs differences); StripeError says why not.
+	StripeChecked bool             `json:"stripeChecked"`
+	StripeError   string           `json:"stripeError,omitempty"`
+	Totals        []ReconcileTotal `json:"totals"`
+	Differences   []ReconcileDiff  `json:"differences"`
 }
 
 // ReconcileTotal is one project's metric over the month.
@@ -41,6 +48,9 @@ type ReconcileTotal struct {
 	Reported  int64  `json:"reported"` // whole units sent to Stripe
 	Unsent    int64  `json:"unsent"`   // whole units recorded but not sent (pending, held)
 	Lost      int64  `json:"lost"`     // whole units failed or expired
+	// Stripe is what Stripe itself holds for the project's metric this month (hourly meter event
+	// summaries, or usage record summaries), in units; nil when Stripe was not read.
+	Stripe *int64 `json:"stripe"`
 	// Difference is Usage − Reported. Within a unit it is the remainder carried across the
 	// month boundary; more means late data, unsent or lost reports (see differences).
 	Difference string `json:"difference"`
@@ -48,13 +58,16 @@ type ReconcileTotal struct {
 
 // ReconcileDiff is one hour where usage, outbox and Stripe disagree.
 type ReconcileDiff struct {
-	ProjectID string    `json:"projectId"`
+	ProjectID string    `json:"projectId"`          // "" for a Stripe customer shared by several projects
+	Customer  string    `json:"customer,omitempty"` // stripe_differs: the Stripe customer (or subscription item)
 	Metric    string    `json:"metric"`
 	Hour      time.Time `json:"hour"`
 	Kind      string    `json:"kind"`
-	Usage     string    `json:"usage"`    // in units
-	Recorded  string    `json:"recorded"` // in units
-	Quantity  int64     `json:"quantity"` // whole units concerned (unsent, failed, expired)
+	Usage     string    `json:"usage"`            // in units
+	Recorded  string    `json:"recorded"`         // in units
+	Quantity  int64     `json:"quantity"`         // whole units concerned (unsent, failed, expired; Stripe − sent)
+	Sent      int64     `json:"sent,omitempty"`   // stripe_differs: units the outbox sent there
+	Stripe    *int64    `json:"stripe,omitempty"` // stripe_differs: units Stripe holds there
 	Detail    string    `json:"detail"`
 }
 
@@ -166,9 +179,14 @@ func (b *Biller) Reconcile(ctx context.Context, month time.Time, keep func(proje
 			})
 		}
 		if !usage.Equal(h.recorded) {
-			if wm.IsZero() || !hour.Before(wm) {
+			switch {
+			case hour.Before(now.Add(-b.opts.Window)):
+				diff(DiffNotBillable, 0, fmt.Sprintf("not billable (older than %d days): Stripe accepts no usage for this hour; no correction follows", int(b.opts.Window/(24*time.Hour))))
+			case wm.IsZero() || !hour.Before(wm):
 				diff(DiffNotClosed, 0, "the hour is not closed yet")
-			} else {
+			case hour.Add(time.Hour).Before(now.Add(-b.opts.RecheckWindow)):
+				diff(DiffLateData, 0, fmt.Sprintf("usage changed after the hour was closed and outside the recheck window (%s): no correction is sent automatically", b.opts.RecheckWindow))
+			default:
 				diff(DiffLateData, 0, "usage changed after the hour was closed; a correction follows within the recheck window")
 			}
 		}
@@ -182,6 +200,25 @@ func (b *Biller) Reconcile(ctx context.Context, month time.Time, keep func(proje
 			diff(DiffExpired, h.expired, fmt.Sprint(h.expiredRows))
 		}
 	}
+	projects := map[string]bool{}
+	for k := range totals {
+		projects[k.project] = true
+	}
+	side, serr := b.reconcileStripe(ctx, from, upTo, rows, projects, keep, teams)
+	switch {
+	case serr == nil:
+		rec.StripeChecked = true
+		rec.Differences = append(rec.Differences, side.diffs...)
+		for k := range side.held {
+			if totals[tk{k[0], k[1]}] == nil {
+				totals[tk{k[0], k[1]}] = &tot{}
+			}
+		}
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	default:
+		rec.StripeError = "Stripe's records were not read: " + serr.Error()
+	}
 	for k, t := range totals {
 		u := b.units[k.metric]
 		usageUnits := t.usage.Div(u)
@@ -193,6 +230,10 @@ func (b *Biller) Reconcile(ctx context.Context, month time.Time, keep func(proje
 			Reported: t.reported, Unsent: t.unsent, Lost: t.failed + t.exp,
 			Difference: usageUnits.Sub(decimal.NewFromInt(t.reported)).Round(6).String(),
 		})
+		if side != nil {
+			v := side.held[[2]string{k.project, k.metric}]
+			rec.Totals[len(rec.Totals)-1].Stripe = &v
+		}
 	}
 	sort.Slice(rec.Totals, func(i, j int) bool {
 		a, c := rec.Totals[i], rec.Totals[j]

@@ -7,11 +7,17 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	stripe "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/billing/meter"
 	"github.com/stripe/stripe-go/v76/billing/meterevent"
+	"github.com/stripe/stripe-go/v76/billing/metereventsummary"
+	"github.com/stripe/stripe-go/v76/customer"
+	"github.com/stripe/stripe-go/v76/subscriptionitem"
 	"github.com/stripe/stripe-go/v76/usagerecord"
+	"github.com/stripe/stripe-go/v76/usagerecordsummary"
 
 	"github.com/cygni/usage/store"
 )
@@ -21,8 +27,13 @@ const sendBatch = 200
 
 // stripeClient posts reports with stripe-go against a configurable base URL.
 type stripeClient struct {
-	meterEvents  meterevent.Client
-	usageRecords usagerecord.Client
+	meterEvents   meterevent.Client
+	usageRecords  usagerecord.Client
+	meters        meter.Client
+	summaries     metereventsummary.Client
+	customers     customer.Client
+	subItems      subscriptionitem.Client
+	usageSummarys usagerecordsummary.Client
 }
 
 func newStripeClient(url, key string, hc *http.Client) *stripeClient {
@@ -38,8 +49,13 @@ func newStripeClient(url, key string, hc *http.Client) *stripeClient {
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
 	})
 	return &stripeClient{
-		meterEvents:  meterevent.Client{B: backend, Key: key},
-		usageRecords: usagerecord.Client{B: backend, Key: key},
+		meterEvents:   meterevent.Client{B: backend, Key: key},
+		usageRecords:  usagerecord.Client{B: backend, Key: key},
+		meters:        meter.Client{B: backend, Key: key},
+		summaries:     metereventsummary.Client{B: backend, Key: key},
+		customers:     customer.Client{B: backend, Key: key},
+		subItems:      subscriptionitem.Client{B: backend, Key: key},
+		usageSummarys: usagerecordsummary.Client{B: backend, Key: key},
 	}
 }
 
@@ -58,7 +74,7 @@ func classify(err error) errorClass {
 		return classRetry // network errors, timeouts
 	}
 	switch code := se.HTTPStatusCode; {
-	case code == http.StatusTooManyRequests, code == http.StatusConflict, code >= 500:
+	case code == http.StatusTooManyRequests, code == http.StatusConflict, code >= 500, se.Type == stripe.ErrorTypeIdempotency:
 		return classRetry
 	case code == http.StatusUnauthorized, code == http.StatusForbidden:
 		return classHold
@@ -73,7 +89,26 @@ func classify(err error) errorClass {
 // key must be reused to deduplicate it).
 func savedFailure(err error) bool {
 	var se *stripe.Error
-	return errors.As(err, &se) && se.HTTPStatusCode >= 500
+	// An idempotency_error says the key was used before with other parameters (a usage record's
+	// subscription item re-mapped, say): the key is spent, and only a new one can send.
+	return errors.As(err, &se) && (se.HTTPStatusCode >= 500 || se.Type == stripe.ErrorTypeIdempotency)
+}
+
+// duplicateIdentifier reports whether err is Stripe's answer that it already holds a meter
+// event with exactly this identifier ("An event already exists with identifier X."): an
+// earlier attempt of the same row was stored and its answer lost. The row is delivered.
+func duplicateIdentifier(err error, identifier string) bool {
+	var se *stripe.Error
+	if !errors.As(err, &se) || se.HTTPStatusCode != http.StatusBadRequest {
+		return false
+	}
+	const marker = "already exists with identifier"
+	i := strings.Index(strings.ToLower(se.Msg), marker)
+	if i < 0 {
+		return false
+	}
+	fields := strings.Fields(se.Msg[i+len(marker):])
+	return len(fields) > 0 && strings.Trim(fields[0], ".,;:'\"`") == identifier
 }
 
 // IdempotencyKey is the key of a row's request: its identifier, plus the key generation once
@@ -163,9 +198,28 @@ func (b *Biller) sendOne(ctx context.Context, now time.Time, r store.BillingRepo
 	if reason != "" {
 		return false, b.hold(ctx, now, r, reason)
 	}
+	if b.opts.Mode == ModeMeterEvents && r.FirstAttemptAt != nil && now.Sub(*r.FirstAttemptAt) >= b.opts.VerifyAfter {
+		// Stripe may have forgotten the identifier of an attempt this old: ask what it holds.
+		v, detail, err := b.verify(ctx, r, dest)
+		switch {
+		case err != nil:
+			r.State, r.LastError, r.NextAttemptAt = store.BillingPending, "check Stripe before resending: "+errorText(err), now.Add(b.backoff(r.Attempts))
+			b.retried.Inc()
+			b.logger.Warn("read Stripe's event summary before a late resend; retrying after back-off", "identifier", r.Identifier, "err", r.LastError)
+			return true, b.opts.Store.UpdateBillingReport(ctx, r)
+		case v == verdictDelivered:
+			return false, b.delivered(ctx, r, dest, detail)
+		case v == verdictUnclear:
+			return false, b.hold(ctx, now, r, detail)
+		}
+		b.logger.Info("late resend: Stripe does not hold the report; sending it", "identifier", r.Identifier, "detail", detail)
+	}
 	r.State = store.BillingSending
 	r.Attempts++
 	r.StripeRef = dest
+	if r.FirstAttemptAt == nil {
+		r.FirstAttemptAt = &now
+	}
 	if err := b.opts.Store.UpdateBillingReport(ctx, r); err != nil {
 		return false, err
 	}
@@ -180,6 +234,9 @@ func (b *Biller) sendOne(ctx context.Context, now time.Time, r store.BillingRepo
 		r.State, r.LastError, r.SentAt = store.BillingSent, "", &sent
 		b.sent.Inc()
 		return false, b.opts.Store.UpdateBillingReport(rctx, r)
+	}
+	if b.opts.Mode == ModeMeterEvents && duplicateIdentifier(sendErr, r.Identifier) {
+		return false, b.delivered(rctx, r, dest, "delivered: Stripe already holds identifier "+r.Identifier+" (an earlier attempt was stored, its answer lost)")
 	}
 	r.LastError = errorText(sendErr)
 	switch classify(sendErr) {
@@ -204,6 +261,16 @@ func (b *Biller) sendOne(ctx context.Context, now time.Time, r store.BillingRepo
 		b.logger.Error("Stripe refused a billing report; parked as failed, see GET /api/billing/reports", "identifier", r.Identifier, "err", r.LastError)
 		return false, b.opts.Store.UpdateBillingReport(rctx, r)
 	}
+}
+
+// delivered records a row as sent that Stripe is known to hold, without sending it again.
+func (b *Biller) delivered(ctx context.Context, r store.BillingReport, dest, detail string) error {
+	sent := b.opts.Now().UTC()
+	r.State, r.LastError, r.SentAt, r.StripeRef = store.BillingSent, detail, &sent, dest
+	b.sent.Inc()
+	b.alreadyHeld.Inc()
+	b.logger.Info("billing report found in Stripe; recorded as sent, not sent again", "identifier", r.Identifier, "detail", detail)
+	return b.opts.Store.UpdateBillingReport(ctx, r)
 }
 
 func (b *Biller) hold(ctx context.Context, now time.Time, r store.BillingReport, reason string) error {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cygni/usage/budget"
 )
 
 // GroupBy is a calendar bucket size.
@@ -123,14 +125,5 @@ func ceilMinute(t time.Time) time.Time {
 // month at 00:00 UTC and ends on the same day of the next month. anchorDay 1 is the calendar
 // month.
 func BillingPeriod(t time.Time, anchorDay int) (start, end time.Time) {
-	if anchorDay < 1 || anchorDay > 28 {
-		anchorDay = 1
-	}
-	u := t.UTC()
-	y, m, d := u.Date()
-	if d < anchorDay {
-		m--
-	}
-	start = time.Date(y, m, anchorDay, 0, 0, 0, 0, time.UTC)
-	return start, start.AddDate(0, 1, 0)
+	return budget.Period(t, anchorDay)
 }

@@ -54,6 +54,9 @@ type BillingReport struct {
 	StripeRef     string // the customer or subscription item it was sent to
 	CreatedAt     time.Time
 	SentAt        *time.Time
+	// FirstAttemptAt is when the row was first sent (nil: never). Stripe deduplicates an
+	// identifier for at least 24 hours after it.
+	FirstAttemptAt *time.Time
 }
 
 // BillingCarry is the running total of one project and metric: the exact amount closed into the
@@ -76,14 +79,20 @@ type BillingReportFilter struct {
 }
 
 const billingReportColumns = `r.id, r.project_id, COALESCE(p.team_id, ''), r.metric, r.hour, r.revision, r.amount, r.quantity,
-	r.identifier, r.key_generation, r.state, r.attempts, r.next_attempt_at, r.last_error, r.stripe_ref, r.created_at, r.sent_at`
+	r.identifier, r.key_generation, r.state, r.attempts, r.next_attempt_at, r.last_error, r.stripe_ref, r.created_at, r.sent_at,
+	r.first_attempt_at`
 
 func scanBillingReport(sc interface{ Scan(...any) error }) (BillingReport, error) {
 	var r BillingReport
-	var sent sql.NullTime
+	var sent, first sql.NullTime
 	if err := sc.Scan(&r.ID, &r.ProjectID, &r.TeamID, &r.Metric, &r.Hour, &r.Revision, &r.Amount, &r.Quantity,
-		&r.Identifier, &r.KeyGeneration, &r.State, &r.Attempts, &r.NextAttemptAt, &r.LastError, &r.StripeRef, &r.CreatedAt, &sent); err != nil {
+		&r.Identifier, &r.KeyGeneration, &r.State, &r.Attempts, &r.NextAttemptAt, &r.LastError, &r.StripeRef, &r.CreatedAt, &sent,
+		&first); err != nil {
 		return r, err
+	}
+	if first.Valid {
+		t := first.Time.UTC()
+		r.FirstAttemptAt = &t
 	}
 	r.Hour = r.Hour.UTC()
 	r.NextAttemptAt = r.NextAttemptAt.UTC()
@@ -235,18 +244,22 @@ func (s *Store) DueBillingReports(ctx context.Context, now time.Time, limit int)
 }
 
 // UpdateBillingReport writes a row's delivery state: State, Attempts, NextAttemptAt, LastError,
-// StripeRef and SentAt. Unknown ID is ErrNotFound.
+// StripeRef, SentAt and FirstAttemptAt (kept once set). Unknown ID is ErrNotFound.
 func (s *Store) UpdateBillingReport(ctx context.Context, r BillingReport) error {
-	var sent any
+	var sent, first any
 	if r.SentAt != nil {
 		sent = r.SentAt.UTC()
+	}
+	if r.FirstAttemptAt != nil {
+		first = r.FirstAttemptAt.UTC()
 	}
 	next := r.NextAttemptAt
 	if next.IsZero() {
 		next = s.now()
 	}
-	res, err := s.exec(ctx, `UPDATE billing_reports SET state = ?, key_generation = ?, attempts = ?, next_attempt_at = ?, last_error = ?, stripe_ref = ?, sent_at = ?
-		WHERE id = ?`, r.State, r.KeyGeneration, r.Attempts, next.UTC(), r.LastError, r.StripeRef, sent, r.ID)
+	res, err := s.exec(ctx, `UPDATE billing_reports SET state = ?, key_generation = ?, attempts = ?, next_attempt_at = ?, last_error = ?, stripe_ref = ?, sent_at = ?,
+		first_attempt_at = COALESCE(first_attempt_at, ?)
+		WHERE id = ?`, r.State, r.KeyGeneration, r.Attempts, next.UTC(), r.LastError, r.StripeRef, sent, first, r.ID)
 	if err != nil {
 		return fmt.Errorf("update billing report %d: %w", r.ID, err)
 	}

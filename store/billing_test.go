@@ -106,3 +106,55 @@ func TestBillingOutbox(t *testing.T) {
 		lease.Release()
 	})
 }
+
+// Migration 0110 marks sent the rows an older release parked as failed on Stripe's answer that
+// it already holds an event with the row's own identifier, and only those.
+func TestMigration0110ReclassifiesAlreadyExists(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, nil, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+	rows := []BillingReport{
+		{ProjectID: "proj_a", Metric: "cpu", Hour: h, Quantity: 2, Identifier: "cygni-proj_a-cpu-2026110310-r1", State: BillingPending, NextAttemptAt: h},
+		{ProjectID: "proj_a", Metric: "egress", Hour: h, Quantity: 3, Identifier: "cygni-proj_a-egress-2026110310-r1", State: BillingPending, NextAttemptAt: h},
+		{ProjectID: "proj_a", Metric: "memory", Hour: h, Quantity: 4, Identifier: "cygni-proj_a-memory-2026110310-r0", State: BillingPending, NextAttemptAt: h},
+	}
+	if err := s.AppendBillingReports(ctx, rows, nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// The state of an older release: the column did not exist and three rows were parked.
+	for _, q := range []string{
+		"ALTER TABLE billing_reports DROP COLUMN first_attempt_at",
+		"DELETE FROM schema_migrations WHERE version = 110",
+		"UPDATE billing_reports SET state = 'failed', attempts = 2, last_error = 'Stripe answered 400 invalid_request_error: An event already exists with identifier cygni-proj_a-cpu-2026110310-r1.' WHERE metric = 'cpu'",
+		// Another row's identifier (r10 is not r1): not ours, stays failed.
+		"UPDATE billing_reports SET state = 'failed', attempts = 1, last_error = 'Stripe answered 400 invalid_request_error: An event already exists with identifier cygni-proj_a-egress-2026110310-r10.' WHERE metric = 'egress'",
+		"UPDATE billing_reports SET state = 'failed', attempts = 1, last_error = 'Stripe answered 400 invalid_request_error: No such customer' WHERE metric = 'memory'",
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_ = s.Close()
+	s, err = Open(ctx, nil, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.ListBillingReports(ctx, BillingReportFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"cpu": BillingSent, "egress": BillingFailed, "memory": BillingFailed}
+	for _, r := range got {
+		if r.State != want[r.Metric] {
+			t.Errorf("%s: %s (%s), want %s", r.Identifier, r.State, r.LastError, want[r.Metric])
+		}
+		if r.FirstAttemptAt == nil || !r.FirstAttemptAt.Equal(r.CreatedAt) {
+			t.Errorf("%s: first attempt %v, want its creation %s (attempted before 0110)", r.Identifier, r.FirstAttemptAt, r.CreatedAt)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/budget"
 )
 
 const projectSelect = `SELECT p.id, p.team_id, p.name, p.budget_limit, p.suspended, p.created_at,
@@ -119,16 +121,10 @@ func (s *Store) SetProjectSuspended(ctx context.Context, projectID string, suspe
 	return s.updateOne(ctx, "suspend project "+projectID, "UPDATE projects SET suspended = ? WHERE id = ?", suspended, projectID)
 }
 
-// EffectiveLimit is the project's limit, else the team's default, else DefaultBudgetLimit.
+// EffectiveLimit is the project's limit, else the team's default, else DefaultBudgetLimit
+// (budget.EffectiveLimit).
 func EffectiveLimit(p Project, t Team) decimal.Decimal {
-	switch {
-	case p.BudgetLimit != nil:
-		return *p.BudgetLimit
-	case t.DefaultLimit != nil:
-		return *t.DefaultLimit
-	default:
-		return DefaultBudgetLimit
-	}
+	return budget.EffectiveLimit(p.BudgetLimit, t.DefaultLimit)
 }
 
 // EffectiveLimit is the package function EffectiveLimit, as a method for callers holding a Store.

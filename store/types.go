@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/budget"
 )
 
 // Sentinel errors; callers use errors.Is.
@@ -21,8 +23,8 @@ var (
 	ErrInvalidToken = errors.New("invalid or revoked token")
 )
 
-// DefaultBudgetLimit is the seed's global default budget, in USD.
-var DefaultBudgetLimit = decimal.NewFromInt(100)
+// DefaultBudgetLimit is the seed's global default budget, in USD (budget.DefaultLimit).
+var DefaultBudgetLimit = budget.DefaultLimit
 
 // Team is a customer account.
 type Team struct {

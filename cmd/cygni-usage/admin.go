@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/api"
+	"github.com/cygni/usage/billing"
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/internal/clock"
 	"github.com/cygni/usage/store"
@@ -27,8 +28,15 @@ import (
 // adminFunc is one administration command's body.
 type adminFunc func(ctx context.Context, st *store.Store, out io.Writer) error
 
-// adminCmd opens the store, runs fn and closes the store.
-type adminCmd struct{ fn adminFunc }
+// linkFunc is the body of a command that links the store to Stripe.
+type linkFunc func(ctx context.Context, l *billing.Linker, out io.Writer) error
+
+// adminCmd opens the store, runs fn (or link, with a Linker on the configured Stripe) and
+// closes the store.
+type adminCmd struct {
+	fn   adminFunc
+	link linkFunc
+}
 
 func (c *adminCmd) run(g *globals) error {
 	cfg, err := loadConfig(g)
@@ -46,6 +54,9 @@ func (c *adminCmd) run(g *globals) error {
 		return fmt.Errorf("open the metadata store: %w", err)
 	}
 	defer st.Close()
+	if c.link != nil {
+		return c.link(ctx, billing.NewLinker(st, cfg.Billing.Stripe.URL, cfg.Billing.Stripe.APIKey.Reveal(), nil, now), os.Stdout)
+	}
 	return c.fn(ctx, st, os.Stdout)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,6 +89,7 @@ func (p *process) wireBillingAPI() error {
 		return err
 	}
 	p.api.BillingReports = p.store
+	p.api.Linker = billing.NewLinker(p.store, p.cfg.Billing.Stripe.URL, p.cfg.Billing.Stripe.APIKey.Reveal(), nil, p.now)
 	p.api.Reconcile = func(ctx context.Context, month time.Time, teamID string) (any, error) {
 		teams, err := projectTeams(ctx, p.store)
 		if err != nil {
@@ -138,7 +140,7 @@ type reconcileCmd struct {
 func registerBillingReconcile(app *kingpin.Application) (string, command) {
 	c := &reconcileCmd{}
 	cl := groupClause(app, "billing", "Billing to Stripe.").Command("reconcile",
-		"Compare a month's hourly usage with what the outbox recorded and what was reported to Stripe, and list every difference. Exits 3 when there are differences.")
+		"Compare a month's hourly usage with what the outbox recorded, what was reported to Stripe and what Stripe itself holds (its meter event or usage record summaries), and list every difference with its cause. Exits 3 when there are differences.")
 	cl.Flag("month", "The month, YYYY-MM (UTC).").Required().StringVar(&c.month)
 	cl.Flag("json", "Print the reconciliation as JSON.").BoolVar(&c.asJSON)
 	cl.Flag("server", "Ask this running server (e.g. http://127.0.0.1:8080) instead of opening the data directory; needs --token.").StringVar(&c.server)
@@ -230,11 +232,18 @@ func printReconciliation(out io.Writer, rec *billing.Reconciliation) {
 		closed = "hours closed until " + rec.ClosedUntil.Format(time.RFC3339)
 	}
 	fmt.Fprintf(out, "Billing reconciliation for %s (%s)\n\n", rec.Month, closed)
+	if !rec.StripeChecked {
+		fmt.Fprintf(out, "%s\n\n", rec.StripeError)
+	}
 	var rows [][]string
 	for _, t := range rec.Totals {
-		rows = append(rows, []string{t.ProjectID, t.Metric, t.Unit, t.Usage, t.Recorded, fmt.Sprint(t.Reported), fmt.Sprint(t.Unsent), fmt.Sprint(t.Lost), t.Difference})
+		stripe := "-"
+		if t.Stripe != nil {
+			stripe = fmt.Sprint(*t.Stripe)
+		}
+		rows = append(rows, []string{t.ProjectID, t.Metric, t.Unit, t.Usage, t.Recorded, fmt.Sprint(t.Reported), stripe, fmt.Sprint(t.Unsent), fmt.Sprint(t.Lost), t.Difference})
 	}
-	_ = table(out, "PROJECT\tMETRIC\tUNIT\tUSAGE\tRECORDED\tREPORTED\tUNSENT\tLOST\tDIFFERENCE", rows)
+	_ = table(out, "PROJECT\tMETRIC\tUNIT\tUSAGE\tRECORDED\tREPORTED\tSTRIPE\tUNSENT\tLOST\tDIFFERENCE", rows)
 	if len(rec.Differences) == 0 {
 		fmt.Fprintln(out, "\nNo differences: every hour's usage was recorded and reported.")
 		return
@@ -242,25 +251,59 @@ func printReconciliation(out io.Writer, rec *billing.Reconciliation) {
 	fmt.Fprintf(out, "\n%d differences:\n", len(rec.Differences))
 	rows = rows[:0]
 	for _, d := range rec.Differences {
-		rows = append(rows, []string{d.Hour.Format(time.RFC3339), d.ProjectID, d.Metric, d.Kind, d.Usage, d.Recorded, fmt.Sprint(d.Quantity), d.Detail})
+		project := d.ProjectID
+		if project == "" {
+			project = d.Customer
+		}
+		rows = append(rows, []string{d.Hour.Format(time.RFC3339), project, d.Metric, d.Kind, d.Usage, d.Recorded, fmt.Sprint(d.Quantity), d.Detail})
 	}
 	_ = table(out, "HOUR\tPROJECT\tMETRIC\tKIND\tUSAGE\tRECORDED\tQUANTITY\tDETAIL", rows)
 }
 
-type subscriptionItemCmd struct{ project, metric, item string }
-
 func registerBillingSubscriptionItem(app *kingpin.Application) (string, command) {
-	c := &subscriptionItemCmd{}
+	var project, metric, item string
 	cl := groupClause(app, "billing", "Billing to Stripe.").Command("subscription-item",
-		"Map a project's billed metric to a Stripe subscription item (billing.mode: usage_records); an empty item removes the mapping.")
-	cl.Arg("project", "The project id.").Required().StringVar(&c.project)
-	cl.Arg("metric", "cpu, memory, egress or requests.").Required().EnumVar(&c.metric, "cpu", "memory", "egress", "requests")
-	cl.Arg("item", "The subscription item id (si_…).").StringVar(&c.item)
-	return cl.FullCommand(), &adminCmd{fn: func(ctx context.Context, st *store.Store, out io.Writer) error {
-		if err := st.SetBillingSubscriptionItem(ctx, c.project, c.metric, c.item); err != nil {
-			return err
+		"Map a project's billed metric to a Stripe subscription item (billing.mode: usage_records), checked against Stripe; the hours held for it are sent in the billing leader's next cycle. An empty item removes the mapping.")
+	cl.Arg("project", "The project id.").Required().StringVar(&project)
+	cl.Arg("metric", "cpu, memory, egress or requests.").Required().EnumVar(&metric, "cpu", "memory", "egress", "requests")
+	cl.Arg("item", "The subscription item id (si_…).").StringVar(&item)
+	return cl.FullCommand(), &adminCmd{link: func(ctx context.Context, l *billing.Linker, out io.Writer) error {
+		if err := l.LinkSubscriptionItem(ctx, project, metric, item); err != nil {
+			return linkErr(err)
 		}
-		fmt.Fprintf(out, "%s %s → %q\n", c.project, c.metric, c.item)
+		fmt.Fprintf(out, "%s %s → %q\n", project, metric, item)
 		return nil
 	}}
+}
+
+func registerTeamSetStripeCustomer(app *kingpin.Application) (string, command) {
+	var team, customer string
+	cl := teamClause(app).Command("set-stripe-customer",
+		"Link a team to its Stripe customer, checked against Stripe (the customer must exist); the hours held for it are sent in the billing leader's next cycle. An empty customer (\"\") unlinks the team.")
+	cl.Arg("team", "The team id.").Required().StringVar(&team)
+	cl.Arg("customer", "The Stripe customer id (cus_…).").Required().StringVar(&customer)
+	return cl.FullCommand(), &adminCmd{link: func(ctx context.Context, l *billing.Linker, out io.Writer) error {
+		if err := l.LinkTeamCustomer(ctx, team, customer); err != nil {
+			return linkErr(err)
+		}
+		if customer == "" {
+			fmt.Fprintf(out, "%s is not linked to a Stripe customer; its hours are held\n", team)
+			return nil
+		}
+		fmt.Fprintf(out, "%s → Stripe customer %s; held hours are sent in the billing leader's next cycle\n", team, customer)
+		return nil
+	}}
+}
+
+// linkErr says what to do about a link that failed.
+func linkErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w (see team list / project list)", err)
+	case errors.Is(err, billing.ErrNotInStripe):
+		return fmt.Errorf("%w: check the id in the Stripe dashboard (test and live mode have different customers); nothing changed", err)
+	case errors.Is(err, billing.ErrStripeNotConfigured):
+		return fmt.Errorf("%w: the link is checked against Stripe; nothing changed", err)
+	}
+	return fmt.Errorf("%w; nothing changed", err)
 }

@@ -109,6 +109,7 @@ var commands = []func(app *kingpin.Application) (string, command){
 	registerBillingSubscriptionItem,
 	registerTeamCreate,
 	registerTeamList,
+	registerTeamSetStripeCustomer,
 	registerMemberAdd,
 	registerMemberRemove,
 	registerProjectCreate,
