@@ -50,15 +50,22 @@ type PromDeps struct {
 // once a period (60 s), so Prometheus' default of 5 minutes bridges a few missing periods.
 const PromLookbackDelta = 5 * time.Minute
 
-// NewPromEngine returns the PromQL engine of the Prometheus API; its metrics go to reg (may be nil).
+// NewPromEngine returns the PromQL engine of the Prometheus API with DefaultLimits; its metrics
+// go to reg (may be nil).
 func NewPromEngine(logger *slog.Logger, reg prometheus.Registerer) *promql.Engine {
+	return NewLimitedPromEngine(logger, reg, DefaultLimits())
+}
+
+// NewLimitedPromEngine returns the PromQL engine with l's samples limit and timeout.
+func NewLimitedPromEngine(logger *slog.Logger, reg prometheus.Registerer, l Limits) *promql.Engine {
+	l = l.withDefaults()
 	return promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger,
 		Reg:                      reg,
-		MaxSamples:               50_000_000,
-		Timeout:                  2 * time.Minute,
+		MaxSamples:               l.MaxSamples,
+		Timeout:                  l.QueryTimeout,
 		LookbackDelta:            PromLookbackDelta,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		NoStepSubqueryIntervalFn: func(int64) int64 { return promSubqueryDefaultStep.Milliseconds() },
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 	})
@@ -71,18 +78,20 @@ func (s *Server) registerProm(r *mux.Router) {
 	}
 	engine := d.PromEngine
 	if engine == nil {
-		engine = NewPromEngine(s.logger, nil)
+		engine = NewLimitedPromEngine(s.logger, nil, s.lim)
 	}
-	upstream := s.promScoped(newPromV1(s.logger, engine, scopedQueryable{d.PromStorage}, PromLookbackDelta))
+	upstream := s.promScoped(s.promGuard(newPromV1(s.logger, engine, scopedQueryable{d.PromStorage}, PromLookbackDelta)))
+	member := func(h http.Handler) http.Handler { return s.promCORS(s.promAuthed(RoleMember, h)) }
 	getPost := []string{http.MethodGet, http.MethodPost}
 	for _, path := range []string{"query", "query_range", "query_exemplars", "format_query", "series", "labels"} {
-		r.Handle("/api/v1/"+path, s.authed(RoleMember, upstream)).Methods(getPost...)
+		r.Handle("/api/v1/"+path, member(upstream)).Methods(getPost...)
 	}
-	r.Handle("/api/v1/label/{name}/values", s.authed(RoleMember, upstream)).Methods(http.MethodGet)
-	r.Handle("/api/v1/status/buildinfo", s.authed(RoleMember, upstream)).Methods(http.MethodGet)
-	r.Handle("/api/v1/metadata", s.authed(RoleMember, s.promMetadata)).Methods(getPost...)
-	r.Handle("/api/v1/rules", s.authed(RoleMember, s.promScoped(http.HandlerFunc(s.promRules)))).Methods(getPost...)
-	r.Handle("/api/v1/alerts", s.authed(RoleMember, s.promScoped(http.HandlerFunc(s.promAlerts)))).Methods(getPost...)
+	r.Handle("/api/v1/label/{name}/values", member(upstream)).Methods(http.MethodGet)
+	r.Handle("/api/v1/status/buildinfo", member(upstream)).Methods(http.MethodGet)
+	r.Handle("/api/v1/metadata", member(http.HandlerFunc(s.promMetadata))).Methods(getPost...)
+	r.Handle("/api/v1/rules", member(s.promScoped(http.HandlerFunc(s.promRules)))).Methods(getPost...)
+	r.Handle("/api/v1/alerts", member(s.promScoped(http.HandlerFunc(s.promAlerts)))).Methods(getPost...)
+	r.PathPrefix("/api/v1/").Methods(http.MethodOptions).Handler(s.promCORS(http.HandlerFunc(promPreflight)))
 }
 
 // promScoped resolves the caller's projects and puts the scope into the request's context.

@@ -55,6 +55,12 @@ func cpuValue(p, i int) float64 { return float64((i*7+p*3)%13+1) * 0.25 }
 
 func newPromFixture(t testing.TB) *promFixture {
 	t.Helper()
+	return newPromFixtureLimits(t, api.Limits{})
+}
+
+// newPromFixtureLimits is newPromFixture with the API's limits l (zero fields: the defaults).
+func newPromFixtureLimits(t testing.TB, l api.Limits) *promFixture {
+	t.Helper()
 	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +101,7 @@ func newPromFixture(t testing.TB) *promFixture {
 	}
 
 	srv := api.New(api.Options{
+		Limits: l,
 		AuthDeps: api.AuthDeps{Tokens: staticTokens{
 			"tok-a":     {TeamID: "team_a", Role: api.RoleMember},
 			"tok-b":     {TeamID: "team_b", Role: api.RoleMember},

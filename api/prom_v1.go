@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
@@ -21,6 +22,10 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
+
+// promNoOrigin matches no origin: upstream's CORS handling must never see one (a nil regexp
+// crashed every request with an Origin header), promCORS does the job before it.
+var promNoOrigin = regexp.MustCompile(`^\b$`)
 
 // PromCompatVersion is the Prometheus version the API reports in status/buildinfo: the
 // release of the embedded engine (module v0.316.0 is Prometheus 3.16.0).
@@ -47,9 +52,9 @@ func newPromV1(logger *slog.Logger, engine promql.QueryEngine, q storage.SampleA
 		logger,
 		nil,     // rules: rendered by promRules, per team
 		0, 0, 0, // remote read limits
-		false, // agent
-		nil,   // CORS
-		nil,   // runtime info: not routed
+		false,        // agent
+		promNoOrigin, // CORS: promCORS answers it and removes the Origin header
+		nil,          // runtime info: not routed
 		&v1.PrometheusVersion{Version: PromCompatVersion, Branch: "cygni-usage", GoVersion: runtime.Version()},
 		nil, nil, // notifications
 		prometheus.NewRegistry(), prometheus.NewRegistry(), // the remote-read handler's own metrics, unused

@@ -198,7 +198,15 @@ func (p *process) serveHTTP() (string, error) {
 	opts.Ready = p.ready
 	opts.OperatorTeams = p.cfg.OperatorTeams
 	opts.Console = console
-	srv := &http.Server{Handler: api.New(opts), ReadHeaderTimeout: 10 * time.Second}
+	opts.Limits = apiLimits(p.cfg)
+	hl := p.cfg.Limits.HTTP
+	srv := &http.Server{
+		Handler:           api.New(opts),
+		ReadHeaderTimeout: hl.ReadHeaderTimeout.D(),
+		ReadTimeout:       hl.ReadTimeout.D(),
+		WriteTimeout:      hl.WriteTimeout.D(),
+		IdleTimeout:       hl.IdleTimeout.D(),
+	}
 	p.add("http", func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(ln) }()
