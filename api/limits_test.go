@@ -178,3 +178,28 @@ func TestPromQueryTimeoutNamesTheLimit(t *testing.T) {
 	code, _, pr := f.rawCall(t, http.MethodGet, "tok-a", "/api/v1/query?query=vector(1)", nil, nil)
 	wantRefusal(t, code, pr, http.StatusUnprocessableEntity, "limits.query.timeout")
 }
+
+func TestMethodNotAllowedHasAllow(t *testing.T) {
+	f := newPromFixture(t)
+	for _, c := range []struct{ method, path, allow string }{
+		{http.MethodPost, "/api/usage/analytics", "GET"},
+		{http.MethodDelete, "/api/usage/limits", "GET, POST"},
+		{http.MethodPost, "/healthz", "GET, HEAD"},
+		{http.MethodPut, "/api/v1/label/project/values", "GET, OPTIONS"},
+	} {
+		req, _ := http.NewRequest(c.method, f.url+c.path, nil)
+		req.Header.Set("Authorization", "Bearer tok-a")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != c.allow || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s: %d Allow %q nosniff %q: %s", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("X-Content-Type-Options"), b)
+		}
+		if !json.Valid(b) {
+			t.Errorf("%s %s: body %q is not JSON", c.method, c.path, b)
+		}
+	}
+}

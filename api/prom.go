@@ -9,18 +9,22 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 
@@ -44,6 +48,8 @@ type PromDeps struct {
 	// PromRuleGroups returns the alerting engine's rule groups (rules.Manager.RuleGroups); nil
 	// serves no groups and no alerts.
 	PromRuleGroups func() []*rules.Group
+	// PromRuleDirs are the rule directories /api/v1/rules shows files relative to.
+	PromRuleDirs []string
 }
 
 // PromLookbackDelta is how far back an instant selector looks for a sample. Usage samples come
@@ -188,18 +194,89 @@ func (s *Server) promMetadata(w http.ResponseWriter, r *http.Request) {
 	writePromData(w, out)
 }
 
-// promRules answers /api/v1/rules: the rule definitions, with only the team's active alerts.
+// promRules answers /api/v1/rules: the rule definitions, with only the team's active alerts,
+// filtered and paginated as Prometheus does; files are shown relative to the rules directory.
 func (s *Server) promRules(w http.ResponseWriter, r *http.Request) {
-	typ := r.FormValue("type")
-	if typ != "" && typ != "alert" && typ != "record" {
-		writePromError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid query parameter type=%q: must be alert or record", typ))
+	f, err := s.promRuleFilter(r)
+	if err != nil {
+		writePromError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
 	var groups []*rules.Group
 	if s.opts.PromRuleGroups != nil {
 		groups = s.opts.PromRuleGroups()
 	}
-	writePromData(w, promRuleGroups(groups, typ, visibleTo(r.Context())))
+	out, err := promRuleGroups(groups, f, visibleTo(r.Context()))
+	if err != nil {
+		writePromError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	writePromData(w, out)
+}
+
+func (s *Server) promRuleFilter(r *http.Request) (promRuleFilter, error) {
+	if err := r.ParseForm(); err != nil {
+		if isMaxBytes(err) {
+			return promRuleFilter{}, bodyTooLarge(s.lim.RequestBodyBytes)
+		}
+		return promRuleFilter{}, fmt.Errorf("the form cannot be read: %w", err)
+	}
+	set := func(vs []string) map[string]bool {
+		m := map[string]bool{}
+		for _, v := range vs {
+			m[v] = true
+		}
+		return m
+	}
+	f := promRuleFilter{
+		typ:       r.FormValue("type"),
+		ruleNames: set(r.Form["rule_name[]"]),
+		groups:    set(r.Form["rule_group[]"]),
+		files:     set(r.Form["file[]"]),
+		nextToken: r.FormValue("group_next_token"),
+		fileName:  s.promRuleFileName,
+	}
+	if f.typ != "" && f.typ != "alert" && f.typ != "record" {
+		return f, fmt.Errorf("invalid query parameter type=%q: must be alert or record", f.typ)
+	}
+	for _, m := range r.Form["match[]"] {
+		if le := checkPromSize("match[]", m, s.lim); le != nil {
+			return f, le
+		}
+		ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(m)
+		if err != nil {
+			return f, fmt.Errorf("invalid parameter match[]=%q: %w", m, err)
+		}
+		f.matchers = append(f.matchers, ms)
+	}
+	if v := r.FormValue("exclude_alerts"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, fmt.Errorf("invalid parameter exclude_alerts=%q: want true or false", v)
+		}
+		f.excludeAlerts = b
+	}
+	if v := r.FormValue("group_limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return f, fmt.Errorf("invalid parameter group_limit=%q: want a positive integer", v)
+		}
+		f.groupLimit = n
+	} else if f.nextToken != "" {
+		return f, errors.New("invalid parameter group_next_token: group_limit is needed to paginate over the groups")
+	}
+	return f, nil
+}
+
+// promRuleFileName shows a rule file relative to the first of PromRuleDirs that holds it, else
+// by its base name: never the server's absolute paths.
+func (s *Server) promRuleFileName(file string) string {
+	for _, d := range s.opts.PromRuleDirs {
+		if rel, err := filepath.Rel(d, file); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel) {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.Base(file)
 }
 
 // promAlerts answers /api/v1/alerts: the team's pending and firing alerts.

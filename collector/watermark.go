@@ -39,7 +39,7 @@ func readWatermark(path string) (time.Time, bool, error) {
 // synced, renamed over the old one, and the directory synced.
 func writeWatermark(path string, t time.Time) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create watermark directory: %w", err)
 	}
 	b, err := json.Marshal(watermarkFile{Watermark: t.UTC()})

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/config"
 )
@@ -29,4 +34,36 @@ func apiLimits(c *config.Config) api.Limits {
 		RESTQueueTimeout:         r.QueueTimeout.D(),
 		CORSAllowedOrigins:       c.HTTP.CORSAllowedOrigins,
 	}
+}
+
+// promRuleDirs are the directories /api/v1/rules shows rule files relative to: the shipped
+// rules' and, for each rule_files glob, the directory before its first wildcard.
+func promRuleDirs(shipped string, globs []string) []string {
+	dirs := []string{shipped}
+	for _, g := range globs {
+		static := g
+		if i := strings.IndexAny(g, "*?["); i >= 0 {
+			static = g[:i]
+		}
+		dirs = append(dirs, filepath.Dir(static))
+	}
+	return dirs
+}
+
+// privateDir creates the data directory with mode 0700, or narrows an existing one to it: it
+// holds the store (tokens' hashes, customers' names) and the usage data.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make the data directory %s private: %w", dir, err)
+		}
+	}
+	return nil
 }

@@ -117,6 +117,9 @@ func open(cfg *config.Config, oo openOptions) (*process, error) {
 	signal.Notify(p.sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	p.closer = append(p.closer, func() error { signal.Stop(p.sig); return nil })
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := privateDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	db, err := tsdb.Open(p.libLogger, p.reg, tsdb.Options{
 		Dir:              filepath.Join(cfg.DataDir, "tsdb"),
 		Retention:        cfg.TSDB.Retention.D(),
