@@ -114,7 +114,7 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 	}
 	p, err := s.opts.Tokens.VerifyToken(r.Context(), strings.TrimSpace(token))
 	if errors.Is(err, store.ErrInvalidToken) {
-		return Principal{}, Unauthorized("invalid or revoked token")
+		return Principal{}, Unauthorized("invalid, revoked or expired token")
 	}
 	if err != nil {
 		s.logger.Error("verify bearer token; answering 500", "err", err)

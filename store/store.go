@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -64,6 +65,8 @@ type Store struct {
 	// writeMu serialises write transactions of this process on SQLite, so that they queue in Go
 	// instead of polling SQLite's busy handler; other processes are covered by busy_timeout.
 	writeMu sync.Mutex
+	// opaque seals the sequence numbers the API shows (opaque.go).
+	opaque cipher.Block
 }
 
 // sqliteBusyTimeout is how long a SQLite writer waits for another one (another process).
@@ -106,6 +109,10 @@ func Open(ctx context.Context, logger *slog.Logger, opts Options) (*Store, error
 		return nil, fmt.Errorf("connect to the %s store: %w", opts.Driver, err)
 	}
 	if err := s.migrate(ctx); err != nil {
+		_ = s.db.Close()
+		return nil, err
+	}
+	if err := s.loadOpaqueKey(ctx); err != nil {
 		_ = s.db.Close()
 		return nil, err
 	}
