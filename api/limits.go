@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,23 +26,25 @@ type Limits struct {
 	RequestBodyBytes int64
 
 	// The Prometheus API (/api/v1/).
-	QueryTimeout         time.Duration // from the request's arrival: checks, parsing, evaluation
-	MaxSamples           int           // promql.EngineOpts.MaxSamples
-	MaxSeries            int           // series one request may select, over all its selectors
-	MaxQueryLength       int           // bytes of one expression or match[] selector
-	MaxNestingDepth      int           // brackets ( [ { open at once in one expression
-	MinStep              time.Duration // query_range step
-	MaxPoints            int           // query_range points per series, (end-start)/step
-	MinSubqueryStep      time.Duration // [range:step]; a subquery without a step uses 1m
-	MaxSubqueryPoints    int           // range/step of one subquery
-	MaxResponseBytes     int64         // one answer's body
+	QueryTimeout      time.Duration // from the request's arrival: checks, parsing, evaluation
+	MaxSamples        int           // promql.EngineOpts.MaxSamples
+	MaxSeries         int           // series one request may select, over all its selectors
+	MaxQueryLength    int           // bytes of one expression or match[] selector
+	MaxNestingDepth   int           // brackets ( [ { open at once in one expression
+	MinStep           time.Duration // query_range step
+	MaxPoints         int           // query_range points per series, (end-start)/step
+	MinSubqueryStep   time.Duration // [range:step]; a subquery without a step uses 1m
+	MaxSubqueryPoints int           // range/step of one subquery
+	MaxResponseBytes  int64         // one answer's body
+	// MaxConcurrentPerTeam queries of one team run at once; 0: half the cores (GOMAXPROCS), at
+	// least one, so that one team never takes every core (docs/benchmarks.md).
 	MaxConcurrentPerTeam int
-	MaxQueuedPerTeam     int
+	MaxQueuedPerTeam     int // negative: no queue
 	QueueTimeout         time.Duration
 
 	// The REST endpoints.
 	RESTTimeout              time.Duration
-	RESTMaxConcurrentPerTeam int
+	RESTMaxConcurrentPerTeam int // 0: the number of cores (GOMAXPROCS)
 	RESTMaxQueuedPerTeam     int
 	RESTQueueTimeout         time.Duration
 
@@ -63,11 +66,11 @@ func DefaultLimits() Limits {
 		MinSubqueryStep:          10 * time.Second,
 		MaxSubqueryPoints:        50_000,
 		MaxResponseBytes:         32 << 20,
-		MaxConcurrentPerTeam:     4,
-		MaxQueuedPerTeam:         16,
+		MaxConcurrentPerTeam:     max(1, runtime.GOMAXPROCS(0)/2),
+		MaxQueuedPerTeam:         32,
 		QueueTimeout:             10 * time.Second,
 		RESTTimeout:              time.Minute,
-		RESTMaxConcurrentPerTeam: 8,
+		RESTMaxConcurrentPerTeam: runtime.GOMAXPROCS(0),
 		RESTMaxQueuedPerTeam:     32,
 		RESTQueueTimeout:         10 * time.Second,
 	}
@@ -100,7 +103,18 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxSubqueryPoints, d.MaxSubqueryPoints)
 	def(&l.MaxConcurrentPerTeam, d.MaxConcurrentPerTeam)
 	def(&l.RESTMaxConcurrentPerTeam, d.RESTMaxConcurrentPerTeam)
-	// The queue lengths keep 0: no queue.
+	// Queue lengths: 0 takes the default, a negative one means no queue.
+	for _, q := range []struct {
+		v  *int
+		dv int
+	}{{&l.MaxQueuedPerTeam, d.MaxQueuedPerTeam}, {&l.RESTMaxQueuedPerTeam, d.RESTMaxQueuedPerTeam}} {
+		switch {
+		case *q.v == 0:
+			*q.v = q.dv
+		case *q.v < 0:
+			*q.v = 0
+		}
+	}
 	defDur(&l.QueryTimeout, d.QueryTimeout)
 	defDur(&l.MinStep, d.MinStep)
 	defDur(&l.MinSubqueryStep, d.MinSubqueryStep)

@@ -86,7 +86,8 @@ func (s *Server) registerProm(r *mux.Router) {
 	if engine == nil {
 		engine = NewLimitedPromEngine(s.logger, nil, s.lim)
 	}
-	upstream := s.promScoped(s.promGuard(newPromV1(s.logger, engine, scopedQueryable{d.PromStorage}, PromLookbackDelta)))
+	// The guard runs before the project lookup: a refusal costs no store query.
+	upstream := s.promGuard(s.promScoped(newPromV1(s.logger, engine, scopedQueryable{d.PromStorage}, PromLookbackDelta)))
 	member := func(h http.Handler) http.Handler { return s.promCORS(s.promAuthed(RoleMember, h)) }
 	getPost := []string{http.MethodGet, http.MethodPost}
 	for _, path := range []string{"query", "query_range", "query_exemplars", "format_query", "series", "labels"} {

@@ -61,8 +61,9 @@ type QueryLimits struct {
 	MinSubqueryStep   Duration `yaml:"min_subquery_step"`
 	MaxSubqueryPoints int      `yaml:"max_subquery_points"`
 	MaxResponseBytes  int64    `yaml:"max_response_bytes"`
-	// MaxConcurrentPerTeam queries of one team run at once; up to MaxQueuedPerTeam more wait at
-	// most QueueTimeout for a slot; beyond that a request is refused with 429.
+	// MaxConcurrentPerTeam queries of one team run at once (0: half the cores, at least one);
+	// up to MaxQueuedPerTeam more wait at most QueueTimeout for a slot; beyond that a request is
+	// refused with 429.
 	MaxConcurrentPerTeam int      `yaml:"max_concurrent_per_team"`
 	MaxQueuedPerTeam     int      `yaml:"max_queued_per_team"`
 	QueueTimeout         Duration `yaml:"queue_timeout"`
@@ -70,8 +71,9 @@ type QueryLimits struct {
 
 // RESTLimits bound the REST endpoints (/api/usage/..., /api/billing/..., ...).
 type RESTLimits struct {
-	Timeout              Duration `yaml:"timeout"`
-	MaxConcurrentPerTeam int      `yaml:"max_concurrent_per_team"`
+	Timeout Duration `yaml:"timeout"`
+	// MaxConcurrentPerTeam REST requests of one team run at once; 0: the number of cores.
+	MaxConcurrentPerTeam int `yaml:"max_concurrent_per_team"`
 	MaxQueuedPerTeam     int      `yaml:"max_queued_per_team"`
 	QueueTimeout         Duration `yaml:"queue_timeout"`
 }
@@ -96,13 +98,13 @@ func (c *LimitsConfig) setDefaults() {
 			MinSubqueryStep:      Duration(10 * time.Second),
 			MaxSubqueryPoints:    50_000,
 			MaxResponseBytes:     32 << 20,
-			MaxConcurrentPerTeam: 4,
-			MaxQueuedPerTeam:     16,
+			MaxConcurrentPerTeam: 0,
+			MaxQueuedPerTeam:     32,
 			QueueTimeout:         Duration(10 * time.Second),
 		},
 		REST: RESTLimits{
 			Timeout:              Duration(time.Minute),
-			MaxConcurrentPerTeam: 8,
+			MaxConcurrentPerTeam: 0,
 			MaxQueuedPerTeam:     32,
 			QueueTimeout:         Duration(10 * time.Second),
 		},
@@ -156,9 +158,9 @@ func (c *LimitsConfig) validate() error {
 		{"query.max_points_per_series", int64(c.Query.MaxPoints), 1},
 		{"query.max_subquery_points", int64(c.Query.MaxSubqueryPoints), 1},
 		{"query.max_response_bytes", c.Query.MaxResponseBytes, 1 << 10},
-		{"query.max_concurrent_per_team", int64(c.Query.MaxConcurrentPerTeam), 1},
+		{"query.max_concurrent_per_team", int64(c.Query.MaxConcurrentPerTeam), 0},
 		{"query.max_queued_per_team", int64(c.Query.MaxQueuedPerTeam), 0},
-		{"rest.max_concurrent_per_team", int64(c.REST.MaxConcurrentPerTeam), 1},
+		{"rest.max_concurrent_per_team", int64(c.REST.MaxConcurrentPerTeam), 0},
 		{"rest.max_queued_per_team", int64(c.REST.MaxQueuedPerTeam), 0},
 	} {
 		if err := atLeast(n.key, n.v, n.min); err != nil {

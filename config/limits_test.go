@@ -33,7 +33,7 @@ func TestLimitsParse(t *testing.T) {
 		"limits-points.bad.yml":   `'limits.query.max_points_per_series' is 20000`,
 		"limits-cors.bad.yml":     `'http.cors_allowed_origins[0]' is "*"`,
 		"limits-corsurl.bad.yml":  `'http.cors_allowed_origins[1]' is "grafana.example.com"`,
-		"limits-negative.bad.yml": `'limits.query.max_concurrent_per_team' is 0; it must be at least 1`,
+		"limits-negative.bad.yml": `'limits.query.max_concurrent_per_team' is -1; it must be at least 0`,
 	} {
 		t.Run(file, func(t *testing.T) { parseTestdata(t, file, want) })
 	}

@@ -13,6 +13,12 @@ import (
 // apiLimits maps the configuration's limits: and http: sections to the API's limits.
 func apiLimits(c *config.Config) api.Limits {
 	q, r := c.Limits.Query, c.Limits.REST
+	noQueue := func(n int) int { // 0 in the file: no queue; in api.Limits: the default
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
 	return api.Limits{
 		RequestBodyBytes:         c.Limits.RequestBodyBytes,
 		QueryTimeout:             q.Timeout.D(),
@@ -26,11 +32,11 @@ func apiLimits(c *config.Config) api.Limits {
 		MaxSubqueryPoints:        q.MaxSubqueryPoints,
 		MaxResponseBytes:         q.MaxResponseBytes,
 		MaxConcurrentPerTeam:     q.MaxConcurrentPerTeam,
-		MaxQueuedPerTeam:         q.MaxQueuedPerTeam,
+		MaxQueuedPerTeam:         noQueue(q.MaxQueuedPerTeam),
 		QueueTimeout:             q.QueueTimeout.D(),
 		RESTTimeout:              r.Timeout.D(),
 		RESTMaxConcurrentPerTeam: r.MaxConcurrentPerTeam,
-		RESTMaxQueuedPerTeam:     r.MaxQueuedPerTeam,
+		RESTMaxQueuedPerTeam:     noQueue(r.MaxQueuedPerTeam),
 		RESTQueueTimeout:         r.QueueTimeout.D(),
 		CORSAllowedOrigins:       c.HTTP.CORSAllowedOrigins,
 	}
