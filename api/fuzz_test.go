@@ -141,7 +141,7 @@ func fuzzPromServer(t testing.TB) (http.Handler, *leakRecorder) {
 	rec := &leakRecorder{SampleAndChunkQueryable: db}
 	srv := New(Options{
 		// Small limits, so that the fuzzer reaches them; a short timeout bounds each input.
-		Limits: Limits{QueryTimeout: 2 * time.Second, MaxSamples: 100_000, MaxSeries: 100, MaxResponseBytes: 1 << 20},
+		Limits:   Limits{QueryTimeout: 2 * time.Second, MaxSamples: 100_000, MaxSeries: 100, MaxResponseBytes: 1 << 20},
 		AuthDeps: AuthDeps{Tokens: fuzzTokens{"tok-a": {TeamID: "team_a", Role: RoleMember}, "tok-c": {TeamID: "team_c", Role: RoleMember}}},
 		PromDeps: PromDeps{PromStorage: rec, PromProjects: fuzzProjects{"team_a": {"proj_a1", "proj_a.2"}, "team_b": {"proj_b1"}}},
 	})

@@ -73,7 +73,7 @@ type QueryLimits struct {
 type RESTLimits struct {
 	Timeout Duration `yaml:"timeout"`
 	// MaxConcurrentPerTeam REST requests of one team run at once; 0: the number of cores.
-	MaxConcurrentPerTeam int `yaml:"max_concurrent_per_team"`
+	MaxConcurrentPerTeam int      `yaml:"max_concurrent_per_team"`
 	MaxQueuedPerTeam     int      `yaml:"max_queued_per_team"`
 	QueueTimeout         Duration `yaml:"queue_timeout"`
 }
