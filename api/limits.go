@@ -195,6 +195,9 @@ func (l *teamLimiter) slotsOf(team string) *teamSlots {
 // acquire waits for one of the team's slots; release it with the returned func. It fails with a
 // 429 when the queue is full or the wait is over, and with ctx's error when the client left.
 func (l *teamLimiter) acquire(ctx context.Context, team string) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	t := l.slotsOf(team)
 	release := func() { <-t.sem }
 	select {
@@ -285,6 +288,18 @@ func (w *holdWriter) Write(p []byte) (int, error) {
 	w.n += int64(len(p))
 	return w.ResponseWriter.Write(p)
 }
+
+// Flush sends the held status and what was written (streamed exports flush every few rows).
+func (w *holdWriter) Flush() {
+	if !w.flushHeader() {
+		return
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+var _ http.Flusher = (*holdWriter)(nil)
 
 // finish sends a held status without a body.
 func (w *holdWriter) finish() { w.flushHeader() }

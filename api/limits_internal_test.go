@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,5 +78,43 @@ func TestPromNestingDepth(t *testing.T) {
 		if got := promNestingDepth(q); got != want {
 			t.Errorf("promNestingDepth(%q) = %d, want %d", q, got, want)
 		}
+	}
+}
+
+// REST refusals are in DESIGN.md's envelope and name the limit.
+func TestRESTLimitsRefusals(t *testing.T) {
+	tokens := fuzzTokens{"tok-a": {TeamID: "team_a", Role: RoleMember}}
+	get := func(s *Server) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/api/whoami", nil)
+		req.Header.Set("Authorization", "Bearer tok-a")
+		rr := httptest.NewRecorder()
+		s.ServeHTTP(rr, req)
+		return rr
+	}
+	want := func(rr *httptest.ResponseRecorder, status int, limit string) {
+		t.Helper()
+		var body struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(rr.Body.Bytes(), &body); err != nil || rr.Code != status || body.Error.Code != "limit_exceeded" || !strings.Contains(body.Error.Message, limit) {
+			t.Fatalf("%d %s, want %d limit_exceeded naming %s", rr.Code, rr.Body.String(), status, limit)
+		}
+	}
+	s := New(Options{AuthDeps: AuthDeps{Tokens: tokens}, Limits: Limits{RESTTimeout: time.Nanosecond}})
+	want(get(s), http.StatusUnprocessableEntity, "limits.rest.timeout")
+
+	s = New(Options{AuthDeps: AuthDeps{Tokens: tokens}, Limits: Limits{RESTMaxConcurrentPerTeam: 1, RESTMaxQueuedPerTeam: -1}})
+	release, err := s.restSlots.acquire(context.Background(), "team_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := get(s)
+	want(rr, http.StatusTooManyRequests, "limits.rest.max_queued_per_team")
+	if rr.Header().Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	release()
+	if rr := get(s); rr.Code != http.StatusOK {
+		t.Fatalf("after release: %d %s", rr.Code, rr.Body.String())
 	}
 }
