@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,4 +73,16 @@ func privateDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// newHTTPServer is the API's server with the configuration's timeouts (limits.http).
+func newHTTPServer(c *config.Config, h http.Handler) *http.Server {
+	hl := c.Limits.HTTP
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: hl.ReadHeaderTimeout.D(),
+		ReadTimeout:       hl.ReadTimeout.D(),
+		WriteTimeout:      hl.WriteTimeout.D(),
+		IdleTimeout:       hl.IdleTimeout.D(),
+	}
 }

@@ -202,14 +202,7 @@ func (p *process) serveHTTP() (string, error) {
 	opts.OperatorTeams = p.cfg.OperatorTeams
 	opts.Console = console
 	opts.Limits = apiLimits(p.cfg)
-	hl := p.cfg.Limits.HTTP
-	srv := &http.Server{
-		Handler:           api.New(opts),
-		ReadHeaderTimeout: hl.ReadHeaderTimeout.D(),
-		ReadTimeout:       hl.ReadTimeout.D(),
-		WriteTimeout:      hl.WriteTimeout.D(),
-		IdleTimeout:       hl.IdleTimeout.D(),
-	}
+	srv := newHTTPServer(p.cfg, api.New(opts))
 	p.add("http", func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(ln) }()
