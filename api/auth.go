@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cygni/usage/store"
 )
@@ -29,7 +30,8 @@ func (r Role) Allows(min Role) bool { return rank[r] >= rank[min] && rank[r] > 0
 
 // authed wraps h so that it runs only for a valid bearer token whose role allows min; the
 // Principal is in the request's context (PrincipalFrom). Missing or invalid token → 401,
-// insufficient role → 403, both with the JSON error body.
+// insufficient role → 403, both with the JSON error body. h then runs within the REST limits
+// (restLimited). The Prometheus API uses promAuthed instead.
 func (s *Server) authed(min Role, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
@@ -41,8 +43,45 @@ func (s *Server) authed(min Role, h http.HandlerFunc) http.Handler {
 			WriteError(w, Forbidden("this endpoint needs the %s role; the token has %s", min, p.Role))
 			return
 		}
-		h(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		s.restLimited(w, r.WithContext(WithPrincipal(r.Context(), p)), h)
 	})
+}
+
+// restLimited runs h within one of the team's REST slots and limits.rest.timeout; an answer
+// that failed because the timeout passed is replaced by a 422 naming the limit.
+func (s *Server) restLimited(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.lim.RESTTimeout)
+	defer cancel()
+	p, _ := PrincipalFrom(ctx)
+	release, err := s.restSlots.acquire(ctx, p.TeamID)
+	if err != nil {
+		var le *limitError
+		switch {
+		case errors.As(err, &le):
+			if le.status == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
+			}
+			WriteError(w, le.restError())
+		case errors.Is(err, context.DeadlineExceeded):
+			WriteError(w, restTimeout(s.lim.RESTTimeout).restError())
+		}
+		return // else the client left
+	}
+	defer release()
+	hw := &holdWriter{ResponseWriter: w}
+	hw.replace = func(status int) bool {
+		if status >= 500 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			WriteError(w, restTimeout(s.lim.RESTTimeout).restError())
+			return true
+		}
+		return false
+	}
+	h(hw, r.WithContext(ctx))
+	hw.finish()
+}
+
+func restTimeout(d time.Duration) *limitError {
+	return refuse(http.StatusUnprocessableEntity, "limits.rest.timeout", "the request took longer than %s; narrow the range or the projects", d)
 }
 
 // operator wraps h so that it runs only for an admin token of one of the operator teams
@@ -75,7 +114,7 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 	}
 	p, err := s.opts.Tokens.VerifyToken(r.Context(), strings.TrimSpace(token))
 	if errors.Is(err, store.ErrInvalidToken) {
-		return Principal{}, Unauthorized("invalid or revoked token")
+		return Principal{}, Unauthorized("invalid, revoked or expired token")
 	}
 	if err != nil {
 		s.logger.Error("verify bearer token; answering 500", "err", err)

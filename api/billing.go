@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -18,6 +19,10 @@ import (
 type BillingReportStore interface {
 	ListBillingReports(ctx context.Context, f store.BillingReportFilter) ([]store.BillingReport, error)
 	RetryBillingReport(ctx context.Context, teamID string, id int64) error
+	// BillingReportRef and ParseBillingReportRef turn a row id into the opaque id the API
+	// shows (it reveals nothing of other tenants' volume) and back.
+	BillingReportRef(teamID string, id int64) string
+	ParseBillingReportRef(teamID, ref string) (int64, error)
 }
 
 // ReconcileFunc compares one month's usage of a team's projects with what was reported to
@@ -40,7 +45,7 @@ func (s *Server) registerBilling(r *mux.Router) {
 
 // billingReportJSON is one outbox row in the API.
 type billingReportJSON struct {
-	ID            int64   `json:"id"`
+	ID            string  `json:"id"`
 	ProjectID     string  `json:"projectId"`
 	Metric        string  `json:"metric"`
 	Hour          string  `json:"hour"`
@@ -129,7 +134,7 @@ func (s *Server) listBillingReports(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, x := range rows {
 		j := billingReportJSON{
-			ID: x.ID, ProjectID: x.ProjectID, Metric: x.Metric, Hour: x.Hour.UTC().Format(time.RFC3339), Revision: x.Revision,
+			ID: st.BillingReportRef(p.TeamID, x.ID), ProjectID: x.ProjectID, Metric: x.Metric, Hour: x.Hour.UTC().Format(time.RFC3339), Revision: x.Revision,
 			Amount: x.Amount.String(), Quantity: x.Quantity, Identifier: x.Identifier, State: x.State, Attempts: x.Attempts,
 			NextAttemptAt: x.NextAttemptAt.UTC().Format(time.RFC3339), LastError: x.LastError, StripeRef: x.StripeRef,
 			CreatedAt: x.CreatedAt.UTC().Format(time.RFC3339),
@@ -154,21 +159,25 @@ func (s *Server) retryBillingReport(w http.ResponseWriter, r *http.Request) {
 	}
 	p, _ := PrincipalFrom(r.Context())
 	raw := mux.Vars(r)["id"]
-	id, perr := strconv.ParseInt(raw, 10, 64)
-	if perr != nil || id < 1 {
-		WriteError(w, BadParam("id", "%q is not a billing report id", raw))
+	if !strings.HasPrefix(raw, store.PrefixBillingReport) {
+		WriteError(w, BadParam("id", "%q is not a billing report id (%s…, as listed by GET /api/billing/reports)", raw, store.PrefixBillingReport))
+		return
+	}
+	id, err := st.ParseBillingReportRef(p.TeamID, raw)
+	if err != nil {
+		WriteError(w, NotFound("billing report %s", raw))
 		return
 	}
 	switch err := st.RetryBillingReport(r.Context(), p.TeamID, id); {
 	case errors.Is(err, store.ErrNotFound):
-		WriteError(w, NotFound("billing report %d", id))
+		WriteError(w, NotFound("billing report %s", raw))
 	case errors.Is(err, store.ErrConflict):
 		WriteError(w, &Error{Kind: KindConflict, Code: "not_retryable", Message: "billing report " + raw + " is not failed, held or expired"})
 	case err != nil:
 		s.logger.Error("retry billing report", "id", id, "err", err)
 		WriteError(w, err)
 	default:
-		WriteJSON(w, http.StatusOK, map[string]any{"id": id, "state": store.BillingPending})
+		WriteJSON(w, http.StatusOK, map[string]any{"id": raw, "state": store.BillingPending})
 	}
 }
 

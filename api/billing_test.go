@@ -77,7 +77,10 @@ func call(t *testing.T, method, url, token string) (int, string) {
 }
 
 func TestBillingReportsEndpoint(t *testing.T) {
-	srv, _ := newBillingServer(t)
+	srv, st := newBillingServer(t)
+	// The API's ids are sealed row ids, per team: team B cannot name team A's rows.
+	row1, row2 := st.BillingReportRef("team_a", 1), st.BillingReportRef("team_a", 2)
+	forged := st.BillingReportRef("team_b", 2)
 	for _, tc := range []struct {
 		name, method, path, token string
 		status                    int
@@ -90,10 +93,13 @@ func TestBillingReportsEndpoint(t *testing.T) {
 		{"bad state", "GET", "/api/billing/reports?state=lost", "admin-a", 400, []string{`"state: \"lost\" is not a state`}},
 		{"bad month", "GET", "/api/billing/reports?month=2026-13", "admin-a", 400, []string{`month: \"2026-13\" is not a month`}},
 		{"bad limit", "GET", "/api/billing/reports?limit=0", "admin-a", 400, []string{`limit: `}},
-		{"retry of another team's row", "POST", "/api/billing/reports/2/retry", "admin-b", 404, []string{`"code":"not_found"`}},
-		{"retry of a pending row", "POST", "/api/billing/reports/1/retry", "admin-a", 409, []string{`"code":"not_retryable"`}},
+		{"team admin sees opaque ids", "GET", "/api/billing/reports", "admin-a", 200, []string{`"id":"` + row1 + `"`, `"id":"` + row2 + `"`}},
+		{"retry of another team's row", "POST", "/api/billing/reports/" + row2 + "/retry", "admin-b", 404, []string{`"code":"not_found"`}},
+		{"retry with an id sealed for another team", "POST", "/api/billing/reports/" + forged + "/retry", "admin-a", 404, []string{`"code":"not_found"`}},
+		{"retry by row number", "POST", "/api/billing/reports/2/retry", "admin-a", 400, []string{`id: \"2\" is not a billing report id`}},
+		{"retry of a pending row", "POST", "/api/billing/reports/" + row1 + "/retry", "admin-a", 409, []string{`"code":"not_retryable"`}},
 		{"retry with a bad id", "POST", "/api/billing/reports/x/retry", "admin-a", 400, []string{`id: \"x\"`}},
-		{"retry of the failed row", "POST", "/api/billing/reports/2/retry", "admin-a", 200, []string{`{"id":2,"state":"pending"}`}},
+		{"retry of the failed row", "POST", "/api/billing/reports/" + row2 + "/retry", "admin-a", 200, []string{`{"id":"` + row2 + `","state":"pending"}`}},
 		{"reconcile", "GET", "/api/billing/reconcile?month=2026-11", "admin-b", 200, []string{`{"month":"2026-11","team":"team_b"}`}},
 		{"reconcile without month", "GET", "/api/billing/reconcile", "admin-a", 400, []string{`month: is required`}},
 	} {

@@ -21,6 +21,8 @@ const (
 	KindConflict                     // 409
 	KindTooLarge                     // 413: body too large
 	KindUnavailable                  // 503: not ready
+	KindUnprocessable                // 422: well-formed, but over a limit
+	KindTooManyRequests              // 429: the team's slots and queue are full
 )
 
 var kindStatus = map[Kind]int{
@@ -33,6 +35,8 @@ var kindStatus = map[Kind]int{
 	KindConflict:         http.StatusConflict,
 	KindTooLarge:         http.StatusRequestEntityTooLarge,
 	KindUnavailable:      http.StatusServiceUnavailable,
+	KindUnprocessable:    http.StatusUnprocessableEntity,
+	KindTooManyRequests:  http.StatusTooManyRequests,
 }
 
 // Error is an error with a kind, a machine-readable code and a message for the client.

@@ -164,7 +164,7 @@ func TestStoreEndpointsAuth(t *testing.T) {
 	readA := call{"POST", "/api/usage/notifications/" + a0 + "/read"}
 	readB := call{"POST", "/api/usage/notifications/" + b0 + "/read"}
 	unmapped := call{"GET", "/api/usage/unmapped"}
-	const unauth = `{"error":{"code":"unauthorized","message":"invalid or revoked token"}}`
+	const unauth = `{"error":{"code":"unauthorized","message":"invalid, revoked or expired token"}}`
 	for _, tc := range []struct {
 		name   string
 		call   call

@@ -9,18 +9,22 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 
@@ -44,21 +48,30 @@ type PromDeps struct {
 	// PromRuleGroups returns the alerting engine's rule groups (rules.Manager.RuleGroups); nil
 	// serves no groups and no alerts.
 	PromRuleGroups func() []*rules.Group
+	// PromRuleDirs are the rule directories /api/v1/rules shows files relative to.
+	PromRuleDirs []string
 }
 
 // PromLookbackDelta is how far back an instant selector looks for a sample. Usage samples come
 // once a period (60 s), so Prometheus' default of 5 minutes bridges a few missing periods.
 const PromLookbackDelta = 5 * time.Minute
 
-// NewPromEngine returns the PromQL engine of the Prometheus API; its metrics go to reg (may be nil).
+// NewPromEngine returns the PromQL engine of the Prometheus API with DefaultLimits; its metrics
+// go to reg (may be nil).
 func NewPromEngine(logger *slog.Logger, reg prometheus.Registerer) *promql.Engine {
+	return NewLimitedPromEngine(logger, reg, DefaultLimits())
+}
+
+// NewLimitedPromEngine returns the PromQL engine with l's samples limit and timeout.
+func NewLimitedPromEngine(logger *slog.Logger, reg prometheus.Registerer, l Limits) *promql.Engine {
+	l = l.withDefaults()
 	return promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger,
 		Reg:                      reg,
-		MaxSamples:               50_000_000,
-		Timeout:                  2 * time.Minute,
+		MaxSamples:               l.MaxSamples,
+		Timeout:                  l.QueryTimeout,
 		LookbackDelta:            PromLookbackDelta,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		NoStepSubqueryIntervalFn: func(int64) int64 { return promSubqueryDefaultStep.Milliseconds() },
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 	})
@@ -71,18 +84,21 @@ func (s *Server) registerProm(r *mux.Router) {
 	}
 	engine := d.PromEngine
 	if engine == nil {
-		engine = NewPromEngine(s.logger, nil)
+		engine = NewLimitedPromEngine(s.logger, nil, s.lim)
 	}
-	upstream := s.promScoped(newPromV1(s.logger, engine, scopedQueryable{d.PromStorage}, PromLookbackDelta))
+	// The guard runs before the project lookup: a refusal costs no store query.
+	upstream := s.promGuard(s.promScoped(newPromV1(s.logger, engine, scopedQueryable{d.PromStorage}, PromLookbackDelta)))
+	member := func(h http.Handler) http.Handler { return s.promCORS(s.promAuthed(RoleMember, h)) }
 	getPost := []string{http.MethodGet, http.MethodPost}
 	for _, path := range []string{"query", "query_range", "query_exemplars", "format_query", "series", "labels"} {
-		r.Handle("/api/v1/"+path, s.authed(RoleMember, upstream)).Methods(getPost...)
+		r.Handle("/api/v1/"+path, member(upstream)).Methods(getPost...)
 	}
-	r.Handle("/api/v1/label/{name}/values", s.authed(RoleMember, upstream)).Methods(http.MethodGet)
-	r.Handle("/api/v1/status/buildinfo", s.authed(RoleMember, upstream)).Methods(http.MethodGet)
-	r.Handle("/api/v1/metadata", s.authed(RoleMember, s.promMetadata)).Methods(getPost...)
-	r.Handle("/api/v1/rules", s.authed(RoleMember, s.promScoped(http.HandlerFunc(s.promRules)))).Methods(getPost...)
-	r.Handle("/api/v1/alerts", s.authed(RoleMember, s.promScoped(http.HandlerFunc(s.promAlerts)))).Methods(getPost...)
+	r.Handle("/api/v1/label/{name}/values", member(upstream)).Methods(http.MethodGet)
+	r.Handle("/api/v1/status/buildinfo", member(upstream)).Methods(http.MethodGet)
+	r.Handle("/api/v1/metadata", member(http.HandlerFunc(s.promMetadata))).Methods(getPost...)
+	r.Handle("/api/v1/rules", member(s.promScoped(http.HandlerFunc(s.promRules)))).Methods(getPost...)
+	r.Handle("/api/v1/alerts", member(s.promScoped(http.HandlerFunc(s.promAlerts)))).Methods(getPost...)
+	r.PathPrefix("/api/v1/").Methods(http.MethodOptions).Handler(s.promCORS(http.HandlerFunc(promPreflight)))
 }
 
 // promScoped resolves the caller's projects and puts the scope into the request's context.
@@ -179,18 +195,89 @@ func (s *Server) promMetadata(w http.ResponseWriter, r *http.Request) {
 	writePromData(w, out)
 }
 
-// promRules answers /api/v1/rules: the rule definitions, with only the team's active alerts.
+// promRules answers /api/v1/rules: the rule definitions, with only the team's active alerts,
+// filtered and paginated as Prometheus does; files are shown relative to the rules directory.
 func (s *Server) promRules(w http.ResponseWriter, r *http.Request) {
-	typ := r.FormValue("type")
-	if typ != "" && typ != "alert" && typ != "record" {
-		writePromError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid query parameter type=%q: must be alert or record", typ))
+	f, err := s.promRuleFilter(r)
+	if err != nil {
+		writePromError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
 	var groups []*rules.Group
 	if s.opts.PromRuleGroups != nil {
 		groups = s.opts.PromRuleGroups()
 	}
-	writePromData(w, promRuleGroups(groups, typ, visibleTo(r.Context())))
+	out, err := promRuleGroups(groups, f, visibleTo(r.Context()))
+	if err != nil {
+		writePromError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	writePromData(w, out)
+}
+
+func (s *Server) promRuleFilter(r *http.Request) (promRuleFilter, error) {
+	if err := r.ParseForm(); err != nil {
+		if isMaxBytes(err) {
+			return promRuleFilter{}, bodyTooLarge(s.lim.RequestBodyBytes)
+		}
+		return promRuleFilter{}, fmt.Errorf("the form cannot be read: %w", err)
+	}
+	set := func(vs []string) map[string]bool {
+		m := map[string]bool{}
+		for _, v := range vs {
+			m[v] = true
+		}
+		return m
+	}
+	f := promRuleFilter{
+		typ:       r.FormValue("type"),
+		ruleNames: set(r.Form["rule_name[]"]),
+		groups:    set(r.Form["rule_group[]"]),
+		files:     set(r.Form["file[]"]),
+		nextToken: r.FormValue("group_next_token"),
+		fileName:  s.promRuleFileName,
+	}
+	if f.typ != "" && f.typ != "alert" && f.typ != "record" {
+		return f, fmt.Errorf("invalid query parameter type=%q: must be alert or record", f.typ)
+	}
+	for _, m := range r.Form["match[]"] {
+		if le := checkPromSize("match[]", m, s.lim); le != nil {
+			return f, le
+		}
+		ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(m)
+		if err != nil {
+			return f, fmt.Errorf("invalid parameter match[]=%q: %w", m, err)
+		}
+		f.matchers = append(f.matchers, ms)
+	}
+	if v := r.FormValue("exclude_alerts"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, fmt.Errorf("invalid parameter exclude_alerts=%q: want true or false", v)
+		}
+		f.excludeAlerts = b
+	}
+	if v := r.FormValue("group_limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return f, fmt.Errorf("invalid parameter group_limit=%q: want a positive integer", v)
+		}
+		f.groupLimit = n
+	} else if f.nextToken != "" {
+		return f, errors.New("invalid parameter group_next_token: group_limit is needed to paginate over the groups")
+	}
+	return f, nil
+}
+
+// promRuleFileName shows a rule file relative to the first of PromRuleDirs that holds it, else
+// by its base name: never the server's absolute paths.
+func (s *Server) promRuleFileName(file string) string {
+	for _, d := range s.opts.PromRuleDirs {
+		if rel, err := filepath.Rel(d, file); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel) {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.Base(file)
 }
 
 // promAlerts answers /api/v1/alerts: the team's pending and firing alerts.

@@ -80,7 +80,7 @@ func (q scopedQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 	if !ok {
 		return storage.EmptySeriesSet()
 	}
-	return q.Querier.Select(ctx, sortSeries, hints, scoped...)
+	return budgeted(ctx, q.Querier.Select(ctx, sortSeries, hints, scoped...))
 }
 
 func (q scopedQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -98,7 +98,7 @@ func (q scopedChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *
 	if !ok {
 		return storage.EmptyChunkSeriesSet()
 	}
-	return q.ChunkQuerier.Select(ctx, sortSeries, hints, scoped...)
+	return budgetedChunks(ctx, q.ChunkQuerier.Select(ctx, sortSeries, hints, scoped...))
 }
 
 func (q scopedChunkQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

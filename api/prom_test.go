@@ -55,6 +55,18 @@ func cpuValue(p, i int) float64 { return float64((i*7+p*3)%13+1) * 0.25 }
 
 func newPromFixture(t testing.TB) *promFixture {
 	t.Helper()
+	return newPromFixtureLimits(t, api.Limits{})
+}
+
+// newPromFixtureLimits is newPromFixture with the API's limits l (zero fields: the defaults).
+func newPromFixtureLimits(t testing.TB, l api.Limits) *promFixture {
+	t.Helper()
+	return newPromFixtureWith(t, func(o *api.Options) { o.Limits = l })
+}
+
+// newPromFixtureWith is newPromFixture with the server's options changed by mod.
+func newPromFixtureWith(t testing.TB, mod func(*api.Options)) *promFixture {
+	t.Helper()
 	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +106,7 @@ func newPromFixture(t testing.TB) *promFixture {
 		t.Fatal(err)
 	}
 
-	srv := api.New(api.Options{
+	opts := api.Options{
 		AuthDeps: api.AuthDeps{Tokens: staticTokens{
 			"tok-a":     {TeamID: "team_a", Role: api.RoleMember},
 			"tok-b":     {TeamID: "team_b", Role: api.RoleMember},
@@ -105,7 +117,9 @@ func newPromFixture(t testing.TB) *promFixture {
 			PromProjects:   staticProjects{"team_a": f.teamA, "team_b": f.teamB},
 			PromRuleGroups: func() []*rules.Group { return f.groups },
 		},
-	})
+	}
+	mod(&opts)
+	srv := api.New(opts)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	f.url = hs.URL

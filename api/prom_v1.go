@@ -6,11 +6,16 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"time"
 
+	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
@@ -21,6 +26,10 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
+
+// promNoOrigin matches no origin: upstream's CORS handling must never see one (a nil regexp
+// crashed every request with an Origin header), promCORS does the job before it.
+var promNoOrigin = regexp.MustCompile(`^\b$`)
 
 // PromCompatVersion is the Prometheus version the API reports in status/buildinfo: the
 // release of the embedded engine (module v0.316.0 is Prometheus 3.16.0).
@@ -47,9 +56,9 @@ func newPromV1(logger *slog.Logger, engine promql.QueryEngine, q storage.SampleA
 		logger,
 		nil,     // rules: rendered by promRules, per team
 		0, 0, 0, // remote read limits
-		false, // agent
-		nil,   // CORS
-		nil,   // runtime info: not routed
+		false,        // agent
+		promNoOrigin, // CORS: promCORS answers it and removes the Origin header
+		nil,          // runtime info: not routed
 		&v1.PrometheusVersion{Version: PromCompatVersion, Branch: "cygni-usage", GoVersion: runtime.Version()},
 		nil, nil, // notifications
 		prometheus.NewRegistry(), prometheus.NewRegistry(), // the remote-read handler's own metrics, unused
@@ -82,31 +91,77 @@ func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryR
 	return []exemplar.QueryResult{}, nil
 }
 
+// promRuleFilter is what a /api/v1/rules request asks for (Prometheus' parameters type,
+// rule_name[], rule_group[], file[], match[], exclude_alerts, group_limit, group_next_token).
+type promRuleFilter struct {
+	typ           string // "", "alert" or "record"
+	ruleNames     map[string]bool
+	groups        map[string]bool
+	files         map[string]bool // file names as shown (relative to the rules directory)
+	matchers      [][]*labels.Matcher
+	excludeAlerts bool
+	groupLimit    int    // 0: all
+	nextToken     string // the first group of this page
+	// fileName shows a group's file without the server's directories.
+	fileName func(string) string
+}
+
+func (f *promRuleFilter) filtered() bool {
+	return f.typ != "" || len(f.ruleNames) > 0 || len(f.matchers) > 0
+}
+
+// promRuleGroupToken is the group_next_token of a group, as Prometheus computes it (over the
+// file name as shown).
+func promRuleGroupToken(file, group string) string {
+	h := sha256.Sum256([]byte(file + ";" + group))
+	return hex.EncodeToString(h[:])
+}
+
 // promRuleGroups renders groups as /api/v1/rules does, keeping only the active alerts whose
-// labels pass visible (the team's projects). typ is "", "alert" or "record".
-func promRuleGroups(groups []*rules.Group, typ string, visible func(labels.Labels) bool) *v1.RuleDiscovery {
+// labels pass visible (the team's projects). An unknown group_next_token is an error.
+func promRuleGroups(groups []*rules.Group, f promRuleFilter, visible func(labels.Labels) bool) (*v1.RuleDiscovery, error) {
 	out := &v1.RuleDiscovery{RuleGroups: []*v1.RuleGroup{}}
+	if f.fileName == nil {
+		f.fileName = filepath.Base
+	}
+	foundToken := f.nextToken == ""
 	for _, g := range groups {
+		file := f.fileName(g.File())
+		if !foundToken {
+			if promRuleGroupToken(file, g.Name()) != f.nextToken {
+				continue
+			}
+			foundToken = true
+		}
+		if len(f.groups) > 0 && !f.groups[g.Name()] || len(f.files) > 0 && !f.files[file] {
+			continue
+		}
 		rg := &v1.RuleGroup{
 			Name:           g.Name(),
-			File:           g.File(),
+			File:           file,
 			Rules:          []v1.Rule{},
 			Interval:       g.Interval().Seconds(),
 			Limit:          g.Limit(),
 			EvaluationTime: g.GetEvaluationTime().Seconds(),
 			LastEvaluation: g.GetLastEvaluation(),
 		}
-		for _, r := range g.Rules() {
+		for _, r := range g.Rules(f.matchers...) {
+			if len(f.ruleNames) > 0 && !f.ruleNames[r.Name()] {
+				continue
+			}
 			lastErr := ""
 			if err := r.LastError(); err != nil {
 				lastErr = err.Error()
 			}
 			switch r := r.(type) {
 			case *rules.AlertingRule:
-				if typ == "record" {
+				if f.typ == "record" {
 					continue
 				}
-				alerts := promAlerts(r.ActiveAlerts(), visible)
+				var alerts []*v1.Alert
+				if !f.excludeAlerts {
+					alerts = promAlerts(r.ActiveAlerts(), visible)
+				}
 				state := rules.StateInactive
 				for _, a := range r.ActiveAlerts() {
 					if visible(a.Labels) && a.State > state {
@@ -129,7 +184,7 @@ func promRuleGroups(groups []*rules.Group, typ string, visible func(labels.Label
 					Type:           "alerting",
 				})
 			case *rules.RecordingRule:
-				if typ == "alert" {
+				if f.typ == "alert" {
 					continue
 				}
 				rg.Rules = append(rg.Rules, v1.RecordingRule{
@@ -144,12 +199,19 @@ func promRuleGroups(groups []*rules.Group, typ string, visible func(labels.Label
 				})
 			}
 		}
-		if typ != "" && len(rg.Rules) == 0 {
+		if f.filtered() && len(rg.Rules) == 0 {
 			continue
+		}
+		if f.groupLimit > 0 && len(out.RuleGroups) == f.groupLimit {
+			out.GroupNextToken = promRuleGroupToken(file, g.Name())
+			break
 		}
 		out.RuleGroups = append(out.RuleGroups, rg)
 	}
-	return out
+	if !foundToken {
+		return nil, fmt.Errorf("invalid group_next_token %q: the rule groups changed", f.nextToken)
+	}
+	return out, nil
 }
 
 // promAlertList renders the visible active alerts of every alerting rule as /api/v1/alerts does.

@@ -7,6 +7,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/gorilla/mux"
@@ -33,6 +34,8 @@ type Options struct {
 	// Console, if set, serves the web console at GET / and /assets/... (package web); every
 	// other path stays the API's.
 	Console http.Handler
+	// Limits bound requests and teams; zero fields take DefaultLimits' values.
+	Limits Limits
 
 	AuthDeps
 	NotificationDeps
@@ -44,9 +47,12 @@ type Options struct {
 
 // Server routes requests to handlers.
 type Server struct {
-	opts   Options
-	logger *slog.Logger
-	router *mux.Router
+	opts      Options
+	logger    *slog.Logger
+	router    *mux.Router
+	lim       Limits
+	promSlots *teamLimiter // the Prometheus API's queries, per team
+	restSlots *teamLimiter // the REST endpoints' requests, per team
 }
 
 // New builds the router. It starts nothing.
@@ -57,13 +63,42 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
-	s := &Server{opts: opts, logger: opts.Logger.With("component", "api"), router: mux.NewRouter()}
+	l := opts.Limits.withDefaults()
+	s := &Server{
+		opts: opts, logger: opts.Logger.With("component", "api"), router: mux.NewRouter(), lim: l,
+		promSlots: newTeamLimiter("limits.query", l.MaxConcurrentPerTeam, l.MaxQueuedPerTeam, l.QueueTimeout),
+		restSlots: newTeamLimiter("limits.rest", l.RESTMaxConcurrentPerTeam, l.RESTMaxQueuedPerTeam, l.RESTQueueTimeout),
+	}
 	s.routes()
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Every answer says nosniff; every body is capped at
+// limits.request_body_bytes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, s.lim.RequestBodyBytes)
+	}
+	s.router.ServeHTTP(w, r)
+}
+
+// isPromPath reports whether path is the Prometheus API's, whose errors use its envelope.
+func isPromPath(path string) bool { return strings.HasPrefix(path, "/api/v1/") }
+
+// allowedMethods lists the methods some route serves at r's path, for a 405's Allow header.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 func (s *Server) routes() {
 	r := s.router
@@ -71,10 +106,26 @@ func (s *Server) routes() {
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/metrics", s.metrics).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, NotFound("no route %s %s", r.Method, r.URL.Path))
+		err := NotFound("no route %s %s", r.Method, r.URL.Path)
+		if isPromPath(r.URL.Path) {
+			writePromAPIError(w, err)
+			return
+		}
+		WriteError(w, err)
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, &Error{Kind: KindMethodNotAllowed, Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+		allow := s.allowedMethods(r)
+		if len(allow) == 1 && allow[0] == http.MethodOptions { // only the CORS preflight
+			s.router.NotFoundHandler.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		err := &Error{Kind: KindMethodNotAllowed, Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path}
+		if isPromPath(r.URL.Path) {
+			writePromAPIError(w, err)
+			return
+		}
+		WriteError(w, err)
 	})
 
 	if s.opts.Console != nil {

@@ -3,11 +3,13 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/bits"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -120,7 +122,7 @@ func (e *exportEncoder) row() error {
 			b = strconv.AppendQuote(b, c)
 			b = append(b, ':')
 			if f := e.field(i); i < 4 {
-				b = strconv.AppendQuote(b, string(f))
+				b = appendJSONString(b, f)
 			} else if i >= 10 {
 				b = append(append(append(b, '"'), f...), '"')
 			} else {
@@ -134,7 +136,7 @@ func (e *exportEncoder) row() error {
 				b = append(b, ',')
 			}
 			if f := e.field(i); i < 4 {
-				b = appendCSVField(b, string(f))
+				b = appendCSVField(b, csvNeutral(string(f)))
 			} else {
 				b = append(b, f...)
 			}
@@ -165,6 +167,38 @@ func appendCSVField(b []byte, f string) []byte {
 		b = append(b, f[i])
 	}
 	return append(b, '"')
+}
+
+// csvNeutral defuses a text cell that a spreadsheet would run as a formula (OWASP's CSV
+// injection advice): a cell starting with =, +, -, @, tab or carriage return gets a leading '.
+// Only the text columns pass here; the figures are written by us and start with a digit or a
+// minus sign of a number.
+func csvNeutral(f string) string {
+	if f != "" && strings.IndexByte("=+-@\t\r", f[0]) >= 0 {
+		return "'" + f
+	}
+	return f
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259) as encoding/json writes it: the plain
+// printable ASCII of ids and most names directly, anything else (quotes, backslashes, control
+// characters, HTML-significant or non-ASCII characters, invalid UTF-8) through json.Marshal.
+func appendJSONString(b []byte, s []byte) []byte {
+	plain := true
+	for _, c := range s {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return append(append(append(b, '"'), s...), '"')
+	}
+	q, err := json.Marshal(string(s))
+	if err != nil { // a string always marshals
+		return append(b, `""`...)
+	}
+	return append(b, q...)
 }
 
 // csvNeedsQuotes is encoding/csv's rule for a comma-separated field.

@@ -40,7 +40,7 @@ func readWatermark(path string) (watermarkFile, error) {
 // synced, renamed over the old one, and the directory synced.
 func writeWatermark(path string, w watermarkFile) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create watermark directory: %w", err)
 	}
 	b, err := json.Marshal(w)

@@ -40,6 +40,8 @@ type Config struct {
 	Pricing   PricingConfig   `yaml:"pricing"`
 	Billing   BillingConfig   `yaml:"billing"`
 	Alerting  AlertingConfig  `yaml:"alerting"`
+	HTTP      HTTPConfig      `yaml:"http"`
+	Limits    LimitsConfig    `yaml:"limits"`
 }
 
 // Default returns the configuration used when no file is given: everything embedded, in ./data.
@@ -57,6 +59,8 @@ func Default() *Config {
 	c.Pricing.setDefaults()
 	c.Billing.setDefaults()
 	c.Alerting.setDefaults()
+	c.HTTP.setDefaults()
+	c.Limits.setDefaults()
 	return c
 }
 
@@ -170,6 +174,7 @@ func (c *Config) Validate() error {
 	for _, v := range []func() error{
 		c.Storage.validate, c.TSDB.validate, c.AWS.validate, c.Collector.validate, c.Store.validate,
 		c.Pricing.validate, c.Billing.validate, c.Alerting.validate,
+		c.HTTP.validate, c.Limits.validate,
 	} {
 		if err := v(); err != nil {
 			return err

@@ -152,6 +152,9 @@ func decodeStruct(n *yaml.Node, v reflect.Value, path string) error {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		kp := joinKey(path, k.Value)
+		if k.Value == "" {
+			kp = joinKey(path, `""`) // an empty or null key still has a name in messages
+		}
 		fi, ok := fields[k.Value]
 		if !ok {
 			msg := ""
@@ -191,6 +194,9 @@ func keyError(n *yaml.Node, path string, err error) error {
 
 // mismatch reports a value that is not of the key's type.
 func mismatch(n *yaml.Node, path, want string) error {
+	if path == "" {
+		path = "(top level)" // the document itself, e.g. a file that is just "0"
+	}
 	return &KeyError{Line: n.Line, Key: path, Msg: fmt.Sprintf("want %s, got %s", want, describe(n))}
 }
 

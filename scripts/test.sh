@@ -122,6 +122,20 @@ step "go vet" go vet ./...
 step "go test" go test -count=1 -timeout 20m ./...
 # The race detector over the packages that run goroutines of their own.
 step "go test -race" go test -race -count=1 -timeout 20m ./collector/ ./alerting/ ./billing/ ./store/ ./simaws/
+# ---- fuzzing (issue #13): each target for a bounded time (CYGNI_FUZZTIME, default 10s; the
+# first run also builds the instrumented test binaries). The committed seeds in
+# <pkg>/testdata/fuzz/<target>/ also run as plain tests in "go test" above. Minimising a new
+# input is capped at 1s: the default (60s) would take the whole budget of a target.
+fuzz_targets() {
+  local t=${CYGNI_FUZZTIME:-10s} rc=0
+  for target in ./api/:FuzzPromAPI ./api/:FuzzRESTParams ./api/:FuzzRESTPostBodies \
+    ./config/:FuzzConfigParse ./alerting/:FuzzRuleFile; do
+    go test "${target%%:*}" -run '^$' -fuzz "^${target##*:}\$" -fuzztime "$t" -fuzzminimizetime 1s || rc=1
+  done
+  return $rc
+}
+step "go test -fuzz" fuzz_targets
+# ---- end of the fuzzing block
 step "install chromium" install_chromium
 step "web console" web_console
 # ---- The Go modules beside the service's: the Grafana plugin's backend (grafana-plugin/) and the

@@ -49,6 +49,9 @@ type Options struct {
 	Clusters           int    // "cygni-prod", "cygni-staging", then "cygni-c3"...; default 2
 	ServicesPerProject int    // deployments "web", "worker", then "svc3"...; default 2
 	Untagged           int    // services without cygni tags; default 1, negative for none
+	// DeploymentNames, if set, name the deployments (the cygni:deployment tag values) in place
+	// of "web", "worker", "svc3"...: tests give them hostile values, as customers' tags may be.
+	DeploymentNames []string
 	// Oversized names services ("proj_001-web") that reserve a large task (2 vCPU, 8 GiB) and
 	// use only 3-12 % of its CPU and 8-20 % of its memory: right-sizing candidates.
 	Oversized []string
@@ -206,6 +209,9 @@ func New(opts Options) *Sim {
 				dep = "worker"
 			default:
 				dep = fmt.Sprintf("svc%d", d+1)
+			}
+			if d < len(opts.DeploymentNames) {
+				dep = opts.DeploymentNames[d]
 			}
 			s.addService(cluster, project+"-"+dep, project, dep, d != 1)
 		}

@@ -3,12 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -113,18 +110,15 @@ func scanNotification(sc interface{ Scan(...any) error }) (Notification, int64, 
 	return n, seq, nil
 }
 
-// encodeCursor makes an opaque cursor from the last sequence number of a page.
-func encodeCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("n" + strconv.FormatInt(seq, 10)))
+// encodeCursor makes an opaque cursor from the last sequence number of a page: sealed for the
+// team (opaque.go), so that it reveals nothing of the global sequence.
+func (s *Store) encodeCursor(teamID string, seq int64) string {
+	return sealID(s.opaque, opaqueCursor, teamID, seq)
 }
 
-func decodeCursor(c string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || !strings.HasPrefix(string(b), "n") {
-		return 0, ErrBadCursor
-	}
-	seq, err := strconv.ParseInt(string(b[1:]), 10, 64)
-	if err != nil || seq <= 0 {
+func (s *Store) decodeCursor(teamID, c string) (int64, error) {
+	seq, ok := openID(s.opaque, opaqueCursor, teamID, c)
+	if !ok {
 		return 0, ErrBadCursor
 	}
 	return seq, nil
@@ -151,7 +145,7 @@ func (s *Store) ListNotifications(ctx context.Context, teamID string, q Notifica
 		query += " AND read_at IS NOT NULL"
 	}
 	if q.Cursor != "" {
-		seq, err := decodeCursor(q.Cursor)
+		seq, err := s.decodeCursor(teamID, q.Cursor)
 		if err != nil {
 			return NotificationPage{}, fmt.Errorf("list notifications: %w", err)
 		}
@@ -174,7 +168,7 @@ func (s *Store) ListNotifications(ctx context.Context, teamID string, q Notifica
 			return NotificationPage{}, fmt.Errorf("list notifications: %w", err)
 		}
 		if len(page.Items) == q.Limit {
-			page.NextCursor = encodeCursor(lastSeq)
+			page.NextCursor = s.encodeCursor(teamID, lastSeq)
 			break
 		}
 		page.Items = append(page.Items, n)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -64,6 +65,8 @@ type Store struct {
 	// writeMu serialises write transactions of this process on SQLite, so that they queue in Go
 	// instead of polling SQLite's busy handler; other processes are covered by busy_timeout.
 	writeMu sync.Mutex
+	// opaque seals the sequence numbers the API shows (opaque.go).
+	opaque cipher.Block
 }
 
 // sqliteBusyTimeout is how long a SQLite writer waits for another one (another process).
@@ -109,6 +112,10 @@ func Open(ctx context.Context, logger *slog.Logger, opts Options) (*Store, error
 		_ = s.db.Close()
 		return nil, err
 	}
+	if err := s.loadOpaqueKey(ctx); err != nil {
+		_ = s.db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -118,10 +125,13 @@ func openSQLite(opts Options) (*sql.DB, error) {
 		if opts.DataDir == "" {
 			return nil, errors.New("neither a DSN nor a data directory is set")
 		}
-		if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create the data directory: %w", err)
 		}
 		path = filepath.Join(opts.DataDir, "cygni.db")
+		if err := privateDBFiles(path); err != nil {
+			return nil, err
+		}
 	}
 	q := url.Values{}
 	q.Set("_time_format", "sqlite")
@@ -145,6 +155,29 @@ func openSQLite(opts Options) (*sql.DB, error) {
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(0)
 	return db, nil
+}
+
+// privateDBFiles makes the SQLite database at path readable by its owner only: it creates an
+// empty (valid) database file with mode 0600, or narrows an existing one and its WAL and
+// shared-memory files to 0600 (SQLite gives those the main file's mode).
+func privateDBFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open the database file: %w", err)
+	}
+	_ = f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the database.

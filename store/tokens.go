@@ -23,6 +23,12 @@ const lastUsedGranularity = time.Minute
 // CreateToken mints a token for a team with a role. The plaintext is returned once and never
 // stored: the store keeps its SHA-256. An unknown team is ErrNotFound.
 func (s *Store) CreateToken(ctx context.Context, teamID, role, name string) (string, Token, error) {
+	return s.CreateTokenExpiring(ctx, teamID, role, name, time.Time{})
+}
+
+// CreateTokenExpiring is CreateToken for a token that VerifyToken refuses from expiresAt on;
+// the zero time: never.
+func (s *Store) CreateTokenExpiring(ctx context.Context, teamID, role, name string, expiresAt time.Time) (string, Token, error) {
 	if !ValidRole(role) {
 		return "", Token{}, fmt.Errorf("create token: role %q; want admin, billing or member", role)
 	}
@@ -34,8 +40,16 @@ func (s *Store) CreateToken(ctx context.Context, teamID, role, name string) (str
 	plaintext := TokenPrefix + idPart + "_" + base64.RawURLEncoding.EncodeToString(secret[:])
 	sum := sha256.Sum256([]byte(plaintext))
 	t := Token{ID: PrefixToken + idPart, TeamID: teamID, Role: role, Name: name, CreatedAt: s.now()}
-	_, err := s.exec(ctx, "INSERT INTO tokens (id, team_id, role, name, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-		t.ID, t.TeamID, t.Role, t.Name, sum[:], t.CreatedAt)
+	var exp any
+	if !expiresAt.IsZero() {
+		e := expiresAt.UTC().Truncate(time.Microsecond)
+		if !e.After(t.CreatedAt) {
+			return "", Token{}, fmt.Errorf("create token: it would expire at %s, not after now (%s)", e.Format(time.RFC3339), t.CreatedAt.Format(time.RFC3339))
+		}
+		t.ExpiresAt, exp = &e, e
+	}
+	_, err := s.exec(ctx, "INSERT INTO tokens (id, team_id, role, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		t.ID, t.TeamID, t.Role, t.Name, sum[:], t.CreatedAt, exp)
 	if isForeignKeyViolation(err) {
 		return "", Token{}, fmt.Errorf("create token: team %s: %w", teamID, ErrNotFound)
 	}
@@ -61,12 +75,12 @@ func parseToken(plaintext string) (string, bool) {
 	return PrefixToken + idPart, true
 }
 
-const tokenColumns = "id, team_id, role, name, created_at, last_used_at, revoked_at"
+const tokenColumns = "id, team_id, role, name, created_at, last_used_at, revoked_at, expires_at"
 
 func scanToken(sc interface{ Scan(...any) error }, extra ...any) (Token, error) {
 	var t Token
-	var used, revoked sql.NullTime
-	if err := sc.Scan(append([]any{&t.ID, &t.TeamID, &t.Role, &t.Name, &t.CreatedAt, &used, &revoked}, extra...)...); err != nil {
+	var used, revoked, expires sql.NullTime
+	if err := sc.Scan(append([]any{&t.ID, &t.TeamID, &t.Role, &t.Name, &t.CreatedAt, &used, &revoked, &expires}, extra...)...); err != nil {
 		return Token{}, err
 	}
 	t.CreatedAt = t.CreatedAt.UTC()
@@ -78,10 +92,14 @@ func scanToken(sc interface{ Scan(...any) error }, extra ...any) (Token, error) 
 		r := revoked.Time.UTC()
 		t.RevokedAt = &r
 	}
+	if expires.Valid {
+		e := expires.Time.UTC()
+		t.ExpiresAt = &e
+	}
 	return t, nil
 }
 
-// VerifyToken resolves a plaintext token. Unknown, malformed and revoked tokens are
+// VerifyToken resolves a plaintext token. Unknown, malformed, revoked and expired tokens are
 // ErrInvalidToken. The hash is compared in constant time; last_used_at is written at most once
 // a minute per token.
 func (s *Store) VerifyToken(ctx context.Context, plaintext string) (Token, error) {
@@ -102,6 +120,9 @@ func (s *Store) VerifyToken(ctx context.Context, plaintext string) (Token, error
 		return Token{}, ErrInvalidToken
 	}
 	now := s.now()
+	if t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) {
+		return Token{}, fmt.Errorf("token %s expired at %s: %w", t.ID, t.ExpiresAt.Format(time.RFC3339), ErrInvalidToken)
+	}
 	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= lastUsedGranularity {
 		if _, err := s.exec(ctx, "UPDATE tokens SET last_used_at = ? WHERE id = ?", now, t.ID); err != nil {
 			s.logger.Warn("record token use; the token is accepted anyway", "token", t.ID, "err", err)

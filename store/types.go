@@ -20,7 +20,7 @@ var (
 	// ErrConflict: a unique key already exists.
 	ErrConflict = errors.New("already exists")
 	// ErrInvalidToken: the token is unknown, malformed or revoked.
-	ErrInvalidToken = errors.New("invalid or revoked token")
+	ErrInvalidToken = errors.New("invalid, revoked or expired token")
 )
 
 // DefaultBudgetLimit is the seed's global default budget, in USD (budget.DefaultLimit).
@@ -65,6 +65,7 @@ type Token struct {
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+	ExpiresAt  *time.Time // nil: never
 }
 
 // Notification is an in-app notification (budget warning, exceeded, anomaly, …).

@@ -63,7 +63,7 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	if opts.Retention < 0 || opts.OutOfOrderWindow < 0 {
 		return nil, fmt.Errorf("tsdb: negative retention %s or out-of-order window %s", opts.Retention, opts.OutOfOrderWindow)
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create TSDB directory: %w", err)
 	}
 	o := promtsdb.DefaultOptions()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/api"
@@ -225,16 +226,33 @@ func registerProjectMove(app *kingpin.Application) (string, command) {
 
 func registerTokenCreate(app *kingpin.Application) (string, command) {
 	cl := groupClause(app, "token", "Administer API tokens.").Command("create", "Create an API token; it is printed once and never again.")
-	var team, role, name string
+	var team, role, name, expires string
 	cl.Arg("team", "The team id.").Required().StringVar(&team)
 	cl.Flag("role", "admin, billing or member.").Default("member").EnumVar(&role, "admin", "billing", "member")
 	cl.Flag("name", "What the token is for.").StringVar(&name)
+	cl.Flag("expires", "Refuse the token after this long, e.g. 90d or 12h; empty: never.").StringVar(&expires)
 	return cl.FullCommand(), &adminCmd{fn: func(ctx context.Context, st *store.Store, out io.Writer) error {
-		plain, t, err := st.CreateToken(ctx, team, role, name)
+		var at time.Time
+		if expires != "" {
+			d, err := model.ParseDuration(expires)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("--expires: %q is not a positive duration (e.g. 90d, 12h)", expires)
+			}
+			now, err := clock.FromEnv()
+			if err != nil {
+				return err
+			}
+			at = now().Add(time.Duration(d))
+		}
+		plain, t, err := st.CreateTokenExpiring(ctx, team, role, name, at)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "token %s (%s of %s); it is shown once:\n", t.ID, t.Role, t.TeamID)
+		exp := "never expires"
+		if t.ExpiresAt != nil {
+			exp = "expires " + t.ExpiresAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(os.Stderr, "token %s (%s of %s, %s); it is shown once:\n", t.ID, t.Role, t.TeamID, exp)
 		fmt.Fprintln(out, plain)
 		return nil
 	}}
@@ -271,9 +289,9 @@ func registerTokenList(app *kingpin.Application) (string, command) {
 		}
 		var rows [][]string
 		for _, t := range ts {
-			rows = append(rows, []string{t.ID, t.Role, t.Name, t.CreatedAt.Format(time.RFC3339), ftime(t.LastUsedAt), ftime(t.RevokedAt)})
+			rows = append(rows, []string{t.ID, t.Role, t.Name, t.CreatedAt.Format(time.RFC3339), ftime(t.LastUsedAt), ftime(t.ExpiresAt), ftime(t.RevokedAt)})
 		}
-		return table(out, "ID\tROLE\tNAME\tCREATED\tLAST USED\tREVOKED", rows)
+		return table(out, "ID\tROLE\tNAME\tCREATED\tLAST USED\tEXPIRES\tREVOKED", rows)
 	}}
 }
 

@@ -108,6 +108,7 @@ func (p *process) wireAlerting() error {
 	p.add("alerting", p.leaderOnly("rules", mgr.Run))
 	p.api.Rules = mgr
 	p.api.PromRuleGroups = mgr.RuleGroups
+	p.api.PromRuleDirs = promRuleDirs(filepath.Join(p.cfg.DataDir, "rules", "shipped"), cfg.RuleFiles)
 	p.api.ReadyDetails = append(p.api.ReadyDetails, func() (string, any) { return "alerting", mgr.Status() })
 	return nil
 }

@@ -117,6 +117,9 @@ func open(cfg *config.Config, oo openOptions) (*process, error) {
 	signal.Notify(p.sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	p.closer = append(p.closer, func() error { signal.Stop(p.sig); return nil })
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := privateDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	db, err := tsdb.OpenStorage(p.libLogger, p.reg, storageOptions(cfg))
 	if err != nil {
 		return nil, err
@@ -213,7 +216,8 @@ func (p *process) serveHTTP() (string, error) {
 	opts.Ready = p.ready
 	opts.OperatorTeams = p.cfg.OperatorTeams
 	opts.Console = console
-	srv := &http.Server{Handler: api.New(opts), ReadHeaderTimeout: 10 * time.Second}
+	opts.Limits = apiLimits(p.cfg)
+	srv := newHTTPServer(p.cfg, api.New(opts))
 	p.add("http", func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(ln) }()

@@ -84,6 +84,6 @@ func (p *process) wireProm() error {
 	if p.store != nil {
 		p.api.PromProjects = p.store
 	}
-	p.api.PromEngine = api.NewPromEngine(p.logger, p.reg)
+	p.api.PromEngine = api.NewLimitedPromEngine(p.logger, p.reg, apiLimits(p.cfg))
 	return nil
 }

@@ -1,0 +1,9 @@
+-- 0020: tokens may expire (NULL: never); instance_keys holds this installation's random keys,
+-- such as the one that makes notification cursors and billing report ids opaque (they are
+-- sealed sequence numbers, so one tenant cannot estimate another's volume from them).
+ALTER TABLE tokens ADD COLUMN expires_at TIMESTAMPTZ;
+CREATE TABLE instance_keys (
+	name       TEXT PRIMARY KEY,
+	key        BYTEA NOT NULL,
+	created_at TIMESTAMPTZ NOT NULL
+);
