@@ -77,7 +77,7 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "tsdb")
+	logger = slog.New(expectedWarnings{logger.Handler()}).With("component", "tsdb")
 	db, err := promtsdb.Open(opts.Dir, logger, reg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB in %s: %w", opts.Dir, err)
@@ -161,4 +161,28 @@ func (r *ReadOnly) Querier(mint, maxt int64) (storage.Querier, error) {
 func (r *ReadOnly) Close() error {
 	err := r.db.Close()
 	return errors.Join(err, os.RemoveAll(r.sandbox))
+}
+
+// expectedWarnings demotes to debug the TSDB warnings that the out-of-order window makes part of
+// normal operation: blocks cut from the out-of-order head overlap the in-order blocks of the
+// same range until the next compaction merges them ("Overlapping blocks found during
+// reloadBlocks", logged once per reload, hundreds of lines after a backfill).
+type expectedWarnings struct{ slog.Handler }
+
+func (h expectedWarnings) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && r.Message == "Overlapping blocks found during reloadBlocks" {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h expectedWarnings) WithAttrs(as []slog.Attr) slog.Handler {
+	return expectedWarnings{h.Handler.WithAttrs(as)}
+}
+
+func (h expectedWarnings) WithGroup(name string) slog.Handler {
+	return expectedWarnings{h.Handler.WithGroup(name)}
 }
