@@ -124,13 +124,13 @@ type metricsJSON struct {
 
 func toMetricsJSON(a *query.Amounts, start, end, now time.Time) metricsJSON {
 	return metricsJSON{
-		CPUSeconds:         numRound(a.Decimal(query.CPUSeconds), 6),
-		CPUHours:           numRound(a.Decimal(query.CPUSeconds).DivRound(decimal.NewFromInt(3600), 6), 6),
-		MemoryGBHours:      numRound(a.Decimal(query.MemoryGBHours), 6),
+		CPUSeconds:         numRound(a.Round(query.CPUSeconds, 6), 6),
+		CPUHours:           numRound(a.Quo(query.CPUSeconds, 3600, 6), 6),
+		MemoryGBHours:      numRound(a.Round(query.MemoryGBHours, 6), 6),
 		ContainerInstances: numRound(query.AverageTasks(a, start, end, now), 4),
-		EgressGB:           numRound(a.Decimal(query.EgressBytes).DivRound(gib, 9), 9),
-		Requests:           numRound(a.Decimal(query.Requests), 0),
-		StorageGBHours:     numRound(a.Decimal(query.StorageGBHours), 6),
+		EgressGB:           numRound(a.Quo(query.EgressBytes, series.GiB, 9), 9),
+		Requests:           numRound(a.Round(query.Requests, 0), 0),
+		StorageGBHours:     numRound(a.Round(query.StorageGBHours, 6), 6),
 	}
 }
 
@@ -355,7 +355,10 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 		}
 		return d
 	}
-	total := ru.Total()
+	total, err := ru.Total()
+	if err != nil {
+		return err
+	}
 	out.Data = buckets(total)
 	var all query.Amounts
 	var cost query.Cost
@@ -665,15 +668,15 @@ func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 	}
 	u := &b.Usage
 	out.Breakdown.Compute.Cost = money(b.Cost.Compute, 2)
-	out.Breakdown.Compute.CPUHours = u.Decimal(query.CPUSeconds).DivRound(decimal.NewFromInt(3600), 2).String()
+	out.Breakdown.Compute.CPUHours = u.Quo(query.CPUSeconds, 3600, 2).String()
 	out.Breakdown.Memory.Cost = money(b.Cost.Memory, 2)
-	out.Breakdown.Memory.GBHours = u.Decimal(query.MemoryGBHours).Round(2).String()
+	out.Breakdown.Memory.GBHours = u.Round(query.MemoryGBHours, 2).String()
 	out.Breakdown.Storage.Cost = money(b.Cost.Storage, 2)
-	out.Breakdown.Storage.GBHours = u.Decimal(query.StorageGBHours).Round(2).String()
+	out.Breakdown.Storage.GBHours = u.Round(query.StorageGBHours, 2).String()
 	out.Breakdown.Bandwidth.Cost = money(b.Cost.Bandwidth, 2)
-	out.Breakdown.Bandwidth.EgressGB = u.Decimal(query.EgressBytes).DivRound(gib, 2).String()
+	out.Breakdown.Bandwidth.EgressGB = u.Quo(query.EgressBytes, series.GiB, 2).String()
 	out.Breakdown.Requests.Cost = money(b.Cost.Requests, 2)
-	out.Breakdown.Requests.Requests = u.Decimal(query.Requests).String()
+	out.Breakdown.Requests.Requests = u.Round(query.Requests, 0).String()
 	WriteJSON(w, http.StatusOK, out)
 	return nil
 }

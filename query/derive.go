@@ -292,12 +292,16 @@ func (d *Deriver) writeRange(ctx context.Context, from, through, now int64) erro
 	return w.commit()
 }
 
-// hourSums is the per-hour float sum of one series over the derived span.
+// hourSums is the per-hour sum of one series over the derived span: integer quanta for the
+// usage series (exact), a compensated float sum for the cost series.
 type hourSums struct {
-	lbls labels.Labels
-	sums []ksum
-	has  []bool
-	min  []int64 // earliest sample of each hour (existing derived series only)
+	lbls   labels.Labels
+	metric Metric // usage series only
+	usage  bool
+	quanta []int64
+	sums   []ksum
+	has    []bool
+	min    []int64 // earliest sample of each hour (existing derived series only)
 }
 
 // Derive recomputes the hourly series and the hourly cost series for the hours in [from, to)
@@ -345,20 +349,16 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	}
 	amounts := map[projHour]*Amounts{}
 	for key, r := range raw {
-		m := metricByName[r.lbls.Get(labels.MetricName)]
+		m := r.metric
 		project := r.lbls.Get(series.LabelProject)
 		for h := range n {
 			if !r.has[h] {
 				continue
 			}
-			want := r.sums[h].value()
-			w.reconcile(r.lbls, key, have, h, lo, want)
+			want := r.quanta[h]
+			w.reconcileQuanta(r.lbls, key, have, h, lo, m, want)
 			if project == "" {
 				continue
-			}
-			v, err := fixed(m, want)
-			if err != nil {
-				return err
 			}
 			ph := projHour{project, h}
 			a := amounts[ph]
@@ -366,7 +366,9 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 				a = new(Amounts)
 				amounts[ph] = a
 			}
-			a[m] += v
+			if err := a.AddQuanta(m, want); err != nil {
+				return err
+			}
 		}
 	}
 	for ph, a := range amounts {
@@ -399,7 +401,13 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 		key := l.String()
 		hs := out[key]
 		if hs == nil {
-			hs = &hourSums{lbls: l, sums: make([]ksum, n), has: make([]bool, n), min: make([]int64, n)}
+			hs = &hourSums{lbls: l, has: make([]bool, n), min: make([]int64, n)}
+			hs.metric, hs.usage = metricByName[l.Get(labels.MetricName)]
+			if hs.usage {
+				hs.quanta = make([]int64, n)
+			} else {
+				hs.sums = make([]ksum, n)
+			}
 			out[key] = hs
 		}
 		it = s.Iterator(it)
@@ -420,7 +428,20 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 			if !hs.has[h] || t < hs.min[h] {
 				hs.min[h] = t
 			}
-			hs.sums[h].add(v)
+			if hs.usage {
+				q, err := Quantize(hs.metric, v)
+				if err != nil {
+					return fmt.Errorf("read series %s at %d: %w", l, t, err)
+				}
+				sum, over := Int128Of(hs.quanta[h]).Add64(q)
+				v64, fits := sum.Int64()
+				if over || !fits || math.Abs(float64(v64)) >= maxQuanta[hs.metric] {
+					return fmt.Errorf("hour of %s at %d: %w", l, t, ErrSampleRange)
+				}
+				hs.quanta[h] = v64
+			} else {
+				hs.sums[h].add(v)
+			}
 			hs.has[h] = true
 		}
 		if err := it.Err(); err != nil {
@@ -496,6 +517,24 @@ func (w *writer) reconcile(l labels.Labels, key string, have map[string]*hourSum
 	}
 	w.add(l, hs.min[h]-1, diff)
 	hs.sums[h].add(diff)
+	hs.min[h]--
+}
+
+// reconcileQuanta is reconcile for a usage series in exact quanta: the hour's point (or the
+// correction) is a whole number of quanta, so a reader recovers the hour's amount exactly.
+func (w *writer) reconcileQuanta(l labels.Labels, key string, have map[string]*hourSums, h int, lo int64, m Metric, want int64) {
+	end := lo + int64(h+1)*hourMs
+	hs := have[key]
+	if hs == nil || !hs.has[h] {
+		w.add(l, end, Dequantize(m, want))
+		return
+	}
+	diff := want - hs.quanta[h]
+	if diff == 0 {
+		return
+	}
+	w.add(l, hs.min[h]-1, Dequantize(m, diff))
+	hs.quanta[h] += diff
 	hs.min[h]--
 }
 

@@ -11,9 +11,11 @@
 //   - A bucket sums the periods that START inside it. Whole hours inside a bucket are read from
 //     the hourly series once the Deriver has derived them; partial hours (time zones with
 //     half-hour offsets) and hours not yet derived are read from the 1-minute samples.
-//   - The amount of one series in one hour is rounded once to a fixed point (Amounts); every
-//     sum above it is an exact integer sum, and money is priced from those hourly amounts in
-//     exact decimals with the sheet in force at each hour's start, never through a float.
+//   - Every stored sample is read as an exact integer count of quanta of what CloudWatch
+//     reported (Quantize, PerUnit: 1/256 vCPU-second, MiB-minutes, bytes, requests); every sum
+//     above it is an exact 128-bit integer sum (Amounts), independent of order, and money is
+//     priced from the hourly amounts in exact decimals with the sheet in force at each hour's
+//     start, never through a float. Nothing is rounded before the API renders it.
 package query
 
 import (
@@ -135,16 +137,21 @@ func (r *Rollup) Keys() []Key {
 	return keys
 }
 
-// Total sums every row into one row of n buckets.
-func (r *Rollup) Total() []Bucket {
+// Total sums every row into one row of n buckets. Usage sums are exact integers and costs
+// exact decimals, so the result does not depend on the order of the rows; an overflow (which the
+// accepted ranges cannot reach, see ErrOverflow) is returned, never dropped.
+func (r *Rollup) Total() ([]Bucket, error) {
 	out := r.empty()
-	for _, row := range r.Rows {
+	for _, k := range r.Keys() {
+		row := r.Rows[k]
 		for i := range row {
-			_ = out[i].Usage.Add(&row[i].Usage)
+			if err := out[i].Usage.Add(&row[i].Usage); err != nil {
+				return nil, err
+			}
 			out[i].Cost = out[i].Cost.Add(row[i].Cost)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (r *Rollup) empty() []Bucket {
@@ -384,16 +391,12 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 		var (
 			cur      int64 = minTime
 			curB           = -1
-			sum      ksum
+			sum      Int128
 			hasValue bool
 		)
 		flush := func() error {
 			if !hasValue {
 				return nil
-			}
-			v, err := fixed(m, sum.value())
-			if err != nil {
-				return err
 			}
 			if acc == nil {
 				acc = r.row(key)
@@ -403,13 +406,13 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 				sheet = int(r.hourSheet[i])
 			}
 			c := curB*r.nsheets + sheet
-			s, overflow := addInt64(acc.cells[c][m], v)
+			s, overflow := acc.cells[c][m].Add(sum)
 			if overflow {
-				return ErrOverflow
+				return fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
 			}
 			acc.cells[c][m] = s
 			acc.has[c] = true
-			sum, hasValue = ksum{}, false
+			sum, hasValue = Int128{}, false
 			return nil
 		}
 		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
@@ -447,7 +450,14 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 				}
 				cur, curB = hour, b
 			}
-			sum.add(v)
+			q, err := Quantize(m, v)
+			if err != nil {
+				return fmt.Errorf("read series %s at %d: %w", lbls, t, err)
+			}
+			var overflow bool
+			if sum, overflow = sum.Add64(q); overflow {
+				return fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
+			}
 			hasValue = true
 		}
 		if err := it.Err(); err != nil {
@@ -483,8 +493,8 @@ func AverageTasks(a *Amounts, start, end, now time.Time) decimal.Decimal {
 		end = now.Truncate(time.Minute)
 	}
 	mins := int64(end.Sub(start) / time.Minute)
-	if mins <= 0 || a[TaskMinutes] == 0 {
+	if mins <= 0 || a[TaskMinutes].IsZero() {
 		return decimal.Zero
 	}
-	return a.Decimal(TaskMinutes).DivRound(decimal.NewFromInt(mins), 4)
+	return a.Quo(TaskMinutes, mins, 4)
 }
