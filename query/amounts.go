@@ -33,6 +33,12 @@ var seriesOf = [NumMetrics]string{
 	series.RunningTasks, series.EgressBytes, series.Requests, series.StorageGBHours,
 }
 
+// MetricOf returns the metric of a usage series or of its hourly series.
+func MetricOf(name string) (Metric, bool) {
+	m, ok := metricByName[name]
+	return m, ok
+}
+
 // SeriesOf returns the stored series of metric m.
 func SeriesOf(m Metric) string { return seriesOf[m] }
 

@@ -341,42 +341,39 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 		return err
 	}
 
+	// Hourly usage series: the hour's exact quanta of every series.
 	w := d.newWriter(ctx)
-	// Hourly usage series, and the per-project hourly amounts for the cost series.
-	type projHour struct {
-		project string
-		hour    int
-	}
-	amounts := map[projHour]*Amounts{}
 	for key, r := range raw {
-		m := r.metric
-		project := r.lbls.Get(series.LabelProject)
 		for h := range n {
-			if !r.has[h] {
-				continue
-			}
-			want := r.quanta[h]
-			w.reconcileQuanta(r.lbls, key, have, h, lo, m, want)
-			if project == "" {
-				continue
-			}
-			ph := projHour{project, h}
-			a := amounts[ph]
-			if a == nil {
-				a = new(Amounts)
-				amounts[ph] = a
-			}
-			if err := a.AddQuanta(m, want); err != nil {
-				return err
+			if r.has[h] {
+				w.reconcileQuanta(r.lbls, key, have, h, lo, r.metric, r.quanta[h])
 			}
 		}
 	}
-	for ph, a := range amounts {
-		c := d.opts.Engine.prices.cost(d.opts.Engine.prices.sheet(lo+int64(ph.hour)*hourMs), a)
+	if err := w.commit(); err != nil {
+		return err
+	}
+	// Hourly cost series, priced from the Engine's HourlyAmounts — the read billing and the API
+	// use — over the hourly points just written (the same integers, a sixtieth of the samples);
+	// from the 1-minute samples if some point could not be written.
+	span := [2]int64{lo, hi}
+	if w.skipped > 0 {
+		span = [2]int64{}
+	}
+	e := d.opts.Engine
+	w = d.newWriter(ctx)
+	err = e.hourlyAmounts(ctx, nil, time.UnixMilli(lo), time.UnixMilli(hi), span, func(project string, hour time.Time, a *Amounts) error {
+		t := hour.UnixMilli()
+		c := e.prices.cost(e.prices.sheet(t), a)
 		for _, res := range Resources {
-			l := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, ph.project, series.LabelResource, string(res))
-			w.reconcile(l, l.String(), have, ph.hour, lo, c.Of(res).InexactFloat64())
+			l := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, project, series.LabelResource, string(res))
+			w.reconcile(l, l.String(), have, int((t-lo)/hourMs), lo, c.Of(res).InexactFloat64())
 		}
+		return nil
+	})
+	if err != nil {
+		_ = w.app.Rollback()
+		return err
 	}
 	return w.commit()
 }
@@ -459,11 +456,12 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 
 // writer appends derived samples, committing in batches.
 type writer struct {
-	d   *Deriver
-	ctx context.Context
-	app storage.Appender
-	n   int
-	err error
+	d       *Deriver
+	ctx     context.Context
+	app     storage.Appender
+	n       int
+	skipped int // samples the TSDB refused
+	err     error
 }
 
 func (d *Deriver) newWriter(ctx context.Context) *writer {
@@ -478,6 +476,7 @@ func (w *writer) add(l labels.Labels, t int64, v float64) {
 		// An hour older than the TSDB's out-of-order window cannot be written; queries read
 		// its 1-minute samples instead.
 		w.d.appendErrors.Inc()
+		w.skipped++
 		w.d.logger.Debug("append derived sample; skipped", "series", l.String(), "t", t, "err", err)
 		return
 	}

@@ -216,6 +216,75 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 	return r, nil
 }
 
+// HourlyFunc receives one project's exact amounts for the hour starting at hour (UTC). a is
+// valid only during the call.
+type HourlyFunc func(project string, hour time.Time, a *Amounts) error
+
+// HourlyAmounts calls fn, hour by hour and within an hour by project ID, for every project of
+// projects (nil: every series with a project label) and every whole UTC hour in [from, to)
+// that has usage, with the hour's exact amounts in quanta. It is the one read of hourly usage:
+// the API's rollups sum the same cells (Rollup), the Deriver prices them into
+// cygni_project_cost_usd, and billing reports them to Stripe, so the dashboard, the alerts and
+// the invoice cannot disagree. Hours inside the Deriver's span come from the hourly series
+// (which hold the same integers), the others from the 1-minute samples.
+func (e *Engine) HourlyAmounts(ctx context.Context, projects []string, from, to time.Time, fn HourlyFunc) error {
+	f, t := e.hourlyRange()
+	return e.hourlyAmounts(ctx, projects, from, to, [2]int64{f.UnixMilli(), t.UnixMilli()}, fn)
+}
+
+func (e *Engine) hourlyAmounts(ctx context.Context, projects []string, from, to time.Time, derived [2]int64, fn HourlyFunc) error {
+	from, to = from.UTC().Truncate(time.Hour), to.UTC().Truncate(time.Hour)
+	if !from.Before(to) {
+		return nil
+	}
+	if to.Sub(from) > MaxRange {
+		return fmt.Errorf("%w: at most %d days", ErrRangeTooLarge, int(MaxRange/(24*time.Hour)))
+	}
+	bounds := make([]time.Time, 0, int(to.Sub(from)/time.Hour)+1)
+	for h := from; !h.After(to); h = h.Add(time.Hour) {
+		bounds = append(bounds, h)
+	}
+	m := labels.MustNewMatcher(labels.MatchRegexp, series.LabelProject, ".+")
+	if projects != nil {
+		if len(projects) == 0 {
+			return nil
+		}
+		m = projectMatcher(projects)
+	}
+	rd := newReaderSpan(e, bounds, ByProject, derived)
+	if err := rd.read(ctx, m); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(rd.rows))
+	for k := range rd.rows {
+		keys = append(keys, k.Project)
+	}
+	sort.Strings(keys)
+	ns := rd.nsheets
+	for i := range len(bounds) - 1 {
+		for _, p := range keys {
+			acc := rd.rows[Key{Project: p}]
+			var a Amounts
+			has := false
+			for s := range ns {
+				if c := i*ns + s; acc.has[c] {
+					if err := a.Add(&acc.cells[c]); err != nil {
+						return err
+					}
+					has = true
+				}
+			}
+			if !has {
+				continue
+			}
+			if err := fn(p, bounds[i], &a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // projectMatcher matches the project label against a set of project IDs.
 func projectMatcher(projects []string) *labels.Matcher {
 	if len(projects) == 1 {
@@ -250,12 +319,17 @@ type reader struct {
 }
 
 func newReader(e *Engine, bounds []time.Time, g Grouping) *reader {
+	from, through := e.hourlyRange()
+	return newReaderSpan(e, bounds, g, [2]int64{from.UnixMilli(), through.UnixMilli()})
+}
+
+// newReaderSpan is newReader reading hourly points for the whole hours inside derived.
+func newReaderSpan(e *Engine, bounds []time.Time, g Grouping, derived [2]int64) *reader {
 	b := make([]int64, len(bounds))
 	for i, t := range bounds {
 		b[i] = t.UnixMilli()
 	}
-	from, through := e.hourlyRange()
-	r := &reader{e: e, bounds: b, derived: [2]int64{from.UnixMilli(), through.UnixMilli()}, group: g,
+	r := &reader{e: e, bounds: b, derived: derived, group: g,
 		nsheets: len(e.prices.sheets), rows: map[Key]*rowAcc{}}
 	r.h0 = floorTo(b[0], hourMs)
 	n := (ceilTo(b[len(b)-1], hourMs) - r.h0) / hourMs

@@ -191,3 +191,47 @@ func TestCostWithMidMonthPriceChange(t *testing.T) {
 }
 
 func dec(s string) config.Decimal { return config.Decimal{Decimal: decimal.RequireFromString(s)} }
+
+// TestHourlyAmountsAreTheRollupsHours checks the one read of hourly amounts (billing's and the
+// Deriver's) against the simulator's truth and the API's rollup, from 1-minute samples and from
+// the hourly tier.
+func TestHourlyAmountsAreTheRollupsHours(t *testing.T) {
+	from := time.Date(2024, 1, 30, 20, 0, 0, 0, time.UTC)
+	to := from.Add(30 * time.Hour)
+	for mode, hr := range map[string]func() (time.Time, time.Time){"minute samples": nil, "hourly points": spanRange(fixtureRanges[0][0], fixtureRanges[0][1])} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEngine(t, shared.db, Prices{}, hr)
+			bounds, err := Buckets(from, to, Hour, time.UTC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := e.Rollup(context.Background(), shared.projects(), bounds, ByProject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			last := ""
+			err = e.HourlyAmounts(context.Background(), nil, from, to, func(p string, h time.Time, a *Amounts) error {
+				if k := h.Format(time.RFC3339) + p; k <= last {
+					t.Errorf("%s after %s: not in hour, project order", k, last)
+				} else {
+					last = k
+				}
+				i := int(h.Sub(from) / time.Hour)
+				b := r.Rows[Key{Project: p}][i]
+				if *a != b.Usage {
+					t.Errorf("%s %s: HourlyAmounts %v, Rollup %v", p, h, a, b.Usage)
+				}
+				checkAmounts(t, shared.sim, Key{Project: p}, Bucket{Start: h, End: h.Add(time.Hour), Usage: *a})
+				n++
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := 30 * len(shared.projects()); n != want {
+				t.Errorf("%d project-hours, want %d", n, want)
+			}
+		})
+	}
+}

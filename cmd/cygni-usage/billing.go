@@ -55,6 +55,9 @@ func (p *process) newBiller(vm *metrics.Set) (*billing.Biller, error) {
 	if c.WaitForCollector {
 		opts.CollectedUntil = p.collectedUntil
 	}
+	if p.engine != nil {
+		opts.Usage = p.engine // the API's hourly amounts, hourly tier included
+	}
 	if os.Getenv(crashAfterSendEnv) == "1" {
 		opts.AfterSend = func(r store.BillingReport) {
 			p.logger.Warn("test hook: killing the process between send and record", "identifier", r.Identifier)
