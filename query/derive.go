@@ -53,9 +53,6 @@ type DeriverOptions struct {
 	RecentWindow time.Duration
 	// FullWindow is re-derived every FullEvery, for gap backfills (default 48h, every 1h).
 	FullWindow, FullEvery time.Duration
-	// InitialWindow is how far back the first run derives (default 14d, inside the TSDB's
-	// out-of-order window). Older hours are read from 1-minute samples.
-	InitialWindow time.Duration
 	// Metrics receives the Deriver's counters; nil makes a private set.
 	Metrics *metrics.Set
 	// CollectedUntil, if set, bounds the derived hours by the collector's watermark: an hour is
@@ -88,7 +85,7 @@ type Deriver struct {
 	from, through int64 // derived span, ms; through == 0 before the first run
 	lastFull      int64
 
-	runs, samples, appendErrors *metrics.Counter
+	runs, samples, appendErrors, blocks *metrics.Counter
 	runSeconds                  *metrics.Histogram
 }
 
@@ -112,8 +109,7 @@ func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOption
 	def(&opts.RecentWindow, 3*time.Hour)
 	def(&opts.FullWindow, 48*time.Hour)
 	def(&opts.FullEvery, time.Hour)
-	def(&opts.InitialWindow, 14*24*time.Hour)
-	for _, d := range []time.Duration{opts.Interval, opts.RecentWindow, opts.FullWindow, opts.FullEvery, opts.InitialWindow} {
+	for _, d := range []time.Duration{opts.Interval, opts.RecentWindow, opts.FullWindow, opts.FullEvery} {
 		if d < 0 {
 			return nil, fmt.Errorf("query: negative deriver duration %s", d)
 		}
@@ -127,6 +123,7 @@ func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOption
 		runs:         vm.GetOrCreateCounter(`cygni_query_deriver_runs_total`),
 		samples:      vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`),
 		appendErrors: vm.GetOrCreateCounter(`cygni_query_deriver_append_errors_total`),
+		blocks:       vm.GetOrCreateCounter(`cygni_query_deriver_blocks_written_total`),
 		runSeconds:   vm.GetOrCreateHistogram(`cygni_query_deriver_run_duration_seconds`),
 	}, nil
 }
@@ -199,11 +196,28 @@ func (d *Deriver) Step(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			f = hour - d.opts.InitialWindow.Milliseconds()
-			f = floorTo(f, hourMs)
-			t = f
+			// First start: derive every hour the TSDB holds (below).
+			f, t = target, target
 		}
 		from, through = f, t
+	}
+	// Every hour the collector holds is derived: on a first start, and when a backfill wrote
+	// hours before the derived span. Hours older than the out-of-order window go into blocks.
+	if oldest, ok := d.oldest(now); ok && oldest < from {
+		for lo := oldest; lo < from; lo += backlogChunk {
+			hi := min(from, lo+backlogChunk)
+			if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(hi)); err != nil {
+				return err
+			}
+		}
+		through = max(through, from)
+		from = oldest
+		if err := d.writeRange(ctx, from, through, now); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.from, d.through = from, through
+		d.mu.Unlock()
 	}
 	lo := min(through, target-d.opts.RecentWindow.Milliseconds())
 	if now-lastFull >= d.opts.FullEvery.Milliseconds() {
@@ -214,7 +228,7 @@ func (d *Deriver) Step(ctx context.Context) error {
 	// The whole backlog in this run, a day at a time (a first start derives its backfill in
 	// seconds, not a day per Interval).
 	for {
-		hi := min(target, max(through, lo)+24*hourMs)
+		hi := min(target, max(through, lo)+backlogChunk)
 		if hi > lo {
 			if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(hi)); err != nil {
 				return err
@@ -241,6 +255,25 @@ func (d *Deriver) Step(ctx context.Context) error {
 		d.opts.OnStep()
 	}
 	return nil
+}
+
+// backlogChunk is the span one Derive call covers in a backlog: one TSDB read and, for old
+// hours, one block per chunk.
+const backlogChunk = 3 * 24 * hourMs
+
+// oldest returns the start of the hour of the oldest stored sample, within MaxRange of now,
+// when the storage knows it (tsdb.DB.StartTime).
+func (d *Deriver) oldest(now int64) (int64, bool) {
+	st, ok := d.opts.Storage.(interface{ StartTime() (int64, error) })
+	if !ok {
+		return 0, false
+	}
+	t, err := st.StartTime()
+	if err != nil || t == math.MaxInt64 || t >= now {
+		return 0, false
+	}
+	// A sample stamped at t belongs to the minute (and hour) before it.
+	return max(floorTo(t-1, hourMs), floorTo(now-MaxRange.Milliseconds(), hourMs)), true
 }
 
 // writeGauges writes the budget gauges when the Deriver knows the projects.
@@ -460,8 +493,22 @@ type writer struct {
 	ctx     context.Context
 	app     storage.Appender
 	n       int
-	skipped int // samples the TSDB refused
+	old     []pendingSample // older than the out-of-order window: written as a block on commit
+	skipped int             // samples neither the head nor a block could take
 	err     error
+}
+
+type pendingSample struct {
+	l labels.Labels
+	t int64
+	v float64
+}
+
+// BlockWriter writes samples older than the TSDB's out-of-order window as a persisted block
+// (tsdb.DB.WriteBlock). A Storage without it skips such samples and queries read those hours
+// from the 1-minute samples.
+type BlockWriter interface {
+	WriteBlock(ctx context.Context, fn func(app storage.Appender) error) error
 }
 
 func (d *Deriver) newWriter(ctx context.Context) *writer {
@@ -473,8 +520,12 @@ func (w *writer) add(l labels.Labels, t int64, v float64) {
 		return
 	}
 	if _, err := w.app.Append(0, l, t, v); err != nil {
-		// An hour older than the TSDB's out-of-order window cannot be written; queries read
-		// its 1-minute samples instead.
+		// An hour older than the TSDB's out-of-order window: the head refuses it, a block
+		// takes it on commit.
+		if _, ok := w.d.opts.Storage.(BlockWriter); ok && (errors.Is(err, storage.ErrTooOldSample) || errors.Is(err, storage.ErrOutOfBounds)) {
+			w.old = append(w.old, pendingSample{l, t, v})
+			return
+		}
 		w.d.appendErrors.Inc()
 		w.skipped++
 		w.d.logger.Debug("append derived sample; skipped", "series", l.String(), "t", t, "err", err)
@@ -497,6 +548,24 @@ func (w *writer) commit() error {
 	if err := w.app.Commit(); err != nil {
 		return fmt.Errorf("commit derived samples: %w", err)
 	}
+	if len(w.old) == 0 {
+		return nil
+	}
+	bw := w.d.opts.Storage.(BlockWriter)
+	err := bw.WriteBlock(w.ctx, func(app storage.Appender) error {
+		for _, p := range w.old {
+			if _, err := app.Append(0, p.l, p.t, p.v); err != nil {
+				return fmt.Errorf("append %s at %d to a block: %w", p.l, p.t, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write derived samples older than the out-of-order window: %w", err)
+	}
+	w.d.samples.Add(len(w.old))
+	w.d.blocks.Inc()
+	w.old = nil
 	return nil
 }
 

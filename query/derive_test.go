@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/shopspring/decimal"
@@ -71,7 +72,7 @@ func TestDeriverRederivesLateData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now }, InitialWindow: 4 * time.Hour})
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestDeriverWaitsForTheCollectorsWatermark(t *testing.T) {
 	var until time.Time
 	var known bool
 	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now },
-		InitialWindow: 72 * time.Hour, CollectedUntil: func() (time.Time, bool) { return until, known }})
+		CollectedUntil: func() (time.Time, bool) { return until, known }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,5 +308,103 @@ func TestDeriverWaitsForTheCollectorsWatermark(t *testing.T) {
 		if v != 3600 {
 			t.Fatalf("hour %d: %v vCPU-seconds, want 3600", i, v)
 		}
+	}
+}
+
+// TestDeriverDerivesAllHistoryIntoBlocks starts a Deriver over ten days of 1-minute samples in a
+// TSDB whose out-of-order window is one day: every hour is derived in its first run (the older
+// ones written as blocks), queries over the hourly tier equal the 1-minute samples and the
+// exact integers written, and deriving again writes nothing.
+func TestDeriverDerivesAllHistoryIntoBlocks(t *testing.T) {
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir(), OutOfOrderWindow: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+	h0 := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
+	const days = 10
+	end := h0.Add(days * 24 * time.Hour)
+	now := end.Add(5 * time.Minute)
+	cpu := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "proj_a", series.LabelDeployment, "web")
+	mem := labels.FromStrings(labels.MetricName, series.MemoryGBHours, series.LabelProject, "proj_a", series.LabelDeployment, "web")
+	var cpuQ, memQ int64 // the truth in quanta
+	app := db.Appender(ctx)
+	for m, i := h0, int64(0); m.Before(end); m, i = m.Add(time.Minute), i+1 {
+		units, mib := 256+i%7*256, 512+i%5*1024
+		if _, err := app.Append(0, cpu, m.Add(time.Minute).UnixMilli(), cpuSample(units)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.Append(0, mem, m.Add(time.Minute).UnixMilli(), memSample(mib)); err != nil {
+			t.Fatal(err)
+		}
+		cpuQ, memQ = cpuQ+15*units, memQ+mib
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, db, Prices{}, nil)
+	vm := metrics.NewSet()
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now }, Metrics: vm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	from, through := d.Range()
+	if !from.Equal(h0) || !through.Equal(end) {
+		t.Fatalf("derived [%s, %s), want every hour [%s, %s)", from, through, h0, end)
+	}
+	if n := vm.GetOrCreateCounter(`cygni_query_deriver_blocks_written_total`).Get(); n == 0 {
+		t.Error("no block written for hours older than the out-of-order window")
+	}
+	if n := vm.GetOrCreateCounter(`cygni_query_deriver_append_errors_total`).Get(); n != 0 {
+		t.Errorf("%d derived samples skipped", n)
+	}
+	hourlyCPU := labels.NewBuilder(cpu).Set(labels.MetricName, HourlyName(series.CPUSeconds)).Labels()
+	if got := samplesIn(t, db, hourlyCPU, h0, end); len(got) != days*24 {
+		t.Fatalf("%d hourly points, want %d", len(got), days*24)
+	}
+	viaHours := newEngine(t, db, Prices{}, d.Range)
+	viaMinutes := newEngine(t, db, Prices{}, nil)
+	for _, g := range []GroupBy{Hour, Day, Month} {
+		to := end
+		if g == Hour {
+			to = h0.Add(48 * time.Hour) // the oldest two days, all from blocks
+		}
+		bounds, err := Buckets(h0, to, g, time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := viaHours.Rollup(ctx, []string{"proj_a"}, bounds, ByProject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := viaMinutes.Rollup(ctx, []string{"proj_a"}, bounds, ByProject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum Amounts
+		for i, x := range a.Rows[Key{Project: "proj_a"}] {
+			y := b.Rows[Key{Project: "proj_a"}][i]
+			if x.Usage != y.Usage || !x.Cost.Total().Equal(y.Cost.Total()) {
+				t.Fatalf("%s bucket %d: hourly tier %v, minutes %v", g, i, x.Usage, y.Usage)
+			}
+			if err := sum.Add(&x.Usage); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g != Hour && (sum[CPUSeconds] != Int128Of(cpuQ) || sum[MemoryGBHours] != Int128Of(memQ)) {
+			t.Errorf("%s: cpu %s mem %s quanta, truth %d %d", g, sum[CPUSeconds], sum[MemoryGBHours], cpuQ, memQ)
+		}
+	}
+	// Idempotent, blocks included.
+	before := vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`).Get()
+	if err := d.Derive(ctx, h0, end); err != nil {
+		t.Fatal(err)
+	}
+	if after := vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`).Get(); after != before {
+		t.Errorf("deriving again wrote %d samples", after-before)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +67,8 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	o := promtsdb.DefaultOptions()
 	o.RetentionDuration = opts.Retention.Milliseconds()
 	o.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
+	// Blocks written beside the DB (WriteBlock) are picked up at the next reload.
+	o.BlockReloadInterval = blockReloadInterval
 	// As Prometheus does: blocks grow up to a tenth of the retention, at most 31 days.
 	maxBlock := min(opts.Retention/10, 31*24*time.Hour)
 	if maxBlock > 2*time.Hour {
@@ -98,6 +101,63 @@ func (d *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 
 // StartTime returns the oldest timestamp stored, in milliseconds.
 func (d *DB) StartTime() (int64, error) { return d.db.StartTime() }
+
+// blockReloadInterval is how often the DB looks for blocks written by WriteBlock (Prometheus'
+// default is a minute; a second keeps a derive over old history at collection speed).
+const blockReloadInterval = time.Second
+
+// WriteBlock writes the samples fn appends as one persisted block in the DB's directory and
+// waits until queries see it, as promtool's create-blocks-from does: for samples older than the
+// out-of-order window, which the head refuses. Samples of one series must be appended in time
+// order. Queries and compaction merge the block with any it overlaps.
+func (d *DB) WriteBlock(ctx context.Context, fn func(app storage.Appender) error) error {
+	tmp, err := os.MkdirTemp(d.db.Dir(), "block-*.tmp-for-creation")
+	if err != nil {
+		return fmt.Errorf("make a directory for a new block: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	w, err := promtsdb.NewBlockWriter(d.logger, tmp, promtsdb.DefaultBlockDuration)
+	if err != nil {
+		return fmt.Errorf("open a block writer: %w", err)
+	}
+	defer w.Close()
+	app := w.Appender(ctx)
+	if err := fn(app); err != nil {
+		_ = app.Rollback()
+		return err
+	}
+	if err := app.Commit(); err != nil {
+		return fmt.Errorf("commit a new block's samples: %w", err)
+	}
+	id, err := w.Flush(ctx)
+	if errors.Is(err, promtsdb.ErrNoSeriesAppended) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write a new block: %w", err)
+	}
+	if err := os.Rename(filepath.Join(tmp, id.String()), filepath.Join(d.db.Dir(), id.String())); err != nil {
+		return fmt.Errorf("move block %s into the TSDB: %w", id, err)
+	}
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, b := range d.db.Blocks() {
+			if b.Meta().ULID == id {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("block %s was not loaded within a minute", id)
+		case <-tick.C:
+		}
+	}
+}
 
 // Close flushes and closes the TSDB.
 func (d *DB) Close() error {
