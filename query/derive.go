@@ -86,7 +86,7 @@ type Deriver struct {
 	lastFull      int64
 
 	runs, samples, appendErrors, blocks *metrics.Counter
-	runSeconds                  *metrics.Histogram
+	runSeconds                          *metrics.Histogram
 }
 
 // NewDeriver builds a Deriver. It starts no goroutines.
@@ -254,6 +254,56 @@ func (d *Deriver) Step(ctx context.Context) error {
 	if d.opts.Projects != nil && d.opts.OnStep != nil {
 		d.opts.OnStep()
 	}
+	return nil
+}
+
+// RebuildProgress reports a Rebuild: hours done of the total, after every chunk.
+type RebuildProgress func(done, total int)
+
+// Rebuild derives every hour of [from, to) again from the 1-minute samples (whole hours, at most
+// MaxRange), a chunk at a time, writing only differences (older hours as blocks): running it
+// twice writes nothing the second time. The derived span then includes [from, to) when the two
+// overlap or touch (a span with a gap to the derived one stays outside it: its hours are read
+// from the 1-minute samples). For the `derive` command and operators after a backfill.
+func (d *Deriver) Rebuild(ctx context.Context, from, to time.Time, progress RebuildProgress) error {
+	lo, hi := floorTo(from.UnixMilli(), hourMs), ceilTo(to.UnixMilli(), hourMs)
+	if lo >= hi {
+		return fmt.Errorf("derive: empty span [%s, %s)", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	if hi-lo > MaxRange.Milliseconds() {
+		return fmt.Errorf("derive: span longer than %d days", int(MaxRange/(24*time.Hour)))
+	}
+	total := int((hi - lo) / hourMs)
+	for t := lo; t < hi; t += backlogChunk {
+		end := min(hi, t+backlogChunk)
+		if err := d.Derive(ctx, time.UnixMilli(t), time.UnixMilli(end)); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(int((end-lo)/hourMs), total)
+		}
+	}
+	now := d.now().UnixMilli()
+	f, th, ok, err := d.readRange(ctx, now)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok || th <= f:
+		f, th = lo, hi
+	case lo <= th && hi >= f:
+		f, th = min(f, lo), max(th, hi)
+	default:
+		return nil
+	}
+	if err := d.writeRange(ctx, f, th, now); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if d.through != 0 {
+		d.from, d.through = f, th
+	}
+	d.mu.Unlock()
 	return nil
 }
 
@@ -508,7 +558,7 @@ type pendingSample struct {
 // (tsdb.DB.WriteBlock). A Storage without it skips such samples and queries read those hours
 // from the 1-minute samples.
 type BlockWriter interface {
-	WriteBlock(ctx context.Context, fn func(app storage.Appender) error) error
+	WriteBlock(ctx context.Context, maxt int64, fn func(app storage.Appender) error) error
 }
 
 func (d *Deriver) newWriter(ctx context.Context) *writer {
@@ -552,7 +602,11 @@ func (w *writer) commit() error {
 		return nil
 	}
 	bw := w.d.opts.Storage.(BlockWriter)
-	err := bw.WriteBlock(w.ctx, func(app storage.Appender) error {
+	maxt := int64(math.MinInt64)
+	for _, p := range w.old {
+		maxt = max(maxt, p.t)
+	}
+	err := bw.WriteBlock(w.ctx, maxt, func(app storage.Appender) error {
 		for _, p := range w.old {
 			if _, err := app.Append(0, p.l, p.t, p.v); err != nil {
 				return fmt.Errorf("append %s at %d to a block: %w", p.l, p.t, err)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,11 +107,26 @@ func (d *DB) StartTime() (int64, error) { return d.db.StartTime() }
 // default is a minute; a second keeps a derive over old history at collection speed).
 const blockReloadInterval = time.Second
 
-// WriteBlock writes the samples fn appends as one persisted block in the DB's directory and
-// waits until queries see it, as promtool's create-blocks-from does: for samples older than the
-// out-of-order window, which the head refuses. Samples of one series must be appended in time
-// order. Queries and compaction merge the block with any it overlaps.
-func (d *DB) WriteBlock(ctx context.Context, fn func(app storage.Appender) error) error {
+// ErrOverlapsHead reports a block that would overlap the head's in-order samples.
+var ErrOverlapsHead = errors.New("block would overlap the TSDB head")
+
+// WriteBlock writes the samples fn appends, all stamped before maxt, as one persisted block in
+// the DB's directory and waits until queries see it, as promtool's create-blocks-from does: for
+// samples older than the out-of-order window, which the head refuses. Samples of one series
+// must be appended in time order. Queries and compaction merge the block with any it overlaps.
+//
+// The block must lie before the head: on restart Prometheus drops the WAL's in-order samples
+// older than the newest block's end. When maxt reaches into the head (a large backfill not yet
+// compacted), the head is compacted first; if it still overlaps, ErrOverlapsHead.
+func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.Appender) error) error {
+	if maxt >= d.db.Head().MinTime() {
+		if err := d.db.Compact(ctx); err != nil {
+			return fmt.Errorf("compact the head before writing a block: %w", err)
+		}
+		if hm := d.db.Head().MinTime(); maxt >= hm {
+			return fmt.Errorf("%w: block ends at %d, head starts at %d", ErrOverlapsHead, maxt, hm)
+		}
+	}
 	tmp, err := os.MkdirTemp(d.db.Dir(), "block-*.tmp-for-creation")
 	if err != nil {
 		return fmt.Errorf("make a directory for a new block: %w", err)
@@ -144,8 +160,9 @@ func (d *DB) WriteBlock(ctx context.Context, fn func(app storage.Appender) error
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		// Loaded, or already merged into a bigger block by compaction.
 		for _, b := range d.db.Blocks() {
-			if b.Meta().ULID == id {
+			if slices.Contains(b.Meta().Compaction.Sources, id) {
 				return nil
 			}
 		}

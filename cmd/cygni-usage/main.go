@@ -120,4 +120,5 @@ var commands = []func(app *kingpin.Application) (string, command){
 	registerUnmapped,
 	registerCheckRules,
 	registerCollect,
+	registerDerive,
 }
