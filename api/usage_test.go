@@ -19,6 +19,7 @@ import (
 
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/rollup"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/store"
@@ -57,7 +58,7 @@ func newUsageFixture(t testing.TB) *usageFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := query.NewDeriver(nil, nil, query.DeriverOptions{Storage: db, Engine: engine})
+	d, err := rollup.NewDeriver(nil, nil, rollup.DeriverOptions{Storage: db, Prices: prices})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,10 @@ var perUnitF = func() (f [NumMetrics]float64) {
 // an hour.
 var maxQuanta = [NumMetrics]float64{1 << 53, 1 << 53, 1 << 50, 1 << 50, 1 << 50, 1 << 53, 1 << 53, 1 << 50}
 
+// Recoverable reports whether q quanta of metric m survive a float sample exactly (Dequantize,
+// then Quantize): the bound of one stored sample or hourly point.
+func Recoverable(m Metric, q int64) bool { return math.Abs(float64(q)) < maxQuanta[m] }
+
 // ErrSampleRange reports a stored sample whose quanta cannot be recovered exactly.
 var ErrSampleRange = errors.New("usage sample outside the exactly recoverable range (2^50 quanta, 2^53 for vCPU-seconds, bytes and requests)")
 

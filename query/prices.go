@@ -93,6 +93,9 @@ func (p Prices) sheet(t int64) int {
 	return sort.Search(len(p.from), func(i int) bool { return p.from[i] > t }) - 1
 }
 
+// CostAt prices amounts with the sheet in force at t (an hour's start), exactly.
+func (p Prices) CostAt(t time.Time, a *Amounts) Cost { return p.cost(p.sheet(t.UnixMilli()), a) }
+
 // SheetAt returns the prices in force at t.
 func (p Prices) SheetAt(t time.Time) config.PriceSheet { return p.sheets[p.sheet(t.UnixMilli())] }
 

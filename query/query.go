@@ -1,7 +1,8 @@
 // Package query is the read side of the usage series: exact calendar rollups by hour, day, ISO
 // week and month in any IANA time zone, per project and per deployment, priced with the
-// configured price sheets; the hourly downsampled series and the derived cost series the rule
-// engine reads; and right-sizing recommendations.
+// configured price sheets; the one read of a project's hourly amounts (HourlyAmounts) that the
+// API, the derived cost series (package rollup, which writes the hourly tier) and billing share;
+// and right-sizing recommendations. It only reads.
 //
 // Invariants:
 //   - Usage samples are per-period amounts stamped at the END of their period (package series):
@@ -230,6 +231,13 @@ type HourlyFunc func(project string, hour time.Time, a *Amounts) error
 func (e *Engine) HourlyAmounts(ctx context.Context, projects []string, from, to time.Time, fn HourlyFunc) error {
 	f, t := e.hourlyRange()
 	return e.hourlyAmounts(ctx, projects, from, to, [2]int64{f.UnixMilli(), t.UnixMilli()}, fn)
+}
+
+// HourlyAmountsTier is HourlyAmounts reading the hourly series for the whole hours inside
+// [tierFrom, tierTo) instead of the Deriver's span: the Deriver prices the hourly points it has
+// just written (an empty tier reads 1-minute samples only).
+func (e *Engine) HourlyAmountsTier(ctx context.Context, projects []string, from, to, tierFrom, tierTo time.Time, fn HourlyFunc) error {
+	return e.hourlyAmounts(ctx, projects, from, to, [2]int64{tierFrom.UnixMilli(), tierTo.UnixMilli()}, fn)
 }
 
 func (e *Engine) hourlyAmounts(ctx context.Context, projects []string, from, to time.Time, derived [2]int64, fn HourlyFunc) error {

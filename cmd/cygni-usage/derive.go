@@ -56,7 +56,7 @@ func (c *deriveCmd) run(g *globals) error {
 		return err
 	}
 	defer p.close()
-	_, d, err := p.newQuery()
+	_, d, err := p.newQuery(nil)
 	if err != nil {
 		return err
 	}

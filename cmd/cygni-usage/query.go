@@ -5,22 +5,20 @@ import (
 
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/rollup"
 )
 
 // wireQuery adds the query layer: the engine behind the usage endpoints and the Deriver actor
 // that writes the hourly series, the hourly cost series and the budget gauges every minute.
 func (p *process) wireQuery() error {
-	engine, d, err := p.newQuery()
-	if err != nil {
-		return err
-	}
+	var until func() (time.Time, bool)
 	if p.parts["collector"] {
 		// Derive an hour only once this process's collector has read past it (p.col is set by
 		// wireCollector before anything runs), and nothing before its first cycle has caught up
 		// with now: the gauges are written at now, so a run in the middle of a first backfill
 		// would alert on half a month, and one further behind now than the TSDB's out-of-order
 		// window would make the TSDB reject the rest of that backfill as too old.
-		d.SetCollectedUntil(func() (time.Time, bool) {
+		until = func() (time.Time, bool) {
 			if p.col == nil {
 				return time.Time{}, false
 			}
@@ -29,7 +27,11 @@ func (p *process) wireQuery() error {
 				return time.Time{}, false
 			}
 			return wm, true
-		})
+		}
+	}
+	engine, d, err := p.newQuery(until)
+	if err != nil {
+		return err
 	}
 	p.derive = d
 	p.add("deriver", d.Run)
@@ -41,26 +43,23 @@ func (p *process) wireQuery() error {
 	return nil
 }
 
-// newQuery builds the query engine and its Deriver over the process's TSDB and store.
-func (p *process) newQuery() (*query.Engine, *query.Deriver, error) {
-	var d *query.Deriver
-	engine, err := query.New(p.logger, p.reg, query.Options{
-		Storage:     p.db,
-		Prices:      query.NewPrices(p.cfg.Pricing),
-		HourlyRange: func() (from, through time.Time) { return d.Range() },
-		Now:         p.now,
-	})
+// newQuery builds the Deriver (package rollup, the writing stage) and the query engine that
+// reads its hourly tier over the process's TSDB and store; collectedUntil bounds the derived
+// hours (nil: no bound).
+func (p *process) newQuery(collectedUntil func() (time.Time, bool)) (*query.Engine, *rollup.Deriver, error) {
+	prices := query.NewPrices(p.cfg.Pricing)
+	opts := rollup.DeriverOptions{Storage: p.db, Prices: prices, Metrics: p.vm, Now: p.now, CollectedUntil: collectedUntil}
+	if p.store != nil {
+		opts.Projects = p.store
+	}
+	d, err := rollup.NewDeriver(p.logger, p.reg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	engine, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: prices, HourlyRange: d.Range, Now: p.now})
 	if err != nil {
 		return nil, nil, err
 	}
 	p.engine = engine
-	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm, Now: p.now}
-	if p.store != nil {
-		opts.Projects = p.store
-	}
-	d, err = query.NewDeriver(p.logger, p.reg, opts)
-	if err != nil {
-		return nil, nil, err
-	}
 	return engine, d, nil
 }

@@ -1,4 +1,16 @@
-package query
+// Package rollup is the derivation stage: it writes the derived tiers of the usage series back
+// into the TSDB — <series>:sum1h for every hour the TSDB holds (hours older than the
+// out-of-order window as persisted blocks), the hourly cost series and the budget gauges — and
+// records the span it has derived. The query layer only reads them.
+//
+// Invariants:
+//   - An hourly point (and every correction of it) is a whole number of quanta (query.Quantize)
+//     of the 1-minute samples of its hour, so a reader recovers the hour's amount exactly.
+//   - Only differences are written: deriving a span again writes nothing; late data becomes a
+//     correction sample inside the same hour (at the earliest sample − 1 ms).
+//   - The hourly cost series are priced from query.Engine.HourlyAmounts, the read billing and
+//     the API use.
+package rollup
 
 import (
 	"context"
@@ -14,11 +26,43 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 )
+
+const (
+	minuteMs = int64(time.Minute / time.Millisecond)
+	hourMs   = int64(time.Hour / time.Millisecond)
+)
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func floorTo(t, step int64) int64 { return floorDiv(t, step) * step }
+func ceilTo(t, step int64) int64  { return -floorDiv(-t, step) * step }
+
+// ksum is a Neumaier compensated float sum (the cost series are floats for the rule engine,
+// never billed).
+type ksum struct{ s, c float64 }
+
+func (k *ksum) add(v float64) {
+	t := k.s + v
+	if math.Abs(k.s) >= math.Abs(v) {
+		k.c += (k.s - t) + v
+	} else {
+		k.c += (v - t) + k.s
+	}
+	k.s = t
+}
+
+func (k *ksum) value() float64 { return k.s + k.c }
 
 // Storage is what the Deriver reads and writes: the TSDB.
 type Storage interface {
@@ -40,8 +84,8 @@ const RangeSeries = "cygni_query_hourly_derived_seconds"
 type DeriverOptions struct {
 	// Storage is the TSDB. Required.
 	Storage Storage
-	// Engine prices the hours and computes month-to-date costs. Required.
-	Engine *Engine
+	// Prices price the hourly cost series and the month-to-date gauges. Zero: the defaults.
+	Prices query.Prices
 	// Projects lists projects and teams for the budget gauges; nil writes no gauges.
 	Projects ProjectSource
 	// Now is the clock; nil means time.Now.
@@ -79,6 +123,7 @@ type Deriver struct {
 	logger *slog.Logger
 	opts   DeriverOptions
 	now    func() time.Time
+	engine *query.Engine
 
 	kick          chan struct{}
 	mu            sync.Mutex
@@ -91,8 +136,8 @@ type Deriver struct {
 
 // NewDeriver builds a Deriver. It starts no goroutines.
 func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOptions) (*Deriver, error) {
-	if opts.Storage == nil || opts.Engine == nil {
-		return nil, errors.New("query: deriver needs Storage and Engine")
+	if opts.Storage == nil {
+		return nil, errors.New("rollup: deriver needs Storage")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -111,27 +156,32 @@ func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOption
 	def(&opts.FullEvery, time.Hour)
 	for _, d := range []time.Duration{opts.Interval, opts.RecentWindow, opts.FullWindow, opts.FullEvery} {
 		if d < 0 {
-			return nil, fmt.Errorf("query: negative deriver duration %s", d)
+			return nil, fmt.Errorf("rollup: negative deriver duration %s", d)
 		}
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
 	vm := opts.Metrics
-	return &Deriver{
+	d := &Deriver{
 		logger: logger.With("component", "deriver"), opts: opts, now: opts.Now, kick: make(chan struct{}, 1),
 		runs:         vm.GetOrCreateCounter(`cygni_query_deriver_runs_total`),
 		samples:      vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`),
 		appendErrors: vm.GetOrCreateCounter(`cygni_query_deriver_append_errors_total`),
 		blocks:       vm.GetOrCreateCounter(`cygni_query_deriver_blocks_written_total`),
 		runSeconds:   vm.GetOrCreateHistogram(`cygni_query_deriver_run_duration_seconds`),
-	}, nil
+	}
+	// The Deriver's own reads (hourly amounts for the cost series, month-to-date costs for the
+	// gauges) go through a query engine over its own span; the API's engine takes Range too.
+	e, err := query.New(logger, nil, query.Options{Storage: opts.Storage, Prices: opts.Prices, Now: opts.Now, HourlyRange: d.Range})
+	if err != nil {
+		return nil, fmt.Errorf("rollup: %w", err)
+	}
+	d.engine = e
+	return d, nil
 }
 
-// SetCollectedUntil sets DeriverOptions.CollectedUntil; call it before Run.
-func (d *Deriver) SetCollectedUntil(f func() (time.Time, bool)) { d.opts.CollectedUntil = f }
-
-// Range returns the span of hours whose hourly series are complete; Engine's HourlyRange.
+// Range returns the span of hours whose hourly series are complete: query.Options.HourlyRange.
 func (d *Deriver) Range() (from, through time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -261,7 +311,7 @@ func (d *Deriver) Step(ctx context.Context) error {
 type RebuildProgress func(done, total int)
 
 // Rebuild derives every hour of [from, to) again from the 1-minute samples (whole hours, at most
-// MaxRange), a chunk at a time, writing only differences (older hours as blocks): running it
+// query.MaxRange), a chunk at a time, writing only differences (older hours as blocks): running it
 // twice writes nothing the second time. The derived span then includes [from, to) when the two
 // overlap or touch (a span with a gap to the derived one stays outside it: its hours are read
 // from the 1-minute samples). For the `derive` command and operators after a backfill.
@@ -270,8 +320,8 @@ func (d *Deriver) Rebuild(ctx context.Context, from, to time.Time, progress Rebu
 	if lo >= hi {
 		return fmt.Errorf("derive: empty span [%s, %s)", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	}
-	if hi-lo > MaxRange.Milliseconds() {
-		return fmt.Errorf("derive: span longer than %d days", int(MaxRange/(24*time.Hour)))
+	if hi-lo > query.MaxRange.Milliseconds() {
+		return fmt.Errorf("derive: span longer than %d days", int(query.MaxRange/(24*time.Hour)))
 	}
 	total := int((hi - lo) / hourMs)
 	for t := lo; t < hi; t += backlogChunk {
@@ -311,7 +361,7 @@ func (d *Deriver) Rebuild(ctx context.Context, from, to time.Time, progress Rebu
 // hours, one block per chunk.
 const backlogChunk = 3 * 24 * hourMs
 
-// oldest returns the start of the hour of the oldest stored sample, within MaxRange of now,
+// oldest returns the start of the hour of the oldest stored sample, within query.MaxRange of now,
 // when the storage knows it (tsdb.DB.StartTime).
 func (d *Deriver) oldest(now int64) (int64, bool) {
 	st, ok := d.opts.Storage.(interface{ StartTime() (int64, error) })
@@ -323,7 +373,7 @@ func (d *Deriver) oldest(now int64) (int64, bool) {
 		return 0, false
 	}
 	// A sample stamped at t belongs to the minute (and hour) before it.
-	return max(floorTo(t-1, hourMs), floorTo(now-MaxRange.Milliseconds(), hourMs)), true
+	return max(floorTo(t-1, hourMs), floorTo(now-query.MaxRange.Milliseconds(), hourMs)), true
 }
 
 // writeGauges writes the budget gauges when the Deriver knows the projects.
@@ -335,7 +385,7 @@ func (d *Deriver) writeGauges(ctx context.Context, now int64) error {
 }
 
 func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64, ok bool, err error) {
-	q, err := d.opts.Storage.Querier(now-MaxRange.Milliseconds(), now)
+	q, err := d.opts.Storage.Querier(now-query.MaxRange.Milliseconds(), now)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("open TSDB querier: %w", err)
 	}
@@ -379,7 +429,7 @@ func (d *Deriver) writeRange(ctx context.Context, from, through, now int64) erro
 // usage series (exact), a compensated float sum for the cost series.
 type hourSums struct {
 	lbls   labels.Labels
-	metric Metric // usage series only
+	metric query.Metric // usage series only
 	usage  bool
 	quanta []int64
 	sums   []ksum
@@ -397,15 +447,15 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	}
 	raw := map[string]*hourSums{} // by the labels of the hourly series
 	usageNames := ""
-	for i, name := range seriesOf {
-		if i > 0 {
+	for m := range query.NumMetrics {
+		if m > 0 {
 			usageNames += "|"
 		}
-		usageNames += name
+		usageNames += query.SeriesOf(m)
 	}
 	hourly := func(l labels.Labels) labels.Labels {
 		b := labels.NewBuilder(l)
-		b.Set(labels.MetricName, HourlyName(l.Get(labels.MetricName)))
+		b.Set(labels.MetricName, query.HourlyName(l.Get(labels.MetricName)))
 		return b.Labels()
 	}
 	err := d.scan(ctx, lo, hi, usageNames, n, raw, hourly, false)
@@ -414,11 +464,11 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	}
 	have := map[string]*hourSums{}
 	derivedNames := ""
-	for i, name := range seriesOf {
-		if i > 0 {
+	for m := range query.NumMetrics {
+		if m > 0 {
 			derivedNames += "|"
 		}
-		derivedNames += HourlyName(name)
+		derivedNames += query.HourlyName(query.SeriesOf(m))
 	}
 	if err := d.scan(ctx, lo, hi, derivedNames+"|"+series.ProjectCostUSD, n, have, nil, true); err != nil {
 		return err
@@ -443,12 +493,12 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	if w.skipped > 0 {
 		span = [2]int64{}
 	}
-	e := d.opts.Engine
+	e := d.engine
 	w = d.newWriter(ctx)
-	err = e.hourlyAmounts(ctx, nil, time.UnixMilli(lo), time.UnixMilli(hi), span, func(project string, hour time.Time, a *Amounts) error {
+	err = e.HourlyAmountsTier(ctx, nil, time.UnixMilli(lo), time.UnixMilli(hi), time.UnixMilli(span[0]), time.UnixMilli(span[1]), func(project string, hour time.Time, a *query.Amounts) error {
 		t := hour.UnixMilli()
-		c := e.prices.cost(e.prices.sheet(t), a)
-		for _, res := range Resources {
+		c := e.Prices().CostAt(hour, a)
+		for _, res := range query.Resources {
 			l := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, project, series.LabelResource, string(res))
 			w.reconcile(l, l.String(), have, int((t-lo)/hourMs), lo, c.Of(res).InexactFloat64())
 		}
@@ -482,7 +532,7 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 		hs := out[key]
 		if hs == nil {
 			hs = &hourSums{lbls: l, has: make([]bool, n), min: make([]int64, n)}
-			hs.metric, hs.usage = metricByName[l.Get(labels.MetricName)]
+			hs.metric, hs.usage = query.MetricOf(l.Get(labels.MetricName))
 			if hs.usage {
 				hs.quanta = make([]int64, n)
 			} else {
@@ -509,14 +559,14 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 				hs.min[h] = t
 			}
 			if hs.usage {
-				q, err := Quantize(hs.metric, v)
+				q, err := query.Quantize(hs.metric, v)
 				if err != nil {
 					return fmt.Errorf("read series %s at %d: %w", l, t, err)
 				}
-				sum, over := Int128Of(hs.quanta[h]).Add64(q)
+				sum, over := query.Int128Of(hs.quanta[h]).Add64(q)
 				v64, fits := sum.Int64()
-				if over || !fits || math.Abs(float64(v64)) >= maxQuanta[hs.metric] {
-					return fmt.Errorf("hour of %s at %d: %w", l, t, ErrSampleRange)
+				if over || !fits || !query.Recoverable(hs.metric, v64) {
+					return fmt.Errorf("hour of %s at %d: %w", l, t, query.ErrSampleRange)
 				}
 				hs.quanta[h] = v64
 			} else {
@@ -644,18 +694,18 @@ func (w *writer) reconcile(l labels.Labels, key string, have map[string]*hourSum
 
 // reconcileQuanta is reconcile for a usage series in exact quanta: the hour's point (or the
 // correction) is a whole number of quanta, so a reader recovers the hour's amount exactly.
-func (w *writer) reconcileQuanta(l labels.Labels, key string, have map[string]*hourSums, h int, lo int64, m Metric, want int64) {
+func (w *writer) reconcileQuanta(l labels.Labels, key string, have map[string]*hourSums, h int, lo int64, m query.Metric, want int64) {
 	end := lo + int64(h+1)*hourMs
 	hs := have[key]
 	if hs == nil || !hs.has[h] {
-		w.add(l, end, Dequantize(m, want))
+		w.add(l, end, query.Dequantize(m, want))
 		return
 	}
 	diff := want - hs.quanta[h]
 	if diff == 0 {
 		return
 	}
-	w.add(l, hs.min[h]-1, Dequantize(m, diff))
+	w.add(l, hs.min[h]-1, query.Dequantize(m, diff))
 	hs.quanta[h] += diff
 	hs.min[h]--
 }
@@ -682,7 +732,7 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 		for i, p := range ps {
 			ids[i] = p.ID
 		}
-		f, err := d.opts.Engine.Forecast(ctx, ids, team.BillingAnchorDay, now)
+		f, err := d.engine.Forecast(ctx, ids, team.BillingAnchorDay, now)
 		if err != nil {
 			return err
 		}
@@ -697,50 +747,4 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 		}
 	}
 	return w.commit()
-}
-
-// ProjectForecast is a project's cost in the current billing period so far and its forecast.
-type ProjectForecast struct {
-	PeriodStart, PeriodEnd time.Time
-	MonthToDate            Cost
-	// Forecast is MonthToDate plus the cost rate of the last 24 hours over the rest of the
-	// period, unrounded.
-	Forecast decimal.Decimal
-}
-
-// Forecast returns the billing period's cost so far and its end-of-period forecast for each
-// project (all of one team, whose billing anchor day is anchorDay).
-func (e *Engine) Forecast(ctx context.Context, projects []string, anchorDay int, now time.Time) (map[string]ProjectForecast, error) {
-	start, end := BillingPeriod(now, anchorDay)
-	cut := now.Truncate(time.Minute)
-	out := make(map[string]ProjectForecast, len(projects))
-	for _, p := range projects {
-		out[p] = ProjectForecast{PeriodStart: start, PeriodEnd: end}
-	}
-	if len(projects) == 0 {
-		return out, nil
-	}
-	mtd, err := e.Rollup(ctx, projects, []time.Time{start, cut}, ByProject)
-	if err != nil {
-		return nil, fmt.Errorf("month-to-date cost: %w", err)
-	}
-	win := cut.Add(-24 * time.Hour)
-	recent, err := e.Rollup(ctx, projects, []time.Time{win, cut}, ByProject)
-	if err != nil {
-		return nil, fmt.Errorf("recent cost rate: %w", err)
-	}
-	remaining := decimal.NewFromInt(int64(end.Sub(cut) / time.Minute))
-	day := decimal.NewFromInt(24 * 60)
-	for _, p := range projects {
-		f := out[p]
-		if row, ok := mtd.Rows[Key{Project: p}]; ok {
-			f.MonthToDate = row[0].Cost
-		}
-		f.Forecast = f.MonthToDate.Total()
-		if row, ok := recent.Rows[Key{Project: p}]; ok {
-			f.Forecast = f.Forecast.Add(row[0].Cost.Total().Mul(remaining).DivRound(day, costPrecision))
-		}
-		out[p] = f
-	}
-	return out, nil
 }
