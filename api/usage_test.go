@@ -638,3 +638,53 @@ func TestUsageAnalyticsClipsBucketsToTheRange(t *testing.T) {
 		})
 	}
 }
+
+// rawTeamTruth is the team's exact truth in whole CloudWatch units (simaws.RawTruth).
+func (f *usageFixture) rawTeamTruth(name string, from, to time.Time) int64 {
+	var n int64
+	for _, svc := range f.sim.Services() {
+		if svc.Project == "proj_001" || svc.Project == "proj_002" {
+			n += f.sim.RawTruth(svc, name, from, to)
+		}
+	}
+	return n
+}
+
+// Memory GB-hours and vCPU-seconds of every bucket and of the totals are the exact truth
+// (MiB-minutes / 61,440, CPU-unit-minutes × 60 / 1024) rounded once, for every groupBy.
+func TestUsageAnalyticsExactForEveryGroupBy(t *testing.T) {
+	f := newUsageFixture(t)
+	for _, tc := range []struct{ groupBy, from, to string }{
+		{"hour", "2024-01-10T00:00:00Z", "2024-01-11T00:00:00Z"},
+		{"day", "2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z"},
+		{"week", "2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z"},
+		{"month", "2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"},
+	} {
+		t.Run(tc.groupBy, func(t *testing.T) {
+			code, body, _ := f.do(t, http.MethodGet, f.member, "/api/usage/analytics?startDate="+tc.from+"&endDate="+tc.to+"&groupBy="+tc.groupBy, "")
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			v := decodeJSON(t, body)
+			check := func(what string, m map[string]any, from, to time.Time) {
+				mem := decimal.NewFromInt(f.rawTeamTruth(series.MemoryGBHours, from, to)).DivRound(decimal.NewFromInt(61440), 6)
+				cpu := decimal.NewFromInt(f.rawTeamTruth(series.CPUSeconds, from, to)*60).DivRound(decimal.NewFromInt(1024), 6)
+				if got := decimal.RequireFromString(m["memoryGbHours"].(json.Number).String()); !got.Equal(mem) {
+					t.Errorf("%s memoryGbHours %s, truth %s", what, got, mem)
+				}
+				if got := decimal.RequireFromString(m["cpuSeconds"].(json.Number).String()); !got.Equal(cpu) {
+					t.Errorf("%s cpuSeconds %s, truth %s", what, got, cpu)
+				}
+			}
+			for _, e := range v["data"].([]any) {
+				b := e.(map[string]any)
+				from, _ := time.Parse(time.RFC3339, b["start"].(string))
+				to, _ := time.Parse(time.RFC3339, b["end"].(string))
+				check("bucket "+b["start"].(string), b, from, to)
+			}
+			from, _ := time.Parse(time.RFC3339, tc.from)
+			to, _ := time.Parse(time.RFC3339, tc.to)
+			check("totals", v["totals"].(map[string]any), from, to)
+		})
+	}
+}
