@@ -350,9 +350,7 @@ func (d *Deriver) Rebuild(ctx context.Context, from, to time.Time, progress Rebu
 		return err
 	}
 	d.mu.Lock()
-	if d.through != 0 {
-		d.from, d.through = f, th
-	}
+	d.from, d.through = f, th
 	d.mu.Unlock()
 	return nil
 }

@@ -369,4 +369,22 @@ func TestDeriverDerivesAllHistoryIntoBlocks(t *testing.T) {
 	if after := vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`).Get(); after != before {
 		t.Errorf("deriving again wrote %d samples", after-before)
 	}
+	// A fresh Deriver's Rebuild (the derive command) writes nothing new and serves the span.
+	d2, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Now: func() time.Time { return now }, Metrics: vm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int
+	if err := d2.Rebuild(ctx, h0, end, func(done, total int) { last = done }); err != nil {
+		t.Fatal(err)
+	}
+	if last != days*24 {
+		t.Errorf("progress ended at %d hours, want %d", last, days*24)
+	}
+	if f, th := d2.Range(); !f.Equal(h0) || !th.Equal(end) {
+		t.Errorf("Rebuild's span [%s, %s), want [%s, %s)", f, th, h0, end)
+	}
+	if after := vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`).Get(); after != before+2 { // the span series only
+		t.Errorf("Rebuild wrote %d samples, want the 2 of the span series", after-before)
+	}
 }
