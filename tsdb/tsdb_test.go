@@ -240,3 +240,55 @@ func TestOpenReadOnlyBesideTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// WriteBlock puts samples older than the out-of-order window into a block that queries see at
+// once, and never loses head samples: on restart Prometheus drops the WAL's samples older than
+// the newest block's end, so a block reaching into an uncompacted head compacts the head first.
+func TestWriteBlockOlderThanTheWindowSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(nil, nil, Options{Dir: dir, OutOfOrderWindow: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := labels.FromStrings(labels.MetricName, "raw")
+	old := labels.FromStrings(labels.MetricName, "old")
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	app := db.Appender(context.Background())
+	const minutes = 4 * 24 * 60
+	for i := range minutes {
+		if _, err := app.Append(0, raw, t0.Add(time.Duration(i+1)*time.Minute).UnixMilli(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// The head refuses a sample three days behind its newest one.
+	oldT := t0.Add(25 * time.Hour).UnixMilli()
+	app = db.Appender(context.Background())
+	if _, err := app.Append(0, old, oldT, 7); !errors.Is(err, storage.ErrTooOldSample) && !errors.Is(err, storage.ErrOutOfBounds) {
+		t.Fatalf("head accepted a sample older than the window: %v", err)
+	}
+	_ = app.Rollback()
+	err = db.WriteBlock(context.Background(), oldT, func(app storage.Appender) error {
+		_, err := app.Append(0, old, oldT, 7)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := count(t, db, "old"); n != 1 || sum != 7 {
+		t.Fatalf("block not visible: %d samples, sum %v", n, sum)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
+	defer db.Close()
+	if n, _ := count(t, db, "raw"); n != minutes {
+		t.Errorf("after a restart %d raw samples, want %d", n, minutes)
+	}
+	if n, _ := count(t, db, "old"); n != 1 {
+		t.Errorf("after a restart %d block samples, want 1", n)
+	}
+}
