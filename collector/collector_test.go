@@ -298,6 +298,9 @@ func TestWatermarkFile(t *testing.T) {
 	if err != nil || !ok || !got.Equal(testNow) {
 		t.Fatalf("read back %v %v %v", got, ok, err)
 	}
+	if got, ok, err := ReadWatermark(filepath.Dir(path)); err != nil || !ok || !got.Equal(testNow) {
+		t.Fatalf("ReadWatermark of the data dir: %v %v %v", got, ok, err)
+	}
 	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,13 @@ type watermarkFile struct {
 	Watermark time.Time `json:"watermark"`
 }
 
+// ReadWatermark returns the watermark a collector persisted in dataDir (every period before it
+// is committed to the TSDB), and false when there is none yet: for the parts that run without
+// the collector in their process (billing's CollectedUntil).
+func ReadWatermark(dataDir string) (time.Time, bool, error) {
+	return readWatermark(filepath.Join(dataDir, WatermarkFile))
+}
+
 // readWatermark returns the persisted watermark, and false when there is none.
 func readWatermark(path string) (time.Time, bool, error) {
 	b, err := os.ReadFile(path)
