@@ -128,6 +128,7 @@ type Deriver struct {
 	kick          chan struct{}
 	mu            sync.Mutex
 	from, through int64 // derived span, ms; through == 0 before the first run
+	rangeT        int64 // timestamp of the last write of RangeSeries
 	lastFull      int64
 
 	runs, samples, appendErrors, blocks *metrics.Counter
@@ -251,24 +252,6 @@ func (d *Deriver) Step(ctx context.Context) error {
 		}
 		from, through = f, t
 	}
-	// Every hour the collector holds is derived: on a first start, and when a backfill wrote
-	// hours before the derived span. Hours older than the out-of-order window go into blocks.
-	if oldest, ok := d.oldest(now); ok && oldest < from {
-		for lo := oldest; lo < from; lo += backlogChunk {
-			hi := min(from, lo+backlogChunk)
-			if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(hi)); err != nil {
-				return err
-			}
-		}
-		through = max(through, from)
-		from = oldest
-		if err := d.writeRange(ctx, from, through, now); err != nil {
-			return err
-		}
-		d.mu.Lock()
-		d.from, d.through = from, through
-		d.mu.Unlock()
-	}
 	lo := min(through, target-d.opts.RecentWindow.Milliseconds())
 	if now-lastFull >= d.opts.FullEvery.Milliseconds() {
 		lo = min(lo, target-d.opts.FullWindow.Milliseconds())
@@ -303,6 +286,42 @@ func (d *Deriver) Step(ctx context.Context) error {
 	}
 	if d.opts.Projects != nil && d.opts.OnStep != nil {
 		d.opts.OnStep()
+	}
+	return d.deriveHistory(ctx, start, now)
+}
+
+// historyBudget bounds the history one run derives, so that the gauges (and the alerts) stay
+// fresh while a first start works through a long history; the run then triggers the next.
+const historyBudget = 30 * time.Second
+
+// deriveHistory derives, newest first and a chunk at a time, the hours the TSDB holds before the
+// derived span — every hour on a first start, and the hours a backfill wrote before the span —
+// extending the span after each chunk, so the hourly tier serves them at once and a restart
+// continues. Hours older than the out-of-order window go into blocks.
+func (d *Deriver) deriveHistory(ctx context.Context, started time.Time, now int64) error {
+	oldest, ok := d.oldest(now)
+	if !ok {
+		return nil
+	}
+	d.mu.Lock()
+	from, through := d.from, d.through
+	d.mu.Unlock()
+	for oldest < from {
+		if time.Since(started) > historyBudget {
+			d.Trigger()
+			return nil
+		}
+		lo := max(oldest, from-backlogChunk)
+		if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(from)); err != nil {
+			return err
+		}
+		from = lo
+		if err := d.writeRange(ctx, from, through, now); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.from = from
+		d.mu.Unlock()
 	}
 	return nil
 }
@@ -416,10 +435,17 @@ func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64
 	return from, through, got[0] && got[1] && through >= from, nil
 }
 
+// writeRange records the derived span. Several writes in one run (a chunk at a time) are
+// stamped a millisecond apart: the TSDB refuses a different value at the same timestamp, and the
+// last sample is the span.
 func (d *Deriver) writeRange(ctx context.Context, from, through, now int64) error {
+	d.mu.Lock()
+	t := max(now, d.rangeT+1)
+	d.rangeT = t
+	d.mu.Unlock()
 	w := d.newWriter(ctx)
-	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "from"), now, float64(from/1000))
-	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "through"), now, float64(through/1000))
+	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "from"), t, float64(from/1000))
+	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "through"), t, float64(through/1000))
 	return w.commit()
 }
 
