@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +79,7 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "tsdb")
+	logger = slog.New(overlapHandler{logger.Handler()}).With("component", "tsdb")
 	db, err := promtsdb.Open(opts.Dir, logger, reg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB in %s: %w", opts.Dir, err)
@@ -102,6 +103,30 @@ func (d *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 
 // StartTime returns the oldest timestamp stored, in milliseconds.
 func (d *DB) StartTime() (int64, error) { return d.db.StartTime() }
+
+// overlapHandler demotes Prometheus' warning about overlapping blocks to debug: blocks written
+// by WriteBlock overlap others by design (queries and compaction merge them), as after
+// promtool's backfills.
+type overlapHandler struct{ slog.Handler }
+
+func (h overlapHandler) Handle(ctx context.Context, r slog.Record) error {
+	// "Overlapping blocks found during opening" and "... during reloadBlocks".
+	if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, "Overlapping blocks found during") {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h overlapHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return overlapHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h overlapHandler) WithGroup(name string) slog.Handler {
+	return overlapHandler{h.Handler.WithGroup(name)}
+}
 
 // blockReloadInterval is how often the DB looks for blocks written by WriteBlock (Prometheus'
 // default is a minute; a second keeps a derive over old history at collection speed).
@@ -218,7 +243,7 @@ func OpenReadOnly(logger *slog.Logger, dir string) (*ReadOnly, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make a sandbox for the read-only TSDB: %w", err)
 	}
-	db, err := promtsdb.OpenDBReadOnly(dir, sandbox, logger.With("component", "tsdb"))
+	db, err := promtsdb.OpenDBReadOnly(dir, sandbox, slog.New(overlapHandler{logger.Handler()}).With("component", "tsdb"))
 	if err != nil {
 		_ = os.RemoveAll(sandbox)
 		return nil, fmt.Errorf("open TSDB in %s read-only: %w", dir, err)

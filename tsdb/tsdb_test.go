@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -291,4 +293,48 @@ func TestWriteBlockOlderThanTheWindowSurvivesARestart(t *testing.T) {
 	if n, _ := count(t, db, "old"); n != 1 {
 		t.Errorf("after a restart %d block samples, want 1", n)
 	}
+}
+
+// Blocks written by WriteBlock overlap others by design: Prometheus' warning about it is demoted
+// to debug, so an operator's log at info shows nothing alarming.
+func TestOverlappingBlocksAreNotAWarning(t *testing.T) {
+	var buf syncBuf
+	db, err := Open(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), nil, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, v := range []string{"a", "b"} {
+		err := db.WriteBlock(context.Background(), 1000, func(app storage.Appender) error {
+			_, err := app.Append(0, labels.FromStrings(labels.MetricName, "x", "v", v), 1000, 1)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := count(t, db, "x"); n != 2 {
+		t.Fatalf("%d samples in the two blocks, want 2", n)
+	}
+	time.Sleep(2 * blockReloadInterval) // reloads that see the overlap
+	if s := buf.String(); strings.Contains(s, "level=WARN") {
+		t.Errorf("warnings logged:\n%s", s)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
