@@ -351,7 +351,10 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 		}
 		return out
 	}
-	total := ru.Total()
+	total, err := ru.Total()
+	if err != nil {
+		return err
+	}
 	team := make([]shown, len(total))
 	for i, b := range total {
 		team[i] = shown{start: b.Start, end: b.End, c: shownCost{places: placesHourly}}

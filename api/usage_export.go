@@ -17,6 +17,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 )
 
@@ -309,17 +310,25 @@ func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Proje
 	e.str(p.ID)
 	e.str(p.Name)
 	e.str(deployment)
-	e.fields = appendFixedFrom(e.fields, u[query.CPUSeconds], 9, placesCPUSeconds)
+	e.fields = appendQuantityFixed(e.fields, u, query.CPUSeconds, placesCPUSeconds)
 	e.end()
-	e.fields = appendFixedFrom(e.fields, u[query.MemoryGBHours], 9, placesGBHours)
+	e.fields = appendQuantityFixed(e.fields, u, query.MemoryGBHours, placesGBHours)
 	e.end()
-	e.fields = appendAverageTasks(e.fields, u[query.TaskMinutes], b.Start, b.End, now)
+	if t, ok := u.Quanta(query.TaskMinutes).Int64(); ok {
+		e.fields = appendAverageTasks(e.fields, t, b.Start, b.End, now)
+	} else {
+		e.fields = append(e.fields, query.AverageTasks(u, b.Start, b.End, now).String()...)
+	}
 	e.end()
-	e.fields = appendEgressGB(e.fields, u[query.EgressBytes])
+	if v, ok := u.Quanta(query.EgressBytes).Int64(); ok {
+		e.fields = appendEgressGB(e.fields, v)
+	} else {
+		e.fields = append(e.fields, u.Quo(query.EgressBytes, series.GiB, 9).String()...)
+	}
 	e.end()
-	e.fields = strconv.AppendInt(e.fields, u[query.Requests], 10)
+	e.fields = appendQuantityFixed(e.fields, u, query.Requests, placesRequests)
 	e.end()
-	e.fields = appendFixedFrom(e.fields, u[query.StorageGBHours], 9, placesGBHours)
+	e.fields = appendQuantityFixed(e.fields, u, query.StorageGBHours, placesGBHours)
 	e.end()
 	if b.Sheet < 0 {
 		return fmt.Errorf("export hour %s of %s: no single price sheet", hour, p.ID)
@@ -338,6 +347,16 @@ func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Proje
 		}
 	}
 	return e.row()
+}
+
+// appendQuantity appends u.Round(m, dec).String(), in integers when the amount fits.
+// appendQuantityFixed renders metric m of u with exactly places decimals, rounded once from the
+// exact quanta (Amounts.Round(m, places).StringFixed(places), in integers when they fit).
+func appendQuantityFixed(b []byte, u *query.Amounts, m query.Metric, places int) []byte {
+	if v, ok := u.Fixed(m, int32(places)); ok && v >= 0 {
+		return appendScaledFixed(b, v, places)
+	}
+	return append(b, u.Round(m, int32(places)).StringFixed(int32(places))...)
 }
 
 var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
@@ -402,7 +421,7 @@ func appendAverageTasks(b []byte, t int64, start, end, now time.Time) []byte {
 	mins := int64(end.Sub(start) / time.Minute)
 	if mins <= 0 || t == 0 || mins > 1<<40 {
 		if mins > 1<<40 && t != 0 {
-			return append(b, query.AverageTasks(&query.Amounts{query.TaskMinutes: t}, start, end, now).StringFixed(placesTasks)...)
+			return append(b, query.AverageTasks(&query.Amounts{query.TaskMinutes: query.Int128Of(t)}, start, end, now).StringFixed(placesTasks)...)
 		}
 		return appendRounded(b, false, 0, placesTasks)
 	}

@@ -35,7 +35,7 @@ func TestExportFormatsMatchDecimal(t *testing.T) {
 		}
 		for _, now := range []time.Time{start.Add(2 * time.Hour), start.Add(17*time.Minute + 5*time.Second), start} {
 			end := start.Add(time.Hour)
-			a := query.Amounts{query.TaskMinutes: v}
+			a := query.Amounts{query.TaskMinutes: query.Int128Of(v)}
 			if got, want := string(appendAverageTasks(nil, v, start, end, now)), query.AverageTasks(&a, start, end, now).StringFixed(4); got != want {
 				t.Fatalf("appendAverageTasks(%d, now %s) = %s, want %s", v, now, got, want)
 			}

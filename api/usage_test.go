@@ -19,6 +19,7 @@ import (
 
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/rollup"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/store"
@@ -57,7 +58,7 @@ func newUsageFixture(t testing.TB) *usageFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := query.NewDeriver(nil, nil, query.DeriverOptions{Storage: db, Engine: engine})
+	d, err := rollup.NewDeriver(nil, nil, rollup.DeriverOptions{Storage: db, Prices: prices})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -712,5 +713,71 @@ func assertPartsAddUp(t *testing.T, what string, cost map[string]any, places int
 	}
 	if got := cost["total"]; got != sum.StringFixed(places) {
 		t.Errorf("%s cost.total %v, parts add up to %s", what, got, sum.StringFixed(places))
+	}
+}
+
+// rawTruth is a project's exact truth in whole CloudWatch units (simaws.RawTruth).
+func (f *usageFixture) rawTruth(project, name string, from, to time.Time) int64 {
+	var n int64
+	for _, svc := range f.sim.Services() {
+		if svc.Project == project {
+			n += f.sim.RawTruth(svc, name, from, to)
+		}
+	}
+	return n
+}
+
+// shownTruth is what a team bucket shows under the rule of docs/api.md: each project's exact
+// truth rounded once to 6 decimals, summed.
+func (f *usageFixture) shownTruth(name string, from, to time.Time) decimal.Decimal {
+	sum := decimal.Zero
+	for _, p := range []string{"proj_001", "proj_002"} {
+		raw := decimal.NewFromInt(f.rawTruth(p, name, from, to))
+		switch name {
+		case series.MemoryGBHours:
+			sum = sum.Add(raw.DivRound(decimal.NewFromInt(61440), 6))
+		case series.CPUSeconds:
+			sum = sum.Add(raw.Mul(decimal.NewFromInt(60)).DivRound(decimal.NewFromInt(1024), 6))
+		}
+	}
+	return sum
+}
+
+// Memory GB-hours and vCPU-seconds of every bucket are each project's exact truth
+// (MiB-minutes / 61,440, CPU-unit-minutes × 60 / 1024) rounded once and summed, and the totals
+// the sum of the buckets shown, for every groupBy.
+func TestUsageAnalyticsExactForEveryGroupBy(t *testing.T) {
+	f := newUsageFixture(t)
+	for _, tc := range []struct{ groupBy, from, to string }{
+		{"hour", "2024-01-10T00:00:00Z", "2024-01-11T00:00:00Z"},
+		{"day", "2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z"},
+		{"week", "2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z"},
+		{"month", "2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"},
+	} {
+		t.Run(tc.groupBy, func(t *testing.T) {
+			code, body, _ := f.do(t, http.MethodGet, f.member, "/api/usage/analytics?startDate="+tc.from+"&endDate="+tc.to+"&groupBy="+tc.groupBy, "")
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			v := decodeJSON(t, body)
+			totalMem, totalCPU := decimal.Zero, decimal.Zero
+			check := func(what string, m map[string]any, mem, cpu decimal.Decimal) {
+				if got := decimal.RequireFromString(m["memoryGbHours"].(json.Number).String()); !got.Equal(mem) {
+					t.Errorf("%s memoryGbHours %s, truth %s", what, got, mem)
+				}
+				if got := decimal.RequireFromString(m["cpuSeconds"].(json.Number).String()); !got.Equal(cpu) {
+					t.Errorf("%s cpuSeconds %s, truth %s", what, got, cpu)
+				}
+			}
+			for _, e := range v["data"].([]any) {
+				b := e.(map[string]any)
+				from, _ := time.Parse(time.RFC3339, b["start"].(string))
+				to, _ := time.Parse(time.RFC3339, b["end"].(string))
+				mem, cpu := f.shownTruth(series.MemoryGBHours, from, to), f.shownTruth(series.CPUSeconds, from, to)
+				totalMem, totalCPU = totalMem.Add(mem), totalCPU.Add(cpu)
+				check("bucket "+b["start"].(string), b, mem, cpu)
+			}
+			check("totals", v["totals"].(map[string]any), totalMem, totalCPU)
+		})
 	}
 }

@@ -5,8 +5,9 @@
 //
 // Invariants:
 //   - Billing reports quantities, never money; Stripe prices them.
-//   - The exact amount of a series in hour [h, h+1h) is the sum of its samples stamped in
-//     (h, h+1h] (package series), summed in exact decimals.
+//   - The exact amount of a project's metric in hour [h, h+1h) comes from the query layer's
+//     HourlyAmounts (integer quanta of the samples stamped in (h, h+1h]): the same read as the
+//     API and the derived cost series.
 //   - For every project and metric the reported whole quantities add up to
 //     floor(exact total / unit): the fractional remainder is carried to the next hour, and the
 //     carry is written in the same transaction as the rows it produced.
@@ -35,6 +36,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 )
@@ -113,6 +115,9 @@ var Metrics = map[string]metricDef{
 type Options struct {
 	// Queryable reads the usage series (the TSDB). Required.
 	Queryable storage.Queryable
+	// Usage yields the exact hourly amounts (the process's query.Engine, which reads the hourly
+	// tier where derived). Nil: a query.Engine over Queryable reading 1-minute samples.
+	Usage HourlyUsage
 	// Store is the metadata store. Required.
 	Store Store
 	// Metrics receives the sink's counters and gauges; nil: a private set.
@@ -205,6 +210,13 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Biller,
 	}
 	if opts.Store == nil {
 		return nil, errors.New("billing: no store")
+	}
+	if opts.Usage == nil {
+		e, err := query.New(logger, nil, query.Options{Storage: opts.Queryable, Now: opts.Now})
+		if err != nil {
+			return nil, fmt.Errorf("billing: %w", err)
+		}
+		opts.Usage = e
 	}
 	if opts.Mode == "" {
 		opts.Mode = ModeMeterEvents

@@ -176,8 +176,9 @@ func hourly(t testing.TB, db *tsdb.DB, name, project string, n, perHour int, f f
 func TestCarryOver1000HoursEqualsExactTotal(t *testing.T) {
 	e := newEnv(t)
 	const hours = 1000
-	// Fractions of a unit every hour: 0.001 vCPU-hour is 3.6 vCPU-seconds.
-	cpu := hourly(t, e.db, series.CPUSeconds, "proj_a", hours, 6, func(h, i int) float64 { return 0.7 + float64((h*7+i)%13)*0.1 })
+	// Fractions of a unit every hour: 0.001 vCPU-hour is 3.6 vCPU-seconds; samples are whole
+	// CPU-unit-minutes × 60 / 1024, as the collector stores them.
+	cpu := hourly(t, e.db, series.CPUSeconds, "proj_a", hours, 6, func(h, i int) float64 { return float64(12+((h*7+i)%13)*2) * 60 / 1024 })
 	egress := hourly(t, e.db, series.EgressBytes, "proj_a", hours, 2, func(h, i int) float64 { return float64(123457 + h*31 + i) })
 	e.clock.Set(t0.Add(hours*time.Hour + 20*time.Minute))
 	b := e.biller(t, func(o *Options) { o.Window = 2000 * time.Hour; o.Backfill = hours * time.Hour })
@@ -364,11 +365,11 @@ func TestHeldUntilMappedThenSentOrExpired(t *testing.T) {
 
 func TestLateDataIsCorrected(t *testing.T) {
 	e := newEnv(t)
-	hourly(t, e.db, series.CPUSeconds, "proj_a", 4, 1, func(int, int) float64 { return 36.5 }) // 10.138.. units/h
+	hourly(t, e.db, series.CPUSeconds, "proj_a", 4, 1, func(int, int) float64 { return 624 * 60 / 1024. }) // 36.5625 vCPU-s, 10.156.. units/h
 	e.clock.Set(t0.Add(4*time.Hour + 15*time.Minute))
 	b := e.biller(t, func(o *Options) { o.Backfill = 4 * time.Hour; o.RecheckEvery = time.Nanosecond })
 	cycle(t, b)
-	if got := e.stripe.Total("cygni_vcpu_hours", "cus_a"); got != 40 { // floor(146/3.6) = 40
+	if got := e.stripe.Total("cygni_vcpu_hours", "cus_a"); got != 40 { // floor(146.25/3.6) = 40
 		t.Fatalf("before late data: %d, want 40", got)
 	}
 	steps := []struct {
@@ -376,9 +377,9 @@ func TestLateDataIsCorrected(t *testing.T) {
 		delta float64
 		want  int64 // Stripe's total afterwards
 	}{
-		{"upward", 72.1, 60},   // floor(218.1/3.6) = 60
-		{"downward", -40, 60},  // floor(178.1/3.6) = 49 < 60: nothing sent, carried
-		{"absorbed", 79.3, 71}, // floor(257.4/3.6) = 71
+		{"upward", 1230 * 60 / 1024., 60},   // floor(218.3203125/3.6) = 60
+		{"downward", -680 * 60 / 1024., 60}, // floor(178.4765625/3.6) = 49 < 60: nothing sent, carried
+		{"absorbed", 1370 * 60 / 1024., 71}, // floor(258.75/3.6) = floor(71.875) = 71
 	}
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -402,7 +403,7 @@ func TestLateDataIsCorrected(t *testing.T) {
 	if len(rec.Differences) != 0 {
 		t.Errorf("differences after corrections: %+v", rec.Differences)
 	}
-	if tot := rec.Totals[0]; tot.Reported != 71 || tot.Usage != "71.5" || tot.Difference != "0.5" {
+	if tot := rec.Totals[0]; tot.Reported != 71 || tot.Usage != "71.875" || tot.Difference != "0.875" {
 		t.Errorf("totals = %+v", tot)
 	}
 }
@@ -424,7 +425,7 @@ func TestUsageRecordsSetTheHourTotal(t *testing.T) {
 		t.Errorf("hour 0 set to %d, want 10", got)
 	}
 	// cpu has no subscription item: held, not lost.
-	write(t, e.db, series.CPUSeconds, "proj_a", map[time.Time]float64{t0.Add(30 * time.Minute): 7.2})
+	write(t, e.db, series.CPUSeconds, "proj_a", map[time.Time]float64{t0.Add(30 * time.Minute): 123 * 60 / 1024.})
 	write(t, e.db, series.Requests, "proj_a", map[time.Time]float64{t0.Add(40 * time.Minute): 3})
 	e.clock.Advance(time.Minute)
 	cycle(t, b)
@@ -602,7 +603,7 @@ func TestPostgresOneLeaderAndExactTotals(t *testing.T) {
 	// The same carry arithmetic on PostgreSQL's NUMERIC.
 	e.st = st1
 	e.team(t, "team_a", "cus_a", "proj_a")
-	total := hourly(t, e.db, series.CPUSeconds, "proj_a", 50, 3, func(h, i int) float64 { return 1.3 + float64(h%5)*0.01 })
+	total := hourly(t, e.db, series.CPUSeconds, "proj_a", 50, 3, func(h, i int) float64 { return float64(22+h%5) * 60 / 1024 })
 	e.clock.Set(t0.Add(50*time.Hour + 15*time.Minute))
 	b := e.biller(t, func(o *Options) { o.Backfill = 50 * time.Hour })
 	cycle(t, b)

@@ -6,11 +6,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/shopspring/decimal"
 
-	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/store"
 )
 
@@ -27,48 +25,57 @@ type hourKey struct {
 // amounts are exact usage amounts in stored units.
 type amounts map[hourKey]decimal.Decimal
 
+// HourlyUsage is the query layer's one read of exact hourly amounts
+// (query.Engine.HourlyAmounts): billing reports what the API shows and the alerts use.
+type HourlyUsage interface {
+	HourlyAmounts(ctx context.Context, projects []string, from, to time.Time, fn query.HourlyFunc) error
+}
+
 // hourlyAmounts returns the exact usage of every project and billed metric for each hour in
-// [from, to) (both on hour boundaries), in the series' stored units: the sum of the samples
-// stamped in (h, h+1h]. Series without a project label are not billed.
+// [from, to) (both on hour boundaries), in the series' stored units, from the query layer's
+// HourlyAmounts (the periods starting in the hour, i.e. the samples stamped in (h, h+1h]).
+// Series without a project label are not billed. Amounts are exact decimals except memory
+// (MiB-minutes / 61,440 GB-hours), which is rounded to 20 decimals; see billable.
 func (b *Biller) hourlyAmounts(ctx context.Context, from, to time.Time) (amounts, error) {
 	out := amounts{}
 	if !from.Before(to) {
 		return out, nil
 	}
-	q, err := b.opts.Queryable.Querier(from.UnixMilli()+1, to.UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("open a TSDB querier: %w", err)
+	metrics := make([]query.Metric, len(b.names))
+	for i, name := range b.names {
+		m, ok := query.MetricOf(Metrics[name].series)
+		if !ok {
+			return nil, fmt.Errorf("billed metric %s: unknown series %s", name, Metrics[name].series)
+		}
+		metrics[i] = m
 	}
-	defer q.Close()
-	for _, name := range b.names {
-		def := Metrics[name]
-		ss := q.Select(ctx, false, nil,
-			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, def.series),
-			labels.MustNewMatcher(labels.MatchRegexp, series.LabelProject, ".+"))
-		var it chunkenc.Iterator
-		for ss.Next() {
-			s := ss.At()
-			project := s.Labels().Get(series.LabelProject)
-			it = s.Iterator(it)
-			for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-				if vt != chunkenc.ValFloat {
-					continue
-				}
-				t, v := it.At()
-				// A sample stamped at t belongs to the hour containing t−1ms: (h, h+1h].
-				hour := time.UnixMilli(t - 1).UTC().Truncate(time.Hour).Unix()
-				k := hourKey{project: project, metric: name, hour: hour}
-				out[k] = out[k].Add(decimal.NewFromFloat(v))
-			}
-			if err := it.Err(); err != nil {
-				return nil, fmt.Errorf("read %s of %s: %w", def.series, project, err)
+	err := b.opts.Usage.HourlyAmounts(ctx, nil, from, to, func(project string, hour time.Time, a *query.Amounts) error {
+		for i, name := range b.names {
+			if q := a.Quanta(metrics[i]); !q.IsZero() {
+				out[hourKey{project: project, metric: name, hour: hour.Unix()}] = a.Decimal(metrics[i])
 			}
 		}
-		if err := ss.Err(); err != nil {
-			return nil, fmt.Errorf("select %s: %w", def.series, err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read hourly usage: %w", err)
 	}
 	return out, nil
+}
+
+// billablePlaces is the precision billable rounds a carried amount to before dividing by the
+// unit. A memory hour is MiB-minutes / 61,440 rounded to 20 decimals, so a carry of n hours is
+// within n × 5e-21 of the exact total T. T is a multiple of 1/61,440 GB-hour: either exactly on
+// a unit boundary (a multiple of 0.001, or of any unit with at most 4 decimals) or at least
+// 1/(61,440 × 10^4) ≈ 1.6e-9 away from one. Rounded to 12 decimals (for fewer than 10^8 hours)
+// the carry is therefore exactly on the boundary in the first case and on T's side of it in the
+// second: floor(carry / unit) = floor(T / unit) to the unit. Every other metric is an exact
+// decimal with at most 8 decimals, which the rounding leaves unchanged.
+const billablePlaces = 12
+
+// billable returns floor(exact amount / u).
+func billable(amount, u decimal.Decimal) int64 {
+	return floorDiv(amount.Round(billablePlaces), u).IntPart()
 }
 
 // entry is one row to write: an hour's amount (revision 0) or a correction's difference.
@@ -105,7 +112,7 @@ func (b *Biller) plan(now time.Time, entries []entry, carries map[[2]string]*sto
 			carries[ck] = c
 		}
 		c.Amount = c.Amount.Add(e.amount)
-		q := floorDiv(c.Amount, b.units[e.key.metric]).IntPart() - c.Quantity
+		q := billable(c.Amount, b.units[e.key.metric]) - c.Quantity
 		if q < 0 {
 			q = 0 // over-reported after a downward correction: later hours absorb it
 		}

@@ -313,6 +313,9 @@ func TestWatermarkFile(t *testing.T) {
 	if got, err := readWatermark(path); err != nil || !got.Watermark.Equal(testNow) || !got.RightSizing.IsZero() {
 		t.Fatalf("old file: %+v %v", got, err)
 	}
+	if got, ok, err := ReadWatermark(filepath.Dir(path)); err != nil || !ok || !got.Equal(testNow) {
+		t.Fatalf("ReadWatermark of the data dir: %v %v %v", got, ok, err)
+	}
 	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}

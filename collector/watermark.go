@@ -19,6 +19,17 @@ type watermarkFile struct {
 	RightSizing time.Time `json:"right_sizing,omitzero"`
 }
 
+// ReadWatermark returns the watermark of the billed metrics a collector persisted in dataDir
+// (every period before it is committed to the TSDB), and false when there is none yet: for the
+// parts that run without the collector in their process (billing's CollectedUntil).
+func ReadWatermark(dataDir string) (time.Time, bool, error) {
+	w, err := readWatermark(filepath.Join(dataDir, WatermarkFile))
+	if err != nil || w.Watermark.IsZero() {
+		return time.Time{}, false, err
+	}
+	return w.Watermark, true, nil
+}
+
 // readWatermark returns the persisted watermarks; zero times when there are none.
 func readWatermark(path string) (watermarkFile, error) {
 	var w watermarkFile

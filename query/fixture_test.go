@@ -60,23 +60,35 @@ func newFixture(dir string, ranges [][2]time.Time) (*fixture, error) {
 		return nil, err
 	}
 	f := &fixture{sim: newSim(), db: db}
-	e, err := New(nil, nil, Options{Storage: db})
-	if err != nil {
-		return nil, err
-	}
-	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e})
-	if err != nil {
-		return nil, err
-	}
 	for _, r := range ranges {
 		if err := f.write(r[0], r[1]); err != nil {
 			return nil, err
 		}
-		if err := d.Derive(context.Background(), r[0], r[1]); err != nil {
+		if err := f.writeHourly(r[0], r[1]); err != nil {
 			return nil, err
 		}
 	}
 	return f, nil
+}
+
+// writeHourly writes the hourly tier of [from, to) as the Deriver (package rollup, which tests
+// it against the 1-minute samples) writes it: one point per series and hour at the hour's end,
+// the hour's exact quanta (the simulator's integer truth) as a float.
+func (f *fixture) writeHourly(from, to time.Time) error {
+	app := f.db.Appender(context.Background())
+	for _, svc := range f.sim.Services() {
+		for _, name := range series.Usage {
+			m := metricByName[name]
+			l := svcLabels(svc, HourlyName(name))
+			for h := from; h.Before(to); h = h.Add(time.Hour) {
+				q := f.sim.RawTruth(svc, name, h, h.Add(time.Hour)) * rawFactor[m]
+				if _, err := app.Append(0, l, h.Add(time.Hour).UnixMilli(), Dequantize(m, q)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return app.Commit()
 }
 
 func svcLabels(svc simaws.Service, name string) labels.Labels {

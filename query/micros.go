@@ -46,9 +46,9 @@ type fixedSheet struct {
 func newFixedSheet(p Prices, i int) fixedSheet {
 	s := p.sheets[i]
 	f := fixedSheet{
-		// Units of 10^-20 USD: compute is rounded to 20 decimals as in cost; memory, storage
-		// (9 + k decimals) and requests (6 + k) are exact at 20; egress (30 + k decimals) is
-		// kept as a quotient and a remainder of 2^30.
+		// Units of 10^-20 USD: compute and memory are rounded to 20 decimals as in cost;
+		// storage (9 + k decimals) and requests (6 + k) are exact at 20; egress (30 + k
+		// decimals) is kept as a quotient and a remainder of 2^30.
 		cpu: toFixedPrice(s.VCPUHour.Decimal, 11), mem: toFixedPrice(s.MemoryGBHour.Decimal, 11),
 		egress: toFixedPrice(s.EgressGB.Decimal, 10), req: toFixedPrice(s.MillionRequests.Decimal, 14),
 		storage: toFixedPrice(s.StorageGBHour.Decimal, 11),
@@ -88,10 +88,28 @@ var pow10u64 = func() (p [20]uint64) {
 	return p
 }()
 
-// scaled returns a × m × 10^e.
+// scaled returns a × m × 10^e (e ≤ 38).
 func scaled(a int64, m uint64, e int32) (u128, bool) {
 	hi, lo := bits.Mul64(uint64(a), m)
-	return mul64(u128{hi, lo}, pow10u64[e])
+	x := u128{hi, lo}
+	var over bool
+	for e > 0 {
+		k := min(e, 19)
+		var o bool
+		x, o = mul64(x, pow10u64[k])
+		over = over || o
+		e -= k
+	}
+	return x, over
+}
+
+// divRound returns x / d rounded half up (d < 2^63).
+func divRound(x u128, d uint64) (u128, bool) {
+	q, r := divmod64(x, d)
+	if 2*r >= d {
+		return add128(q, u128{0, 1})
+	}
+	return q, false
 }
 
 // toMicros rounds x (units of 10^-20) half up to units of 10^-6.
@@ -110,37 +128,40 @@ func (p Prices) Micros(i int, a *Amounts) (c RowCost, ok bool) {
 		return c, false
 	}
 	f := p.fixed[i]
-	if !f.ok || a[CPUSeconds] < 0 || a[MemoryGBHours] < 0 || a[EgressBytes] < 0 || a[Requests] < 0 || a[StorageGBHours] < 0 {
+	if !f.ok {
 		return c, false
 	}
-	var over [8]bool
-	// Compute: round(a × m × 10^(11−k) / 3600) at 20 decimals, half away from zero.
-	cn, o0 := scaled(a[CPUSeconds], f.cpu.m, 11-f.cpu.k)
-	cq, cr := divmod64(cn, 3600)
-	if 2*cr >= 3600 {
-		cq, over[1] = add128(cq, u128{0, 1})
+	var q [NumMetrics]int64
+	for _, m := range [...]Metric{CPUSeconds, MemoryGBHours, EgressBytes, Requests, StorageGBHours} {
+		v, fits := a[m].Int64()
+		if !fits || v < 0 {
+			return c, false
+		}
+		q[m] = v
 	}
-	over[0] = o0
-	mem, o2 := scaled(a[MemoryGBHours], f.mem.m, 11-f.mem.k)
-	req, o3 := scaled(a[Requests], f.req.m, 14-f.req.k)
-	st, o4 := scaled(a[StorageGBHours], f.storage.m, 11-f.storage.k)
+	var over [12]bool
+	// Units of 10^-20 USD. Compute: round(quanta × m × 10^(20−k) / (256 × 3600)), memory:
+	// round(MiB-minutes × m × 10^(20−k) / 61440), both half up at 20 decimals as Cost rounds.
+	cn, o0 := scaled(q[CPUSeconds], f.cpu.m, 20-f.cpu.k)
+	cq, o1 := divRound(cn, uint64(PerUnit[CPUSeconds])*3600)
+	mn, o2 := scaled(q[MemoryGBHours], f.mem.m, 20-f.mem.k)
+	mem, o3 := divRound(mn, uint64(PerUnit[MemoryGBHours]))
+	req, o4 := scaled(q[Requests], f.req.m, 14-f.req.k)
+	st, o5 := scaled(q[StorageGBHours], f.storage.m, 11-f.storage.k)
 	// Bandwidth: bytes × m × 10^(20−k) / 2^30 = q + r/2^30; the remainder never changes a
 	// rounding to 6 decimals of a sum of whole 10^-20 units plus q.
-	bn, o5 := scaled(a[EgressBytes], f.egress.m, 20-f.egress.k)
+	bn, o6 := scaled(q[EgressBytes], f.egress.m, 20-f.egress.k)
 	bq := u128{bn.hi >> 30, bn.hi<<34 | bn.lo>>30}
-	over[2], over[3], over[4], over[5] = o2, o3, o4, o5
-	tot, o6 := add128(cq, mem)
-	tot, o7 := add128(tot, bq)
-	over[6], over[7] = o6, o7
-	tot, o8 := add128(tot, req)
-	tot, o9 := add128(tot, st)
+	over[0], over[1], over[2], over[3], over[4], over[5], over[6] = o0, o1, o2, o3, o4, o5, o6
+	tot, o7 := add128(cq, mem)
+	tot, o8 := add128(tot, bq)
+	tot, o9 := add128(tot, req)
+	tot, o10 := add128(tot, st)
+	over[7], over[8], over[9], over[10] = o7, o8, o9, o10
 	for _, o := range over {
 		if o {
 			return RowCost{}, false
 		}
-	}
-	if o8 || o9 {
-		return RowCost{}, false
 	}
 	var ov [6]bool
 	c.Compute, ov[0] = toMicros(cq)

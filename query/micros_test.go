@@ -38,9 +38,10 @@ func TestMicrosMatchesDecimal(t *testing.T) {
 	fast := 0
 	for n := range 200000 {
 		i := n % len(sheets)
-		a := Amounts{CPUSeconds: amount(), MemoryGBHours: amount(), EgressBytes: amount(), Requests: amount(), StorageGBHours: amount()}
+		a := Amounts{CPUSeconds: Int128Of(amount()), MemoryGBHours: Int128Of(amount()), EgressBytes: Int128Of(amount()), Requests: Int128Of(amount()), StorageGBHours: Int128Of(amount())}
 		if n%3 == 0 { // ties: multiples that land on half a micro-dollar
-			a[CPUSeconds] = 36 * rng.Int64N(1e9) * 5
+			a[CPUSeconds] = Int128Of(9216 * rng.Int64N(1e9) * 5)
+			a[MemoryGBHours] = Int128Of(6144 * rng.Int64N(1e9) * 5)
 		}
 		c := p.Cost(i, &a)
 		m, ok := p.Micros(i, &a)
@@ -59,7 +60,7 @@ func TestMicrosMatchesDecimal(t *testing.T) {
 	if fast < 100000 {
 		t.Errorf("only %d of 200000 priced on the integer path", fast)
 	}
-	neg := Amounts{CPUSeconds: -1}
+	neg := Amounts{CPUSeconds: Int128Of(-1)}
 	if _, ok := p.Micros(0, &neg); ok {
 		t.Error("negative amounts took the integer path")
 	}

@@ -93,38 +93,57 @@ func (p Prices) sheet(t int64) int {
 	return sort.Search(len(p.from), func(i int) bool { return p.from[i] > t }) - 1
 }
 
+// CostAt prices amounts with the sheet in force at t (an hour's start), exactly.
+func (p Prices) CostAt(t time.Time, a *Amounts) Cost { return p.cost(p.sheet(t.UnixMilli()), a) }
+
 // SheetAt returns the prices in force at t.
 func (p Prices) SheetAt(t time.Time) config.PriceSheet { return p.sheets[p.sheet(t.UnixMilli())] }
 
 var (
-	secondsPerHour = decimal.NewFromInt(3600)
-	bytesPerGB     = decimal.NewFromInt(series.GiB)
-	million        = decimal.NewFromInt(1_000_000)
-	bigTen         = big.NewInt(10)
+	bytesPerGB = decimal.NewFromInt(series.GiB)
+	million    = decimal.NewFromInt(1_000_000)
+	bigTen     = big.NewInt(10)
 )
 
-// costPrecision is the number of decimals kept by the one inexact step, vCPU-seconds / 3600.
+// costPrecision is the number of decimals kept by the inexact steps: vCPU-seconds / 3600 and
+// MiB-minutes / 61,440 (whose quotients by 3 have no finite decimal expansion). Every other
+// step is exact.
 const costPrecision = 20
+
+var (
+	cpuQuantaPerHour = decimal.NewFromInt(PerUnit[CPUSeconds] * 3600)
+	memQuantaPerUnit = decimal.NewFromInt(PerUnit[MemoryGBHours])
+	stQuantaPerUnit  = decimal.NewFromInt(PerUnit[StorageGBHours])
+)
+
+// quanta returns the amount of metric m as an integer decimal.
+func (a *Amounts) quanta(m Metric) decimal.Decimal {
+	if q, ok := a[m].Int64(); ok {
+		return decimal.NewFromInt(q)
+	}
+	return decimal.NewFromBigInt(a[m].Big(), 0)
+}
 
 // cost prices amounts with sheet i.
 func (p Prices) cost(i int, a *Amounts) Cost {
 	s := p.sheets[i]
 	var c Cost
-	if a[CPUSeconds] != 0 {
-		c.Compute = a.Decimal(CPUSeconds).Mul(s.VCPUHour.Decimal).DivRound(secondsPerHour, costPrecision)
+	if !a[CPUSeconds].IsZero() {
+		c.Compute = a.quanta(CPUSeconds).Mul(s.VCPUHour.Decimal).DivRound(cpuQuantaPerHour, costPrecision)
 	}
-	if a[MemoryGBHours] != 0 {
-		c.Memory = a.Decimal(MemoryGBHours).Mul(s.MemoryGBHour.Decimal)
+	if !a[MemoryGBHours].IsZero() {
+		c.Memory = a.quanta(MemoryGBHours).Mul(s.MemoryGBHour.Decimal).DivRound(memQuantaPerUnit, costPrecision)
 	}
-	if a[EgressBytes] != 0 {
+	if !a[EgressBytes].IsZero() {
 		// Exact: 1/2^30 has 30 decimals.
-		c.Bandwidth = a.Decimal(EgressBytes).Mul(s.EgressGB.Decimal).DivRound(bytesPerGB, 40)
+		c.Bandwidth = a.quanta(EgressBytes).Mul(s.EgressGB.Decimal).DivRound(bytesPerGB, 40)
 	}
-	if a[Requests] != 0 {
-		c.Requests = a.Decimal(Requests).Mul(s.MillionRequests.Decimal).DivRound(million, 40)
+	if !a[Requests].IsZero() {
+		c.Requests = a.quanta(Requests).Mul(s.MillionRequests.Decimal).DivRound(million, 40)
 	}
-	if a[StorageGBHours] != 0 {
-		c.Storage = a.Decimal(StorageGBHours).Mul(s.StorageGBHour.Decimal)
+	if !a[StorageGBHours].IsZero() {
+		// Exact: 10^-9 GB-hour quanta.
+		c.Storage = a.quanta(StorageGBHours).Mul(s.StorageGBHour.Decimal).DivRound(stQuantaPerUnit, 40)
 	}
 	return c
 }

@@ -1,7 +1,8 @@
 // Package query is the read side of the usage series: exact calendar rollups by hour, day, ISO
 // week and month in any IANA time zone, per project and per deployment, priced with the
-// configured price sheets; the hourly downsampled series and the derived cost series the rule
-// engine reads; and right-sizing recommendations.
+// configured price sheets; the one read of a project's hourly amounts (HourlyAmounts) that the
+// API, the derived cost series (package rollup, which writes the hourly tier) and billing share;
+// and right-sizing recommendations. It only reads.
 //
 // Invariants:
 //   - Usage samples are per-period amounts stamped at the END of their period (package series):
@@ -11,9 +12,11 @@
 //   - A bucket sums the periods that START inside it. Whole hours inside a bucket are read from
 //     the hourly series once the Deriver has derived them; partial hours (time zones with
 //     half-hour offsets) and hours not yet derived are read from the 1-minute samples.
-//   - The amount of one series in one hour is rounded once to a fixed point (Amounts); every
-//     sum above it is an exact integer sum, and money is priced from those hourly amounts in
-//     exact decimals with the sheet in force at each hour's start, never through a float.
+//   - Every stored sample is read as an exact integer count of quanta of what CloudWatch
+//     reported (Quantize, PerUnit: 1/256 vCPU-second, MiB-minutes, bytes, requests); every sum
+//     above it is an exact 128-bit integer sum (Amounts), independent of order, and money is
+//     priced from the hourly amounts in exact decimals with the sheet in force at each hour's
+//     start, never through a float. Nothing is rounded before the API renders it.
 package query
 
 import (
@@ -135,16 +138,21 @@ func (r *Rollup) Keys() []Key {
 	return keys
 }
 
-// Total sums every row into one row of n buckets.
-func (r *Rollup) Total() []Bucket {
+// Total sums every row into one row of n buckets. Usage sums are exact integers and costs
+// exact decimals, so the result does not depend on the order of the rows; an overflow (which the
+// accepted ranges cannot reach, see ErrOverflow) is returned, never dropped.
+func (r *Rollup) Total() ([]Bucket, error) {
 	out := r.empty()
-	for _, row := range r.Rows {
+	for _, k := range r.Keys() {
+		row := r.Rows[k]
 		for i := range row {
-			_ = out[i].Usage.Add(&row[i].Usage)
+			if err := out[i].Usage.Add(&row[i].Usage); err != nil {
+				return nil, err
+			}
 			out[i].Cost = out[i].Cost.Add(row[i].Cost)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (r *Rollup) empty() []Bucket {
@@ -209,6 +217,82 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 	return r, nil
 }
 
+// HourlyFunc receives one project's exact amounts for the hour starting at hour (UTC). a is
+// valid only during the call.
+type HourlyFunc func(project string, hour time.Time, a *Amounts) error
+
+// HourlyAmounts calls fn, hour by hour and within an hour by project ID, for every project of
+// projects (nil: every series with a project label) and every whole UTC hour in [from, to)
+// that has usage, with the hour's exact amounts in quanta. It is the one read of hourly usage:
+// the API's rollups sum the same cells (Rollup), the Deriver prices them into
+// cygni_project_cost_usd, and billing reports them to Stripe, so the dashboard, the alerts and
+// the invoice cannot disagree. Hours inside the Deriver's span come from the hourly series
+// (which hold the same integers), the others from the 1-minute samples.
+func (e *Engine) HourlyAmounts(ctx context.Context, projects []string, from, to time.Time, fn HourlyFunc) error {
+	f, t := e.hourlyRange()
+	return e.hourlyAmounts(ctx, projects, from, to, [2]int64{f.UnixMilli(), t.UnixMilli()}, fn)
+}
+
+// HourlyAmountsTier is HourlyAmounts reading the hourly series for the whole hours inside
+// [tierFrom, tierTo) instead of the Deriver's span: the Deriver prices the hourly points it has
+// just written (an empty tier reads 1-minute samples only).
+func (e *Engine) HourlyAmountsTier(ctx context.Context, projects []string, from, to, tierFrom, tierTo time.Time, fn HourlyFunc) error {
+	return e.hourlyAmounts(ctx, projects, from, to, [2]int64{tierFrom.UnixMilli(), tierTo.UnixMilli()}, fn)
+}
+
+func (e *Engine) hourlyAmounts(ctx context.Context, projects []string, from, to time.Time, derived [2]int64, fn HourlyFunc) error {
+	from, to = from.UTC().Truncate(time.Hour), to.UTC().Truncate(time.Hour)
+	if !from.Before(to) {
+		return nil
+	}
+	if to.Sub(from) > MaxRange {
+		return fmt.Errorf("%w: at most %d days", ErrRangeTooLarge, int(MaxRange/(24*time.Hour)))
+	}
+	bounds := make([]time.Time, 0, int(to.Sub(from)/time.Hour)+1)
+	for h := from; !h.After(to); h = h.Add(time.Hour) {
+		bounds = append(bounds, h)
+	}
+	m := labels.MustNewMatcher(labels.MatchRegexp, series.LabelProject, ".+")
+	if projects != nil {
+		if len(projects) == 0 {
+			return nil
+		}
+		m = projectMatcher(projects)
+	}
+	rd := newReaderSpan(e, bounds, ByProject, derived)
+	if err := rd.read(ctx, m); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(rd.rows))
+	for k := range rd.rows {
+		keys = append(keys, k.Project)
+	}
+	sort.Strings(keys)
+	ns := rd.nsheets
+	for i := range len(bounds) - 1 {
+		for _, p := range keys {
+			acc := rd.rows[Key{Project: p}]
+			var a Amounts
+			has := false
+			for s := range ns {
+				if c := i*ns + s; acc.has[c] {
+					if err := a.Add(&acc.cells[c]); err != nil {
+						return err
+					}
+					has = true
+				}
+			}
+			if !has {
+				continue
+			}
+			if err := fn(p, bounds[i], &a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // projectMatcher matches the project label against a set of project IDs.
 func projectMatcher(projects []string) *labels.Matcher {
 	if len(projects) == 1 {
@@ -243,12 +327,17 @@ type reader struct {
 }
 
 func newReader(e *Engine, bounds []time.Time, g Grouping) *reader {
+	from, through := e.hourlyRange()
+	return newReaderSpan(e, bounds, g, [2]int64{from.UnixMilli(), through.UnixMilli()})
+}
+
+// newReaderSpan is newReader reading hourly points for the whole hours inside derived.
+func newReaderSpan(e *Engine, bounds []time.Time, g Grouping, derived [2]int64) *reader {
 	b := make([]int64, len(bounds))
 	for i, t := range bounds {
 		b[i] = t.UnixMilli()
 	}
-	from, through := e.hourlyRange()
-	r := &reader{e: e, bounds: b, derived: [2]int64{from.UnixMilli(), through.UnixMilli()}, group: g,
+	r := &reader{e: e, bounds: b, derived: derived, group: g,
 		nsheets: len(e.prices.sheets), rows: map[Key]*rowAcc{}}
 	r.h0 = floorTo(b[0], hourMs)
 	n := (ceilTo(b[len(b)-1], hourMs) - r.h0) / hourMs
@@ -384,16 +473,12 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 		var (
 			cur      int64 = minTime
 			curB           = -1
-			sum      ksum
+			sum      Int128
 			hasValue bool
 		)
 		flush := func() error {
 			if !hasValue {
 				return nil
-			}
-			v, err := fixed(m, sum.value())
-			if err != nil {
-				return err
 			}
 			if acc == nil {
 				acc = r.row(key)
@@ -403,13 +488,13 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 				sheet = int(r.hourSheet[i])
 			}
 			c := curB*r.nsheets + sheet
-			s, overflow := addInt64(acc.cells[c][m], v)
+			s, overflow := acc.cells[c][m].Add(sum)
 			if overflow {
-				return ErrOverflow
+				return fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
 			}
 			acc.cells[c][m] = s
 			acc.has[c] = true
-			sum, hasValue = ksum{}, false
+			sum, hasValue = Int128{}, false
 			return nil
 		}
 		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
@@ -447,7 +532,14 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 				}
 				cur, curB = hour, b
 			}
-			sum.add(v)
+			q, err := Quantize(m, v)
+			if err != nil {
+				return fmt.Errorf("read series %s at %d: %w", lbls, t, err)
+			}
+			var overflow bool
+			if sum, overflow = sum.Add64(q); overflow {
+				return fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
+			}
 			hasValue = true
 		}
 		if err := it.Err(); err != nil {
@@ -483,8 +575,8 @@ func AverageTasks(a *Amounts, start, end, now time.Time) decimal.Decimal {
 		end = now.Truncate(time.Minute)
 	}
 	mins := int64(end.Sub(start) / time.Minute)
-	if mins <= 0 || a[TaskMinutes] == 0 {
+	if mins <= 0 || a[TaskMinutes].IsZero() {
 		return decimal.Zero
 	}
-	return a.Decimal(TaskMinutes).DivRound(decimal.NewFromInt(mins), 4)
+	return a.Quo(TaskMinutes, mins, 4)
 }

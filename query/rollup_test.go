@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"math"
 	"testing"
 	"time"
 
@@ -22,36 +21,31 @@ func mustLoc(tb testing.TB, name string) *time.Location {
 	return l
 }
 
-// truthAmount is the simulator's ground truth for one metric of a row over [from, to).
-func truthAmount(sim *simaws.Sim, k Key, m Metric, from, to time.Time) float64 {
-	var total float64
+// rawFactor converts simaws.RawTruth (whole CloudWatch units) to quanta (PerUnit): a
+// CPU-unit-minute is 60/1024 vCPU-seconds = 15/256, a MiB-minute is one memory quantum, a task
+// 10^6, bytes per second × 60 seconds.
+var rawFactor = [NumMetrics]int64{15, 15, 1, 1, 1_000_000, 60, 1, 0}
+
+// truthQuanta is the simulator's exact ground truth for one metric of a row over [from, to), in
+// quanta; Key{} is the total over every tagged project.
+func truthQuanta(sim *simaws.Sim, k Key, m Metric, from, to time.Time) Int128 {
+	var total Int128
 	for _, svc := range sim.Services() {
-		if svc.Project != k.Project || (k.Deployment != "" && svc.Deployment != k.Deployment) {
+		if svc.Project == "" || (k.Project != "" && svc.Project != k.Project) || (k.Deployment != "" && svc.Deployment != k.Deployment) {
 			continue
 		}
-		total += sim.Truth(svc, seriesOf[m], from, to)
+		total, _ = total.Add64(sim.RawTruth(svc, seriesOf[m], from, to) * rawFactor[m])
 	}
 	return total
 }
 
-// checkAmounts compares a bucket with the ground truth: exact for vCPU-seconds (multiples of
-// 1/256), bytes, requests and task-minutes; memory within the nano-GB-hour rounding of each
-// series-hour.
+// checkAmounts compares a bucket with the ground truth, exactly, for every metric (memory
+// too: MiB-minutes).
 func checkAmounts(t *testing.T, sim *simaws.Sim, k Key, b Bucket) {
 	t.Helper()
-	hours := b.End.Sub(b.Start).Hours() + 1
 	for _, m := range []Metric{CPUSeconds, CPUUsedSeconds, MemoryGBHours, MemoryUsedGBHours, TaskMinutes, EgressBytes, Requests} {
-		want := truthAmount(sim, k, m, b.Start, b.End)
-		got := b.Usage.Decimal(m)
-		switch m {
-		case MemoryGBHours, MemoryUsedGBHours:
-			if d := math.Abs(got.InexactFloat64() - want); d > hours*2*5e-10+1e-9 {
-				t.Errorf("%v %s [%s, %s): got %s, truth %v (off by %g)", k, seriesOf[m], b.Start, b.End, got, want, d)
-			}
-		default:
-			if !got.Equal(decimal.NewFromFloat(want)) {
-				t.Errorf("%v %s [%s, %s): got %s, truth %v", k, seriesOf[m], b.Start, b.End, got, want)
-			}
+		if want, got := truthQuanta(sim, k, m, b.Start, b.End), b.Usage[m]; got != want {
+			t.Errorf("%v %s [%s, %s): got %s quanta, truth %s", k, seriesOf[m], b.Start, b.End, got, want)
 		}
 	}
 }
@@ -125,8 +119,13 @@ func TestRollupMatchesGroundTruth(t *testing.T) {
 							checkAmounts(t, shared.sim, k, b)
 						}
 					}
-					for i, b := range r.Total() {
-						if b.Usage[CPUSeconds] == 0 {
+					total, err := r.Total()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, b := range total {
+						checkAmounts(t, shared.sim, Key{}, b)
+						if b.Usage[CPUSeconds].IsZero() {
 							t.Errorf("bucket %d [%s, %s) has no usage: the fixture does not cover it", i, b.Start, b.End)
 						}
 					}
@@ -136,8 +135,8 @@ func TestRollupMatchesGroundTruth(t *testing.T) {
 	}
 }
 
-// expectedCost prices the ground truth hour by hour: each series' hourly amount rounded to the
-// fixed point, times the price of the sheet in force at the hour's start.
+// expectedCost prices the ground truth hour by hour, exactly (to 30 decimals): each series'
+// hourly amount times the price of the sheet in force at the hour's start.
 func expectedCost(sim *simaws.Sim, p Prices, project string, from, to time.Time) decimal.Decimal {
 	total := decimal.Zero
 	for h := from; h.Before(to); h = h.Add(time.Hour) {
@@ -146,15 +145,16 @@ func expectedCost(sim *simaws.Sim, p Prices, project string, from, to time.Time)
 			if svc.Project != project {
 				continue
 			}
+			// Exact rationals, to 30 decimals: CPU-unit-minutes × 60/1024 / 3600 vCPU-hours,
+			// MiB-minutes / 61440 GB-hours, bytes/s × 60 / 2^30 GB, requests / 10^6.
 			q := func(m Metric) decimal.Decimal {
-				v := sim.Truth(svc, seriesOf[m], h, h.Add(time.Hour))
-				return decimal.NewFromFloat(v).Round(-exponent[m])
+				return decimal.NewFromInt(sim.RawTruth(svc, seriesOf[m], h, h.Add(time.Hour)))
 			}
 			total = total.
-				Add(q(CPUSeconds).Div(decimal.NewFromInt(3600)).Mul(s.VCPUHour.Decimal)).
-				Add(q(MemoryGBHours).Mul(s.MemoryGBHour.Decimal)).
-				Add(q(EgressBytes).Div(decimal.NewFromInt(series.GiB)).Mul(s.EgressGB.Decimal)).
-				Add(q(Requests).Div(decimal.NewFromInt(1e6)).Mul(s.MillionRequests.Decimal))
+				Add(q(CPUSeconds).Mul(s.VCPUHour.Decimal).DivRound(decimal.NewFromInt(1024*60), 30)).
+				Add(q(MemoryGBHours).Mul(s.MemoryGBHour.Decimal).DivRound(decimal.NewFromInt(61440), 30)).
+				Add(q(EgressBytes).Mul(decimal.NewFromInt(60)).Mul(s.EgressGB.Decimal).DivRound(decimal.NewFromInt(series.GiB), 30)).
+				Add(q(Requests).Mul(s.MillionRequests.Decimal).DivRound(decimal.NewFromInt(1e6), 30))
 		}
 	}
 	return total
@@ -191,3 +191,47 @@ func TestCostWithMidMonthPriceChange(t *testing.T) {
 }
 
 func dec(s string) config.Decimal { return config.Decimal{Decimal: decimal.RequireFromString(s)} }
+
+// TestHourlyAmountsAreTheRollupsHours checks the one read of hourly amounts (billing's and the
+// Deriver's) against the simulator's truth and the API's rollup, from 1-minute samples and from
+// the hourly tier.
+func TestHourlyAmountsAreTheRollupsHours(t *testing.T) {
+	from := time.Date(2024, 1, 30, 20, 0, 0, 0, time.UTC)
+	to := from.Add(30 * time.Hour)
+	for mode, hr := range map[string]func() (time.Time, time.Time){"minute samples": nil, "hourly points": spanRange(fixtureRanges[0][0], fixtureRanges[0][1])} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEngine(t, shared.db, Prices{}, hr)
+			bounds, err := Buckets(from, to, Hour, time.UTC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := e.Rollup(context.Background(), shared.projects(), bounds, ByProject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			last := ""
+			err = e.HourlyAmounts(context.Background(), nil, from, to, func(p string, h time.Time, a *Amounts) error {
+				if k := h.Format(time.RFC3339) + p; k <= last {
+					t.Errorf("%s after %s: not in hour, project order", k, last)
+				} else {
+					last = k
+				}
+				i := int(h.Sub(from) / time.Hour)
+				b := r.Rows[Key{Project: p}][i]
+				if *a != b.Usage {
+					t.Errorf("%s %s: HourlyAmounts %v, Rollup %v", p, h, a, b.Usage)
+				}
+				checkAmounts(t, shared.sim, Key{Project: p}, Bucket{Start: h, End: h.Add(time.Hour), Usage: *a})
+				n++
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := 30 * len(shared.projects()); n != want {
+				t.Errorf("%d project-hours, want %d", n, want)
+			}
+		})
+	}
+}

@@ -236,6 +236,33 @@ func (s *Sim) Truth(svc Service, series string, from, to time.Time) float64 {
 	return total
 }
 
+// RawTruth is Truth before the unit conversion, as an exact integer: the sum of CloudWatch's
+// per-minute Sums (CPU units, MiB, bytes per second, requests) or of the per-minute running
+// task counts, over the same minutes as Truth. Every per-minute Sum is an integer, so this is
+// the ground truth in whole CloudWatch units (CPU-unit-minutes, MiB-minutes, ...).
+func (s *Sim) RawTruth(svc Service, series string, from, to time.Time) int64 {
+	k, ok := seriesKind(series)
+	if !ok {
+		return 0
+	}
+	i := s.serviceIndex(svc)
+	if i < 0 {
+		return 0
+	}
+	lo := floorDiv(from.Unix(), 60)
+	hi := floorDiv(to.Unix(), 60)
+	if last := floorDiv(s.now().Unix(), 60); hi > last {
+		hi = last
+	}
+	var total int64
+	for m := lo; m < hi; m++ {
+		if v, ok := s.value(i, k, s.minute(i, m)); ok {
+			total += int64(v.sum)
+		}
+	}
+	return total
+}
+
 // ProjectTruth is Truth summed over the services tagged with project ("" matches nothing).
 func (s *Sim) ProjectTruth(project, series string, from, to time.Time) float64 {
 	var total float64

@@ -21,6 +21,7 @@ import (
 	"github.com/cygni/usage/internal/clock/clocktest"
 	"github.com/cygni/usage/internal/storetest"
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/rollup"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/tsdb"
@@ -120,11 +121,7 @@ func TestExactInEveryMode(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e, err := query.New(nil, nil, query.Options{Storage: db, Now: clk})
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := query.NewDeriver(nil, nil, query.DeriverOptions{Storage: db, Engine: e, Now: clk, InitialWindow: 8 * time.Hour})
+			d, err := rollup.NewDeriver(nil, nil, rollup.DeriverOptions{Storage: db, Now: clk})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +72,8 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	o := promtsdb.DefaultOptions()
 	o.RetentionDuration = opts.Retention.Milliseconds()
 	o.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
+	// Blocks written beside the DB (WriteBlock) are picked up at the next reload.
+	o.BlockReloadInterval = blockReloadInterval
 	// As Prometheus does: blocks grow up to a tenth of the retention, at most 31 days.
 	maxBlock := min(opts.Retention/10, 31*24*time.Hour)
 	if maxBlock > 2*time.Hour {
@@ -77,7 +82,7 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = slog.New(expectedWarnings{logger.Handler()}).With("component", "tsdb")
+	logger = slog.New(overlapHandler{logger.Handler()}).With("component", "tsdb")
 	db, err := promtsdb.Open(opts.Dir, logger, reg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB in %s: %w", opts.Dir, err)
@@ -101,6 +106,103 @@ func (d *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 
 // StartTime returns the oldest timestamp stored, in milliseconds.
 func (d *DB) StartTime() (int64, error) { return d.db.StartTime() }
+
+// overlapHandler demotes Prometheus' warning about overlapping blocks to debug: blocks written
+// by WriteBlock overlap others by design (queries and compaction merge them), as after
+// promtool's backfills.
+type overlapHandler struct{ slog.Handler }
+
+func (h overlapHandler) Handle(ctx context.Context, r slog.Record) error {
+	// "Overlapping blocks found during opening" and "... during reloadBlocks".
+	if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, "Overlapping blocks found during") {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h overlapHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return overlapHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h overlapHandler) WithGroup(name string) slog.Handler {
+	return overlapHandler{h.Handler.WithGroup(name)}
+}
+
+// blockReloadInterval is how often the DB looks for blocks written by WriteBlock (Prometheus'
+// default is a minute; a second keeps a derive over old history at collection speed).
+const blockReloadInterval = time.Second
+
+// ErrOverlapsHead reports a block that would overlap the head's in-order samples.
+var ErrOverlapsHead = errors.New("block would overlap the TSDB head")
+
+// WriteBlock writes the samples fn appends, all stamped before maxt, as one persisted block in
+// the DB's directory and waits until queries see it, as promtool's create-blocks-from does: for
+// samples older than the out-of-order window, which the head refuses. Samples of one series
+// must be appended in time order. Queries and compaction merge the block with any it overlaps.
+//
+// The block must lie before the head: on restart Prometheus drops the WAL's in-order samples
+// older than the newest block's end. When maxt reaches into the head (a large backfill not yet
+// compacted), the head is compacted first; if it still overlaps, ErrOverlapsHead.
+func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.Appender) error) error {
+	if maxt >= d.db.Head().MinTime() {
+		if err := d.db.Compact(ctx); err != nil {
+			return fmt.Errorf("compact the head before writing a block: %w", err)
+		}
+		if hm := d.db.Head().MinTime(); maxt >= hm {
+			return fmt.Errorf("%w: block ends at %d, head starts at %d", ErrOverlapsHead, maxt, hm)
+		}
+	}
+	tmp, err := os.MkdirTemp(d.db.Dir(), "block-*.tmp-for-creation")
+	if err != nil {
+		return fmt.Errorf("make a directory for a new block: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	w, err := promtsdb.NewBlockWriter(d.logger, tmp, promtsdb.DefaultBlockDuration)
+	if err != nil {
+		return fmt.Errorf("open a block writer: %w", err)
+	}
+	defer w.Close()
+	app := w.Appender(ctx)
+	if err := fn(app); err != nil {
+		_ = app.Rollback()
+		return err
+	}
+	if err := app.Commit(); err != nil {
+		return fmt.Errorf("commit a new block's samples: %w", err)
+	}
+	id, err := w.Flush(ctx)
+	if errors.Is(err, promtsdb.ErrNoSeriesAppended) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write a new block: %w", err)
+	}
+	if err := os.Rename(filepath.Join(tmp, id.String()), filepath.Join(d.db.Dir(), id.String())); err != nil {
+		return fmt.Errorf("move block %s into the TSDB: %w", id, err)
+	}
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// Loaded, or already merged into a bigger block by compaction.
+		for _, b := range d.db.Blocks() {
+			if slices.Contains(b.Meta().Compaction.Sources, id) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("block %s was not loaded within a minute", id)
+		case <-tick.C:
+		}
+	}
+}
 
 // Close flushes and closes the TSDB.
 func (d *DB) Close() error {
@@ -144,7 +246,7 @@ func OpenReadOnly(logger *slog.Logger, dir string) (*ReadOnly, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make a sandbox for the read-only TSDB: %w", err)
 	}
-	db, err := promtsdb.OpenDBReadOnly(dir, sandbox, logger.With("component", "tsdb"))
+	db, err := promtsdb.OpenDBReadOnly(dir, sandbox, slog.New(overlapHandler{logger.Handler()}).With("component", "tsdb"))
 	if err != nil {
 		_ = os.RemoveAll(sandbox)
 		return nil, fmt.Errorf("open TSDB in %s read-only: %w", dir, err)
@@ -163,26 +265,3 @@ func (r *ReadOnly) Close() error {
 	return errors.Join(err, os.RemoveAll(r.sandbox))
 }
 
-// expectedWarnings demotes to debug the TSDB warnings that the out-of-order window makes part of
-// normal operation: blocks cut from the out-of-order head overlap the in-order blocks of the
-// same range until the next compaction merges them ("Overlapping blocks found during
-// reloadBlocks", logged once per reload, hundreds of lines after a backfill).
-type expectedWarnings struct{ slog.Handler }
-
-func (h expectedWarnings) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelWarn && r.Message == "Overlapping blocks found during reloadBlocks" {
-		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
-			return nil
-		}
-		r.Level = slog.LevelDebug
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h expectedWarnings) WithAttrs(as []slog.Attr) slog.Handler {
-	return expectedWarnings{h.Handler.WithAttrs(as)}
-}
-
-func (h expectedWarnings) WithGroup(name string) slog.Handler {
-	return expectedWarnings{h.Handler.WithGroup(name)}
-}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -239,4 +241,100 @@ func TestOpenReadOnlyBesideTheServer(t *testing.T) {
 	if err := app.Commit(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// WriteBlock puts samples older than the out-of-order window into a block that queries see at
+// once, and never loses head samples: on restart Prometheus drops the WAL's samples older than
+// the newest block's end, so a block reaching into an uncompacted head compacts the head first.
+func TestWriteBlockOlderThanTheWindowSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(nil, nil, Options{Dir: dir, OutOfOrderWindow: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := labels.FromStrings(labels.MetricName, "raw")
+	old := labels.FromStrings(labels.MetricName, "old")
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	app := db.Appender(context.Background())
+	const minutes = 4 * 24 * 60
+	for i := range minutes {
+		if _, err := app.Append(0, raw, t0.Add(time.Duration(i+1)*time.Minute).UnixMilli(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// The head refuses a sample three days behind its newest one.
+	oldT := t0.Add(25 * time.Hour).UnixMilli()
+	app = db.Appender(context.Background())
+	if _, err := app.Append(0, old, oldT, 7); !errors.Is(err, storage.ErrTooOldSample) && !errors.Is(err, storage.ErrOutOfBounds) {
+		t.Fatalf("head accepted a sample older than the window: %v", err)
+	}
+	_ = app.Rollback()
+	err = db.WriteBlock(context.Background(), oldT, func(app storage.Appender) error {
+		_, err := app.Append(0, old, oldT, 7)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := count(t, db, "old"); n != 1 || sum != 7 {
+		t.Fatalf("block not visible: %d samples, sum %v", n, sum)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
+	defer db.Close()
+	if n, _ := count(t, db, "raw"); n != minutes {
+		t.Errorf("after a restart %d raw samples, want %d", n, minutes)
+	}
+	if n, _ := count(t, db, "old"); n != 1 {
+		t.Errorf("after a restart %d block samples, want 1", n)
+	}
+}
+
+// Blocks written by WriteBlock overlap others by design: Prometheus' warning about it is demoted
+// to debug, so an operator's log at info shows nothing alarming.
+func TestOverlappingBlocksAreNotAWarning(t *testing.T) {
+	var buf syncBuf
+	db, err := Open(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), nil, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, v := range []string{"a", "b"} {
+		err := db.WriteBlock(context.Background(), 1000, func(app storage.Appender) error {
+			_, err := app.Append(0, labels.FromStrings(labels.MetricName, "x", "v", v), 1000, 1)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := count(t, db, "x"); n != 2 {
+		t.Fatalf("%d samples in the two blocks, want 2", n)
+	}
+	time.Sleep(2 * blockReloadInterval) // reloads that see the overlap
+	if s := buf.String(); strings.Contains(s, "level=WARN") {
+		t.Errorf("warnings logged:\n%s", s)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +55,9 @@ func (p *process) newBiller(vm *metrics.Set) (*billing.Biller, error) {
 	if c.WaitForCollector {
 		opts.CollectedUntil = p.collectedUntil
 	}
+	if p.engine != nil {
+		opts.Usage = p.engine // the API's hourly amounts, hourly tier included
+	}
 	if os.Getenv(crashAfterSendEnv) == "1" {
 		opts.AfterSend = func(r store.BillingReport) {
 			p.logger.Warn("test hook: killing the process between send and record", "identifier", r.Identifier)
@@ -66,20 +68,14 @@ func (p *process) newBiller(vm *metrics.Set) (*billing.Biller, error) {
 	return billing.New(p.logger, p.reg, opts)
 }
 
-// collectedUntil reads the collector's watermark file in the data dir.
+// collectedUntil is the collector's persisted watermark in the data dir.
 func (p *process) collectedUntil() (time.Time, bool) {
-	b, err := os.ReadFile(filepath.Join(p.cfg.DataDir, collector.WatermarkFile))
+	wm, ok, err := collector.ReadWatermark(p.cfg.DataDir)
 	if err != nil {
-		return time.Time{}, false
-	}
-	var w struct {
-		Watermark time.Time `json:"watermark"`
-	}
-	if err := json.Unmarshal(b, &w); err != nil || w.Watermark.IsZero() {
 		p.logger.Warn("read the collector's watermark; closing no billing hour until it is readable", "err", err)
 		return time.Time{}, false
 	}
-	return w.Watermark, true
+	return wm, ok
 }
 
 // wireBillingAPI gives the API the billing endpoints (reports, retry, reconcile).

@@ -95,7 +95,7 @@ func (c *collectCmd) run(g *globals) error {
 	}
 	// The hourly series of the window may have been derived before this backfill (by a server
 	// that ran earlier): derive them again from what is stored now. It writes only differences.
-	_, d, err := p.newQuery()
+	_, d, err := p.newQuery(nil)
 	if err != nil {
 		return err
 	}

@@ -121,4 +121,5 @@ var commands = []func(app *kingpin.Application) (string, command){
 	registerUnmapped,
 	registerCheckRules,
 	registerCollect,
+	registerDerive,
 }

@@ -6,42 +6,40 @@ import (
 
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/rollup"
 	"github.com/cygni/usage/tsdb"
 )
 
 // wireQuery adds the query layer: the engine behind the usage endpoints and the Deriver actor
 // that writes the hourly series, the hourly cost series and the budget gauges every minute.
 func (p *process) wireQuery() error {
-	engine, d, err := p.newQuery()
-	if err != nil {
-		return err
-	}
+	var until func() (time.Time, bool)
 	switch {
 	case p.cfg.Storage.Mode == tsdb.ModeRemote:
 		// The collector shards (here or elsewhere) keep their watermarks in the store: derive
 		// an hour only once every shard has read past it, and nothing while the slowest shard
 		// lags more than two intervals behind now (a first backfill: the gauges are written at
 		// now and would alert on a partial month).
-		d.SetCollectedUntil(func() (time.Time, bool) {
+		until = func() (time.Time, bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			until, ok, err := p.store.CollectedUntil(ctx)
+			u, ok, err := p.store.CollectedUntil(ctx)
 			if err != nil {
 				p.logger.Warn("read the collectors' watermarks; deriving nothing new until it works", "err", err)
 				return time.Time{}, false
 			}
-			if !ok || p.now().Sub(until) > 2*p.cfg.Collector.Interval.D() {
+			if !ok || p.now().Sub(u) > 2*p.cfg.Collector.Interval.D() {
 				return time.Time{}, false
 			}
-			return until, true
-		})
+			return u, true
+		}
 	case p.parts["collector"]:
 		// Derive an hour only once this process's collector has read past it (p.col is set by
 		// wireCollector before anything runs), and nothing before its first cycle has caught up
 		// with now: the gauges are written at now, so a run in the middle of a first backfill
 		// would alert on half a month, and one further behind now than the TSDB's out-of-order
 		// window would make the TSDB reject the rest of that backfill as too old.
-		d.SetCollectedUntil(func() (time.Time, bool) {
+		until = func() (time.Time, bool) {
 			if p.col == nil {
 				return time.Time{}, false
 			}
@@ -50,7 +48,11 @@ func (p *process) wireQuery() error {
 				return time.Time{}, false
 			}
 			return wm, true
-		})
+		}
+	}
+	engine, d, err := p.newQuery(until)
+	if err != nil {
+		return err
 	}
 	p.derive = d
 	// One Deriver among the processes sharing the store (the others answer queries only).
@@ -63,26 +65,23 @@ func (p *process) wireQuery() error {
 	return nil
 }
 
-// newQuery builds the query engine and its Deriver over the process's TSDB and store.
-func (p *process) newQuery() (*query.Engine, *query.Deriver, error) {
-	var d *query.Deriver
-	engine, err := query.New(p.logger, p.reg, query.Options{
-		Storage:     p.db,
-		Prices:      query.NewPrices(p.cfg.Pricing),
-		HourlyRange: func() (from, through time.Time) { return d.Range() },
-		Now:         p.now,
-	})
+// newQuery builds the Deriver (package rollup, the writing stage) and the query engine that
+// reads its hourly tier over the process's TSDB and store; collectedUntil bounds the derived
+// hours (nil: no bound).
+func (p *process) newQuery(collectedUntil func() (time.Time, bool)) (*query.Engine, *rollup.Deriver, error) {
+	prices := query.NewPrices(p.cfg.Pricing)
+	opts := rollup.DeriverOptions{Storage: p.db, Prices: prices, Metrics: p.vm, Now: p.now, CollectedUntil: collectedUntil}
+	if p.store != nil {
+		opts.Projects = p.store
+	}
+	d, err := rollup.NewDeriver(p.logger, p.reg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	engine, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: prices, HourlyRange: d.Range, Now: p.now})
 	if err != nil {
 		return nil, nil, err
 	}
 	p.engine = engine
-	opts := query.DeriverOptions{Storage: p.db, Engine: engine, Metrics: p.vm, Now: p.now}
-	if p.store != nil {
-		opts.Projects = p.store
-	}
-	d, err = query.NewDeriver(p.logger, p.reg, opts)
-	if err != nil {
-		return nil, nil, err
-	}
 	return engine, d, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/internal/clock"
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/rollup"
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
@@ -76,7 +77,7 @@ type process struct {
 	sig       chan os.Signal       // SIGINT, SIGTERM, SIGHUP, caught from open on
 	col       *collector.Collector // non-nil when the collector runs in this process
 	engine    *query.Engine        // the query layer (wireQuery)
-	derive    *query.Deriver       // non-nil when the Deriver runs in this process
+	derive    *rollup.Deriver      // non-nil when the Deriver runs in this process
 }
 
 // actor is one member of the run group.

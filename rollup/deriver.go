@@ -1,4 +1,16 @@
-package query
+// Package rollup is the derivation stage: it writes the derived tiers of the usage series back
+// into the TSDB — <series>:sum1h for every hour the TSDB holds (hours older than the
+// out-of-order window as persisted blocks), the hourly cost series and the budget gauges — and
+// records the span it has derived. The query layer only reads them.
+//
+// Invariants:
+//   - An hourly point (and every correction of it) is a whole number of quanta (query.Quantize)
+//     of the 1-minute samples of its hour, so a reader recovers the hour's amount exactly.
+//   - Only differences are written: deriving a span again writes nothing; late data becomes a
+//     correction sample inside the same hour (at the earliest sample − 1 ms).
+//   - The hourly cost series are priced from query.Engine.HourlyAmounts, the read billing and
+//     the API use.
+package rollup
 
 import (
 	"context"
@@ -14,11 +26,43 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 )
+
+const (
+	minuteMs = int64(time.Minute / time.Millisecond)
+	hourMs   = int64(time.Hour / time.Millisecond)
+)
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func floorTo(t, step int64) int64 { return floorDiv(t, step) * step }
+func ceilTo(t, step int64) int64  { return -floorDiv(-t, step) * step }
+
+// ksum is a Neumaier compensated float sum (the cost series are floats for the rule engine,
+// never billed).
+type ksum struct{ s, c float64 }
+
+func (k *ksum) add(v float64) {
+	t := k.s + v
+	if math.Abs(k.s) >= math.Abs(v) {
+		k.c += (k.s - t) + v
+	} else {
+		k.c += (v - t) + k.s
+	}
+	k.s = t
+}
+
+func (k *ksum) value() float64 { return k.s + k.c }
 
 // Storage is what the Deriver reads and writes: the TSDB.
 type Storage interface {
@@ -40,8 +84,8 @@ const RangeSeries = "cygni_query_hourly_derived_seconds"
 type DeriverOptions struct {
 	// Storage is the TSDB. Required.
 	Storage Storage
-	// Engine prices the hours and computes month-to-date costs. Required.
-	Engine *Engine
+	// Prices price the hourly cost series and the month-to-date gauges. Zero: the defaults.
+	Prices query.Prices
 	// Projects lists projects and teams for the budget gauges; nil writes no gauges.
 	Projects ProjectSource
 	// Now is the clock; nil means time.Now.
@@ -53,9 +97,6 @@ type DeriverOptions struct {
 	RecentWindow time.Duration
 	// FullWindow is re-derived every FullEvery, for gap backfills (default 48h, every 1h).
 	FullWindow, FullEvery time.Duration
-	// InitialWindow is how far back the first run derives (default 14d, inside the TSDB's
-	// out-of-order window). Older hours are read from 1-minute samples.
-	InitialWindow time.Duration
 	// Metrics receives the Deriver's counters; nil makes a private set.
 	Metrics *metrics.Set
 	// CollectedUntil, if set, bounds the derived hours by the collector's watermark: an hour is
@@ -82,20 +123,22 @@ type Deriver struct {
 	logger *slog.Logger
 	opts   DeriverOptions
 	now    func() time.Time
+	engine *query.Engine
 
 	kick          chan struct{}
 	mu            sync.Mutex
 	from, through int64 // derived span, ms; through == 0 before the first run
+	rangeT        int64 // timestamp of the last write of RangeSeries
 	lastFull      int64
 
-	runs, samples, appendErrors *metrics.Counter
-	runSeconds                  *metrics.Histogram
+	runs, samples, appendErrors, blocks *metrics.Counter
+	runSeconds                          *metrics.Histogram
 }
 
 // NewDeriver builds a Deriver. It starts no goroutines.
 func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOptions) (*Deriver, error) {
-	if opts.Storage == nil || opts.Engine == nil {
-		return nil, errors.New("query: deriver needs Storage and Engine")
+	if opts.Storage == nil {
+		return nil, errors.New("rollup: deriver needs Storage")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -112,29 +155,34 @@ func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOption
 	def(&opts.RecentWindow, 3*time.Hour)
 	def(&opts.FullWindow, 48*time.Hour)
 	def(&opts.FullEvery, time.Hour)
-	def(&opts.InitialWindow, 14*24*time.Hour)
-	for _, d := range []time.Duration{opts.Interval, opts.RecentWindow, opts.FullWindow, opts.FullEvery, opts.InitialWindow} {
+	for _, d := range []time.Duration{opts.Interval, opts.RecentWindow, opts.FullWindow, opts.FullEvery} {
 		if d < 0 {
-			return nil, fmt.Errorf("query: negative deriver duration %s", d)
+			return nil, fmt.Errorf("rollup: negative deriver duration %s", d)
 		}
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
 	vm := opts.Metrics
-	return &Deriver{
+	d := &Deriver{
 		logger: logger.With("component", "deriver"), opts: opts, now: opts.Now, kick: make(chan struct{}, 1),
 		runs:         vm.GetOrCreateCounter(`cygni_query_deriver_runs_total`),
 		samples:      vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`),
 		appendErrors: vm.GetOrCreateCounter(`cygni_query_deriver_append_errors_total`),
+		blocks:       vm.GetOrCreateCounter(`cygni_query_deriver_blocks_written_total`),
 		runSeconds:   vm.GetOrCreateHistogram(`cygni_query_deriver_run_duration_seconds`),
-	}, nil
+	}
+	// The Deriver's own reads (hourly amounts for the cost series, month-to-date costs for the
+	// gauges) go through a query engine over its own span; the API's engine takes Range too.
+	e, err := query.New(logger, nil, query.Options{Storage: opts.Storage, Prices: opts.Prices, Now: opts.Now, HourlyRange: d.Range})
+	if err != nil {
+		return nil, fmt.Errorf("rollup: %w", err)
+	}
+	d.engine = e
+	return d, nil
 }
 
-// SetCollectedUntil sets DeriverOptions.CollectedUntil; call it before Run.
-func (d *Deriver) SetCollectedUntil(f func() (time.Time, bool)) { d.opts.CollectedUntil = f }
-
-// Range returns the span of hours whose hourly series are complete; Engine's HourlyRange.
+// Range returns the span of hours whose hourly series are complete: query.Options.HourlyRange.
 func (d *Deriver) Range() (from, through time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -199,9 +247,8 @@ func (d *Deriver) Step(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			f = hour - d.opts.InitialWindow.Milliseconds()
-			f = floorTo(f, hourMs)
-			t = f
+			// First start: derive every hour the TSDB holds (below).
+			f, t = target, target
 		}
 		from, through = f, t
 	}
@@ -214,7 +261,7 @@ func (d *Deriver) Step(ctx context.Context) error {
 	// The whole backlog in this run, a day at a time (a first start derives its backfill in
 	// seconds, not a day per Interval).
 	for {
-		hi := min(target, max(through, lo)+24*hourMs)
+		hi := min(target, max(through, lo)+backlogChunk)
 		if hi > lo {
 			if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(hi)); err != nil {
 				return err
@@ -240,7 +287,110 @@ func (d *Deriver) Step(ctx context.Context) error {
 	if d.opts.Projects != nil && d.opts.OnStep != nil {
 		d.opts.OnStep()
 	}
+	return d.deriveHistory(ctx, start, now)
+}
+
+// historyBudget bounds the history one run derives, so that the gauges (and the alerts) stay
+// fresh while a first start works through a long history; the run then triggers the next.
+const historyBudget = 30 * time.Second
+
+// deriveHistory derives, newest first and a chunk at a time, the hours the TSDB holds before the
+// derived span — every hour on a first start, and the hours a backfill wrote before the span —
+// extending the span after each chunk, so the hourly tier serves them at once and a restart
+// continues. Hours older than the out-of-order window go into blocks.
+func (d *Deriver) deriveHistory(ctx context.Context, started time.Time, now int64) error {
+	oldest, ok := d.oldest(now)
+	if !ok {
+		return nil
+	}
+	d.mu.Lock()
+	from, through := d.from, d.through
+	d.mu.Unlock()
+	for oldest < from {
+		if time.Since(started) > historyBudget {
+			d.Trigger()
+			return nil
+		}
+		lo := max(oldest, from-backlogChunk)
+		if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(from)); err != nil {
+			return err
+		}
+		from = lo
+		if err := d.writeRange(ctx, from, through, now); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.from = from
+		d.mu.Unlock()
+	}
 	return nil
+}
+
+// RebuildProgress reports a Rebuild: hours done of the total, after every chunk.
+type RebuildProgress func(done, total int)
+
+// Rebuild derives every hour of [from, to) again from the 1-minute samples (whole hours, at most
+// query.MaxRange), a chunk at a time, writing only differences (older hours as blocks): running it
+// twice writes nothing the second time. The derived span then includes [from, to) when the two
+// overlap or touch (a span with a gap to the derived one stays outside it: its hours are read
+// from the 1-minute samples). For the `derive` command and operators after a backfill.
+func (d *Deriver) Rebuild(ctx context.Context, from, to time.Time, progress RebuildProgress) error {
+	lo, hi := floorTo(from.UnixMilli(), hourMs), ceilTo(to.UnixMilli(), hourMs)
+	if lo >= hi {
+		return fmt.Errorf("derive: empty span [%s, %s)", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	if hi-lo > query.MaxRange.Milliseconds() {
+		return fmt.Errorf("derive: span longer than %d days", int(query.MaxRange/(24*time.Hour)))
+	}
+	total := int((hi - lo) / hourMs)
+	for t := lo; t < hi; t += backlogChunk {
+		end := min(hi, t+backlogChunk)
+		if err := d.Derive(ctx, time.UnixMilli(t), time.UnixMilli(end)); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(int((end-lo)/hourMs), total)
+		}
+	}
+	now := d.now().UnixMilli()
+	f, th, ok, err := d.readRange(ctx, now)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok || th <= f:
+		f, th = lo, hi
+	case lo <= th && hi >= f:
+		f, th = min(f, lo), max(th, hi)
+	default:
+		return nil
+	}
+	if err := d.writeRange(ctx, f, th, now); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.from, d.through = f, th
+	d.mu.Unlock()
+	return nil
+}
+
+// backlogChunk is the span one Derive call covers in a backlog: one TSDB read and, for old
+// hours, one block per chunk.
+const backlogChunk = 3 * 24 * hourMs
+
+// oldest returns the start of the hour of the oldest stored sample, within query.MaxRange of now,
+// when the storage knows it (tsdb.DB.StartTime).
+func (d *Deriver) oldest(now int64) (int64, bool) {
+	st, ok := d.opts.Storage.(interface{ StartTime() (int64, error) })
+	if !ok {
+		return 0, false
+	}
+	t, err := st.StartTime()
+	if err != nil || t == math.MaxInt64 || t >= now {
+		return 0, false
+	}
+	// A sample stamped at t belongs to the minute (and hour) before it.
+	return max(floorTo(t-1, hourMs), floorTo(now-query.MaxRange.Milliseconds(), hourMs)), true
 }
 
 // writeGauges writes the budget gauges when the Deriver knows the projects.
@@ -252,7 +402,7 @@ func (d *Deriver) writeGauges(ctx context.Context, now int64) error {
 }
 
 func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64, ok bool, err error) {
-	q, err := d.opts.Storage.Querier(now-MaxRange.Milliseconds(), now)
+	q, err := d.opts.Storage.Querier(now-query.MaxRange.Milliseconds(), now)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("open TSDB querier: %w", err)
 	}
@@ -285,19 +435,30 @@ func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64
 	return from, through, got[0] && got[1] && through >= from, nil
 }
 
+// writeRange records the derived span. Several writes in one run (a chunk at a time) are
+// stamped a millisecond apart: the TSDB refuses a different value at the same timestamp, and the
+// last sample is the span.
 func (d *Deriver) writeRange(ctx context.Context, from, through, now int64) error {
+	d.mu.Lock()
+	t := max(now, d.rangeT+1)
+	d.rangeT = t
+	d.mu.Unlock()
 	w := d.newWriter(ctx)
-	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "from"), now, float64(from/1000))
-	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "through"), now, float64(through/1000))
+	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "from"), t, float64(from/1000))
+	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "through"), t, float64(through/1000))
 	return w.commit()
 }
 
-// hourSums is the per-hour float sum of one series over the derived span.
+// hourSums is the per-hour sum of one series over the derived span: integer quanta for the
+// usage series (exact), a compensated float sum for the cost series.
 type hourSums struct {
-	lbls labels.Labels
-	sums []ksum
-	has  []bool
-	min  []int64 // earliest sample of each hour (existing derived series only)
+	lbls   labels.Labels
+	metric query.Metric // usage series only
+	usage  bool
+	quanta []int64
+	sums   []ksum
+	has    []bool
+	min    []int64 // earliest sample of each hour (existing derived series only)
 }
 
 // Derive recomputes the hourly series and the hourly cost series for the hours in [from, to)
@@ -310,15 +471,15 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	}
 	raw := map[string]*hourSums{} // by the labels of the hourly series
 	usageNames := ""
-	for i, name := range seriesOf {
-		if i > 0 {
+	for m := range query.NumMetrics {
+		if m > 0 {
 			usageNames += "|"
 		}
-		usageNames += name
+		usageNames += query.SeriesOf(m)
 	}
 	hourly := func(l labels.Labels) labels.Labels {
 		b := labels.NewBuilder(l)
-		b.Set(labels.MetricName, HourlyName(l.Get(labels.MetricName)))
+		b.Set(labels.MetricName, query.HourlyName(l.Get(labels.MetricName)))
 		return b.Labels()
 	}
 	err := d.scan(ctx, lo, hi, usageNames, n, raw, hourly, false)
@@ -327,54 +488,49 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	}
 	have := map[string]*hourSums{}
 	derivedNames := ""
-	for i, name := range seriesOf {
-		if i > 0 {
+	for m := range query.NumMetrics {
+		if m > 0 {
 			derivedNames += "|"
 		}
-		derivedNames += HourlyName(name)
+		derivedNames += query.HourlyName(query.SeriesOf(m))
 	}
 	if err := d.scan(ctx, lo, hi, derivedNames+"|"+series.ProjectCostUSD, n, have, nil, true); err != nil {
 		return err
 	}
 
+	// Hourly usage series: the hour's exact quanta of every series.
 	w := d.newWriter(ctx)
-	// Hourly usage series, and the per-project hourly amounts for the cost series.
-	type projHour struct {
-		project string
-		hour    int
-	}
-	amounts := map[projHour]*Amounts{}
 	for key, r := range raw {
-		m := metricByName[r.lbls.Get(labels.MetricName)]
-		project := r.lbls.Get(series.LabelProject)
 		for h := range n {
-			if !r.has[h] {
-				continue
+			if r.has[h] {
+				w.reconcileQuanta(r.lbls, key, have, h, lo, r.metric, r.quanta[h])
 			}
-			want := r.sums[h].value()
-			w.reconcile(r.lbls, key, have, h, lo, want)
-			if project == "" {
-				continue
-			}
-			v, err := fixed(m, want)
-			if err != nil {
-				return err
-			}
-			ph := projHour{project, h}
-			a := amounts[ph]
-			if a == nil {
-				a = new(Amounts)
-				amounts[ph] = a
-			}
-			a[m] += v
 		}
 	}
-	for ph, a := range amounts {
-		c := d.opts.Engine.prices.cost(d.opts.Engine.prices.sheet(lo+int64(ph.hour)*hourMs), a)
-		for _, res := range Resources {
-			l := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, ph.project, series.LabelResource, string(res))
-			w.reconcile(l, l.String(), have, ph.hour, lo, c.Of(res).InexactFloat64())
+	if err := w.commit(); err != nil {
+		return err
+	}
+	// Hourly cost series, priced from the Engine's HourlyAmounts — the read billing and the API
+	// use — over the hourly points just written (the same integers, a sixtieth of the samples);
+	// from the 1-minute samples if some point could not be written.
+	span := [2]int64{lo, hi}
+	if w.skipped > 0 {
+		span = [2]int64{}
+	}
+	e := d.engine
+	w = d.newWriter(ctx)
+	err = e.HourlyAmountsTier(ctx, nil, time.UnixMilli(lo), time.UnixMilli(hi), time.UnixMilli(span[0]), time.UnixMilli(span[1]), func(project string, hour time.Time, a *query.Amounts) error {
+		t := hour.UnixMilli()
+		c := e.Prices().CostAt(hour, a)
+		for _, res := range query.Resources {
+			l := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, project, series.LabelResource, string(res))
+			w.reconcile(l, l.String(), have, int((t-lo)/hourMs), lo, c.Of(res).InexactFloat64())
 		}
+		return nil
+	})
+	if err != nil {
+		_ = w.app.Rollback()
+		return err
 	}
 	return w.commit()
 }
@@ -399,7 +555,13 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 		key := l.String()
 		hs := out[key]
 		if hs == nil {
-			hs = &hourSums{lbls: l, sums: make([]ksum, n), has: make([]bool, n), min: make([]int64, n)}
+			hs = &hourSums{lbls: l, has: make([]bool, n), min: make([]int64, n)}
+			hs.metric, hs.usage = query.MetricOf(l.Get(labels.MetricName))
+			if hs.usage {
+				hs.quanta = make([]int64, n)
+			} else {
+				hs.sums = make([]ksum, n)
+			}
 			out[key] = hs
 		}
 		it = s.Iterator(it)
@@ -420,7 +582,20 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 			if !hs.has[h] || t < hs.min[h] {
 				hs.min[h] = t
 			}
-			hs.sums[h].add(v)
+			if hs.usage {
+				q, err := query.Quantize(hs.metric, v)
+				if err != nil {
+					return fmt.Errorf("read series %s at %d: %w", l, t, err)
+				}
+				sum, over := query.Int128Of(hs.quanta[h]).Add64(q)
+				v64, fits := sum.Int64()
+				if over || !fits || !query.Recoverable(hs.metric, v64) {
+					return fmt.Errorf("hour of %s at %d: %w", l, t, query.ErrSampleRange)
+				}
+				hs.quanta[h] = v64
+			} else {
+				hs.sums[h].add(v)
+			}
 			hs.has[h] = true
 		}
 		if err := it.Err(); err != nil {
@@ -438,11 +613,26 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 
 // writer appends derived samples, committing in batches.
 type writer struct {
-	d   *Deriver
-	ctx context.Context
-	app storage.Appender
-	n   int
-	err error
+	d       *Deriver
+	ctx     context.Context
+	app     storage.Appender
+	n       int
+	old     []pendingSample // older than the out-of-order window: written as a block on commit
+	skipped int             // samples neither the head nor a block could take
+	err     error
+}
+
+type pendingSample struct {
+	l labels.Labels
+	t int64
+	v float64
+}
+
+// BlockWriter writes samples older than the TSDB's out-of-order window as a persisted block
+// (tsdb.DB.WriteBlock). A Storage without it skips such samples and queries read those hours
+// from the 1-minute samples.
+type BlockWriter interface {
+	WriteBlock(ctx context.Context, maxt int64, fn func(app storage.Appender) error) error
 }
 
 func (d *Deriver) newWriter(ctx context.Context) *writer {
@@ -454,9 +644,14 @@ func (w *writer) add(l labels.Labels, t int64, v float64) {
 		return
 	}
 	if _, err := w.app.Append(0, l, t, v); err != nil {
-		// An hour older than the TSDB's out-of-order window cannot be written; queries read
-		// its 1-minute samples instead.
+		// An hour older than the TSDB's out-of-order window: the head refuses it, a block
+		// takes it on commit.
+		if _, ok := w.d.opts.Storage.(BlockWriter); ok && (errors.Is(err, storage.ErrTooOldSample) || errors.Is(err, storage.ErrOutOfBounds)) {
+			w.old = append(w.old, pendingSample{l, t, v})
+			return
+		}
 		w.d.appendErrors.Inc()
+		w.skipped++
 		w.d.logger.Debug("append derived sample; skipped", "series", l.String(), "t", t, "err", err)
 		return
 	}
@@ -477,6 +672,28 @@ func (w *writer) commit() error {
 	if err := w.app.Commit(); err != nil {
 		return fmt.Errorf("commit derived samples: %w", err)
 	}
+	if len(w.old) == 0 {
+		return nil
+	}
+	bw := w.d.opts.Storage.(BlockWriter)
+	maxt := int64(math.MinInt64)
+	for _, p := range w.old {
+		maxt = max(maxt, p.t)
+	}
+	err := bw.WriteBlock(w.ctx, maxt, func(app storage.Appender) error {
+		for _, p := range w.old {
+			if _, err := app.Append(0, p.l, p.t, p.v); err != nil {
+				return fmt.Errorf("append %s at %d to a block: %w", p.l, p.t, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write derived samples older than the out-of-order window: %w", err)
+	}
+	w.d.samples.Add(len(w.old))
+	w.d.blocks.Inc()
+	w.old = nil
 	return nil
 }
 
@@ -496,6 +713,24 @@ func (w *writer) reconcile(l labels.Labels, key string, have map[string]*hourSum
 	}
 	w.add(l, hs.min[h]-1, diff)
 	hs.sums[h].add(diff)
+	hs.min[h]--
+}
+
+// reconcileQuanta is reconcile for a usage series in exact quanta: the hour's point (or the
+// correction) is a whole number of quanta, so a reader recovers the hour's amount exactly.
+func (w *writer) reconcileQuanta(l labels.Labels, key string, have map[string]*hourSums, h int, lo int64, m query.Metric, want int64) {
+	end := lo + int64(h+1)*hourMs
+	hs := have[key]
+	if hs == nil || !hs.has[h] {
+		w.add(l, end, query.Dequantize(m, want))
+		return
+	}
+	diff := want - hs.quanta[h]
+	if diff == 0 {
+		return
+	}
+	w.add(l, hs.min[h]-1, query.Dequantize(m, diff))
+	hs.quanta[h] += diff
 	hs.min[h]--
 }
 
@@ -521,7 +756,7 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 		for i, p := range ps {
 			ids[i] = p.ID
 		}
-		f, err := d.opts.Engine.Forecast(ctx, ids, team.BillingAnchorDay, now)
+		f, err := d.engine.Forecast(ctx, ids, team.BillingAnchorDay, now)
 		if err != nil {
 			return err
 		}
@@ -536,50 +771,4 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 		}
 	}
 	return w.commit()
-}
-
-// ProjectForecast is a project's cost in the current billing period so far and its forecast.
-type ProjectForecast struct {
-	PeriodStart, PeriodEnd time.Time
-	MonthToDate            Cost
-	// Forecast is MonthToDate plus the cost rate of the last 24 hours over the rest of the
-	// period, unrounded.
-	Forecast decimal.Decimal
-}
-
-// Forecast returns the billing period's cost so far and its end-of-period forecast for each
-// project (all of one team, whose billing anchor day is anchorDay).
-func (e *Engine) Forecast(ctx context.Context, projects []string, anchorDay int, now time.Time) (map[string]ProjectForecast, error) {
-	start, end := BillingPeriod(now, anchorDay)
-	cut := now.Truncate(time.Minute)
-	out := make(map[string]ProjectForecast, len(projects))
-	for _, p := range projects {
-		out[p] = ProjectForecast{PeriodStart: start, PeriodEnd: end}
-	}
-	if len(projects) == 0 {
-		return out, nil
-	}
-	mtd, err := e.Rollup(ctx, projects, []time.Time{start, cut}, ByProject)
-	if err != nil {
-		return nil, fmt.Errorf("month-to-date cost: %w", err)
-	}
-	win := cut.Add(-24 * time.Hour)
-	recent, err := e.Rollup(ctx, projects, []time.Time{win, cut}, ByProject)
-	if err != nil {
-		return nil, fmt.Errorf("recent cost rate: %w", err)
-	}
-	remaining := decimal.NewFromInt(int64(end.Sub(cut) / time.Minute))
-	day := decimal.NewFromInt(24 * 60)
-	for _, p := range projects {
-		f := out[p]
-		if row, ok := mtd.Rows[Key{Project: p}]; ok {
-			f.MonthToDate = row[0].Cost
-		}
-		f.Forecast = f.MonthToDate.Total()
-		if row, ok := recent.Rows[Key{Project: p}]; ok {
-			f.Forecast = f.Forecast.Add(row[0].Cost.Total().Mul(remaining).DivRound(day, costPrecision))
-		}
-		out[p] = f
-	}
-	return out, nil
 }

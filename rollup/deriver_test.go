@@ -1,4 +1,4 @@
-package query
+package rollup
 
 import (
 	"context"
@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
@@ -37,6 +39,19 @@ func appendSample(tb testing.TB, db *tsdb.DB, l labels.Labels, t time.Time, v fl
 }
 
 // samplesIn returns the samples of the series matching l's name and labels stamped in (from, to].
+// The collector's conversions (collector/discover.go), applied to CloudWatch's integer Sums.
+func cpuSample(units int64) float64 { return float64(units) * 60 / 1024 }
+func memSample(mib int64) float64   { return float64(mib) / 1024 / 60 }
+
+func newEngine(tb testing.TB, db *tsdb.DB, hourly func() (time.Time, time.Time)) *query.Engine {
+	tb.Helper()
+	e, err := query.New(nil, nil, query.Options{Storage: db, HourlyRange: hourly})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
 func samplesIn(tb testing.TB, db *tsdb.DB, l labels.Labels, from, to time.Time) []float64 {
 	tb.Helper()
 	q, err := db.Querier(from.UnixMilli()+1, to.UnixMilli())
@@ -67,11 +82,11 @@ func TestDeriverRederivesLateData(t *testing.T) {
 		appendSample(t, db, cpu, h0.Add(time.Duration(m+1)*time.Minute), 30) // 0.5 vCPU
 	}
 	now := h0.Add(3*time.Hour + 5*time.Minute)
-	e, err := New(nil, nil, Options{Storage: db, Now: func() time.Time { return now }})
+	_, err := query.New(nil, nil, query.Options{Storage: db, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now }, InitialWindow: 4 * time.Hour})
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +97,7 @@ func TestDeriverRederivesLateData(t *testing.T) {
 	if !through.Equal(h0.Add(3 * time.Hour)) {
 		t.Fatalf("derived through %s, want %s (from %s)", through, h0.Add(3*time.Hour), from)
 	}
-	hourly := labels.NewBuilder(cpu).Set(labels.MetricName, HourlyName(series.CPUSeconds)).Labels()
+	hourly := labels.NewBuilder(cpu).Set(labels.MetricName, query.HourlyName(series.CPUSeconds)).Labels()
 	if got := samplesIn(t, db, hourly, h0, h0.Add(time.Hour)); len(got) != 1 || got[0] != 1800 {
 		t.Fatalf("hour 0 points %v, want [1800]", got)
 	}
@@ -113,26 +128,26 @@ func TestDeriverRederivesLateData(t *testing.T) {
 	}
 	// Hourly points and 1-minute samples give the same answer.
 	bounds := []time.Time{h0, h0.Add(3 * time.Hour)}
-	viaMinutes, _ := New(nil, nil, Options{Storage: db})
-	viaHours, _ := New(nil, nil, Options{Storage: db, HourlyRange: d.Range})
-	a, err := viaMinutes.Rollup(ctx, []string{"proj_a"}, bounds, ByProject)
+	viaMinutes, _ := query.New(nil, nil, query.Options{Storage: db})
+	viaHours, _ := query.New(nil, nil, query.Options{Storage: db, HourlyRange: d.Range})
+	a, err := viaMinutes.Rollup(ctx, []string{"proj_a"}, bounds, query.ByProject)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := viaHours.Rollup(ctx, []string{"proj_a"}, bounds, ByProject)
+	b, err := viaHours.Rollup(ctx, []string{"proj_a"}, bounds, query.ByProject)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ka := a.Rows[Key{Project: "proj_a"}][0]
-	kb := b.Rows[Key{Project: "proj_a"}][0]
+	ka := a.Rows[query.Key{Project: "proj_a"}][0]
+	kb := b.Rows[query.Key{Project: "proj_a"}][0]
 	if ka.Usage != kb.Usage || !ka.Cost.Total().Equal(kb.Cost.Total()) {
 		t.Errorf("minutes %v %s ≠ hours %v %s", ka.Usage, ka.Cost.Total(), kb.Usage, kb.Cost.Total())
 	}
-	if got := ka.Usage.Decimal(CPUSeconds).String(); got != "5412.5" {
+	if got := ka.Usage.Decimal(query.CPUSeconds).String(); got != "5412.5" {
 		t.Errorf("3 hours of cpu = %s, want 5412.5", got)
 	}
 	// A restart continues from the persisted range.
-	d2, _ := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now }})
+	d2, _ := NewDeriver(nil, nil, DeriverOptions{Storage: db, Now: func() time.Time { return now }})
 	if err := d2.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -167,13 +182,12 @@ func TestDeriverGauges(t *testing.T) {
 	if err := app.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	e, _ := New(nil, nil, Options{Storage: db, Now: func() time.Time { return now }})
 	limit := decimal.RequireFromString("250.5")
 	src := memProjects{
 		projects: []store.Project{{ID: "proj_a", TeamID: "team_a", BudgetLimit: &limit}},
 		teams:    map[string]store.Team{"team_a": {ID: "team_a", BillingAnchorDay: 1}},
 	}
-	d, _ := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Projects: src, Now: func() time.Time { return now }})
+	d, _ := NewDeriver(nil, nil, DeriverOptions{Storage: db, Projects: src, Now: func() time.Time { return now }})
 	if err := d.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -199,77 +213,27 @@ func TestDeriverGauges(t *testing.T) {
 	}
 }
 
-func TestRecommendations(t *testing.T) {
-	db := openTestDB(t)
-	ctx := context.Background()
-	now := time.Date(2024, 5, 20, 0, 0, 0, 0, time.UTC)
-	l := func(name, dep string) labels.Labels {
-		return labels.FromStrings(labels.MetricName, name, series.LabelProject, "proj_a", series.LabelDeployment, dep)
-	}
-	app := db.Appender(ctx)
-	// "web": 2 tasks of 1 vCPU / 2 GB using 0.1 vCPU and 0.3 GB; "busy": using most of it.
-	for h := now.Add(-RecommendationWindow); h.Before(now); h = h.Add(time.Hour) {
-		for _, s := range []struct {
-			name, dep string
-			v         float64
-		}{
-			{series.CPUSeconds, "web", 2 * 3600}, {series.CPUUsedSeconds, "web", 2 * 360},
-			{series.MemoryGBHours, "web", 2 * 2}, {series.MemoryUsedGBHours, "web", 2 * 0.3},
-			{series.RunningTasks, "web", 2 * 60},
-			{series.CPUSeconds, "busy", 3600}, {series.CPUUsedSeconds, "busy", 3000},
-			{series.MemoryGBHours, "busy", 2}, {series.MemoryUsedGBHours, "busy", 1.8},
-			{series.RunningTasks, "busy", 60},
-		} {
-			// One sample per hour at its end stands for the hour's sixty minutes.
-			if _, err := app.Append(0, l(s.name, s.dep), h.Add(time.Hour).UnixMilli(), s.v); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	e, _ := New(nil, nil, Options{Storage: db})
-	recs, err := e.Recommendations(ctx, []string{"proj_a"}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != 1 || recs[0].Deployment != "web" {
-		t.Fatalf("recommendations %+v, want one for web", recs)
-	}
-	r := recs[0]
-	if r.Current.VCPU.String() != "1" || r.Current.MemoryGB.String() != "2" || r.Recommended.VCPU.String() != "0.25" || r.Recommended.MemoryGB.String() != "0.5" {
-		t.Errorf("current %v → recommended %v, want 1 vCPU/2 GB → 0.25 vCPU/0.5 GB", r.Current, r.Recommended)
-	}
-	// (0.75 vCPU × $0.05 + 1.5 GB × $0.005) × 2 tasks × 730 h = $65.70 a month.
-	if got := r.MonthlySaving.StringFixed(2); got != "65.70" {
-		t.Errorf("monthly saving %s, want 65.70", got)
-	}
-}
-
-// With CollectedUntil the Deriver derives only the hours the collector has read past: hours of
-// a gap still being backfilled are derived once the data is there, never frozen as empty.
 func TestDeriverWaitsForTheCollectorsWatermark(t *testing.T) {
 	db := openTestDB(t)
 	ctx := context.Background()
 	h0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	now := h0.Add(72*time.Hour + 5*time.Minute)
 	cpu := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "proj_a", series.LabelDeployment, "web", series.LabelCluster, "c", series.LabelRegion, "r")
-	hourly := labels.FromStrings(labels.MetricName, HourlyName(series.CPUSeconds), series.LabelProject, "proj_a", series.LabelDeployment, "web", series.LabelCluster, "c", series.LabelRegion, "r")
+	hourly := labels.FromStrings(labels.MetricName, query.HourlyName(series.CPUSeconds), series.LabelProject, "proj_a", series.LabelDeployment, "web", series.LabelCluster, "c", series.LabelRegion, "r")
 	fill := func(from, to time.Time) { // the collector's work: 60 vCPU-seconds a minute
 		for m := from; m.Before(to); m = m.Add(time.Minute) {
 			appendSample(t, db, cpu, m.Add(time.Minute), 60)
 		}
 	}
 	fill(h0, h0.Add(2*time.Hour))
-	e, err := New(nil, nil, Options{Storage: db, Now: func() time.Time { return now }})
+	_, err := query.New(nil, nil, query.Options{Storage: db, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var until time.Time
 	var known bool
-	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Engine: e, Now: func() time.Time { return now },
-		InitialWindow: 72 * time.Hour, CollectedUntil: func() (time.Time, bool) { return until, known }})
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Now: func() time.Time { return now },
+		CollectedUntil: func() (time.Time, bool) { return until, known }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,5 +271,120 @@ func TestDeriverWaitsForTheCollectorsWatermark(t *testing.T) {
 		if v != 3600 {
 			t.Fatalf("hour %d: %v vCPU-seconds, want 3600", i, v)
 		}
+	}
+}
+
+// TestDeriverDerivesAllHistoryIntoBlocks starts a Deriver over ten days of 1-minute samples in a
+// TSDB whose out-of-order window is one day: every hour is derived in its first run (the older
+// ones written as blocks), queries over the hourly tier equal the 1-minute samples and the
+// exact integers written, and deriving again writes nothing.
+func TestDeriverDerivesAllHistoryIntoBlocks(t *testing.T) {
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir(), OutOfOrderWindow: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+	h0 := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
+	const days = 10
+	end := h0.Add(days * 24 * time.Hour)
+	now := end.Add(5 * time.Minute)
+	cpu := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "proj_a", series.LabelDeployment, "web")
+	mem := labels.FromStrings(labels.MetricName, series.MemoryGBHours, series.LabelProject, "proj_a", series.LabelDeployment, "web")
+	var cpuQ, memQ int64 // the truth in quanta
+	app := db.Appender(ctx)
+	for m, i := h0, int64(0); m.Before(end); m, i = m.Add(time.Minute), i+1 {
+		units, mib := 256+i%7*256, 512+i%5*1024
+		if _, err := app.Append(0, cpu, m.Add(time.Minute).UnixMilli(), cpuSample(units)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.Append(0, mem, m.Add(time.Minute).UnixMilli(), memSample(mib)); err != nil {
+			t.Fatal(err)
+		}
+		cpuQ, memQ = cpuQ+15*units, memQ+mib
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	vm := metrics.NewSet()
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Now: func() time.Time { return now }, Metrics: vm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	from, through := d.Range()
+	if !from.Equal(h0) || !through.Equal(end) {
+		t.Fatalf("derived [%s, %s), want every hour [%s, %s)", from, through, h0, end)
+	}
+	if n := vm.GetOrCreateCounter(`cygni_query_deriver_blocks_written_total`).Get(); n == 0 {
+		t.Error("no block written for hours older than the out-of-order window")
+	}
+	if n := vm.GetOrCreateCounter(`cygni_query_deriver_append_errors_total`).Get(); n != 0 {
+		t.Errorf("%d derived samples skipped", n)
+	}
+	hourlyCPU := labels.NewBuilder(cpu).Set(labels.MetricName, query.HourlyName(series.CPUSeconds)).Labels()
+	if got := samplesIn(t, db, hourlyCPU, h0, end); len(got) != days*24 {
+		t.Fatalf("%d hourly points, want %d", len(got), days*24)
+	}
+	viaHours := newEngine(t, db, d.Range)
+	viaMinutes := newEngine(t, db, nil)
+	for _, g := range []query.GroupBy{query.Hour, query.Day, query.Month} {
+		to := end
+		if g == query.Hour {
+			to = h0.Add(48 * time.Hour) // the oldest two days, all from blocks
+		}
+		bounds, err := query.Buckets(h0, to, g, time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := viaHours.Rollup(ctx, []string{"proj_a"}, bounds, query.ByProject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := viaMinutes.Rollup(ctx, []string{"proj_a"}, bounds, query.ByProject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum query.Amounts
+		for i, x := range a.Rows[query.Key{Project: "proj_a"}] {
+			y := b.Rows[query.Key{Project: "proj_a"}][i]
+			if x.Usage != y.Usage || !x.Cost.Total().Equal(y.Cost.Total()) {
+				t.Fatalf("%s bucket %d: hourly tier %v, minutes %v", g, i, x.Usage, y.Usage)
+			}
+			if err := sum.Add(&x.Usage); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g != query.Hour && (sum[query.CPUSeconds] != query.Int128Of(cpuQ) || sum[query.MemoryGBHours] != query.Int128Of(memQ)) {
+			t.Errorf("%s: cpu %s mem %s quanta, truth %d %d", g, sum[query.CPUSeconds], sum[query.MemoryGBHours], cpuQ, memQ)
+		}
+	}
+	// Idempotent, blocks included.
+	before := vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`).Get()
+	if err := d.Derive(ctx, h0, end); err != nil {
+		t.Fatal(err)
+	}
+	if after := vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`).Get(); after != before {
+		t.Errorf("deriving again wrote %d samples", after-before)
+	}
+	// A fresh Deriver's Rebuild (the derive command) writes nothing new and serves the span.
+	d2, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Now: func() time.Time { return now }, Metrics: vm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int
+	if err := d2.Rebuild(ctx, h0, end, func(done, total int) { last = done }); err != nil {
+		t.Fatal(err)
+	}
+	if last != days*24 {
+		t.Errorf("progress ended at %d hours, want %d", last, days*24)
+	}
+	if f, th := d2.Range(); !f.Equal(h0) || !th.Equal(end) {
+		t.Errorf("Rebuild's span [%s, %s), want [%s, %s)", f, th, h0, end)
+	}
+	if after := vm.GetOrCreateCounter(`cygni_query_deriver_samples_written_total`).Get(); after != before+2 { // the span series only
+		t.Errorf("Rebuild wrote %d samples, want the 2 of the span series", after-before)
 	}
 }
