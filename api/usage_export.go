@@ -354,6 +354,9 @@ func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Proje
 // exact quanta (Amounts.Round(m, places).StringFixed(places), in integers when they fit).
 func appendQuantityFixed(b []byte, u *query.Amounts, m query.Metric, places int) []byte {
 	if v, ok := u.Fixed(m, int32(places)); ok && v >= 0 {
+		if places == 0 {
+			return strconv.AppendInt(b, v, 10)
+		}
 		return appendScaledFixed(b, v, places)
 	}
 	return append(b, u.Round(m, int32(places)).StringFixed(int32(places))...)

@@ -290,6 +290,11 @@ func (d *Deriver) Step(ctx context.Context) error {
 	return d.deriveHistory(ctx, start, now)
 }
 
+// HistoryWithoutStartTime is how far back a first start derives when the Storage cannot tell
+// its oldest sample (the remote stores): 15 days, CloudWatch's retention of 1-minute data and the
+// default out-of-order window.
+const HistoryWithoutStartTime = 15 * 24 * time.Hour
+
 // historyBudget bounds the history one run derives, so that the gauges (and the alerts) stay
 // fresh while a first start works through a long history; the run then triggers the next.
 const historyBudget = 30 * time.Second
@@ -383,7 +388,9 @@ const backlogChunk = 3 * 24 * hourMs
 func (d *Deriver) oldest(now int64) (int64, bool) {
 	st, ok := d.opts.Storage.(interface{ StartTime() (int64, error) })
 	if !ok {
-		return 0, false
+		// A remote store does not say where its data starts: derive the span a collector's
+		// backfill covers (older spans: the derive command).
+		return floorTo(now-HistoryWithoutStartTime.Milliseconds(), hourMs), true
 	}
 	t, err := st.StartTime()
 	if err != nil || t == math.MaxInt64 || t >= now {

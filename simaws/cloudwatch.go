@@ -259,7 +259,7 @@ func (s *Sim) aggregate(ref metricRef, p, period int64, stat string, w window) (
 			continue
 		}
 		if w.nowNs-endNs < w.partial {
-			v.sum, v.min, v.max = v.sum/2, v.min/2, v.max/2
+			v.sum, v.min, v.max = partialOf(ref.kind, v.sum), partialOf(ref.kind, v.min), partialOf(ref.kind, v.max)
 		}
 		if n == 0 {
 			acc = v
@@ -457,4 +457,19 @@ func appendTime(b []byte, unix int64) []byte {
 func appendFloat64(b []byte, v float64) []byte {
 	b = append(b, 7<<5|27)
 	return binary.BigEndian.AppendUint64(b, math.Float64bits(v))
+}
+
+// partialOf is about half of a minute's value, as CloudWatch shows it while only some of the
+// minute's datapoints have arrived: still a whole number of the metric's unit (CPU units, MiB,
+// requests; bytes for NetworkTxBytes, whose value is bytes per second over 60 s), so partial
+// values stay on the grid the collector stores. RunningTaskCount (an average) is halved.
+func partialOf(k metricKind, v float64) float64 {
+	switch k {
+	case mRunningTaskCount:
+		return v / 2
+	case mNetworkTxBytes:
+		return math.Floor(v*60/2) / 60
+	default:
+		return math.Floor(v / 2)
+	}
 }
