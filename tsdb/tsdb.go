@@ -264,4 +264,3 @@ func (r *ReadOnly) Close() error {
 	err := r.db.Close()
 	return errors.Join(err, os.RemoveAll(r.sandbox))
 }
-
