@@ -319,9 +319,12 @@ func TestStoreEndpointsBadInput(t *testing.T) {
 func TestUnmappedJSON(t *testing.T) {
 	f := newStoreFixture(t)
 	status, body := f.do(t, "GET", "/api/usage/unmapped", "adminA", nil)
-	want := `{"from":"2024-01-13T12:00:00Z","to":"2024-01-20T12:00:00Z","unmapped":[` +
-		`{"reason":"unknown_project","project":"proj_999","deployment":"api","cluster":"cygni-prod","region":"us-east-1","lastSeen":"2024-01-20T11:10:00Z"},` +
-		`{"reason":"untagged","deployment":"legacy-untagged-1","cluster":"cygni-staging","region":"us-east-1","lastSeen":"2024-01-20T11:10:00Z"}]}`
+	// The fixture holds running tasks only (one sample each): no usage to price.
+	none := `"usage":{"cpuSeconds":0.000000,"cpuHours":0.000000,"memoryGbHours":0.000000,"containerInstances":0.0020,"egressGB":0.000000000,"requests":0,"storageGbHours":0.000000},` +
+		`"estimatedCost":{"compute":"0.00","memory":"0.00","bandwidth":"0.00","requests":"0.00","storage":"0.00","total":"0.00"}`
+	want := `{"estimatedCostUnmapped":"0.00","from":"2024-01-13T12:00:00Z","to":"2024-01-20T12:00:00Z","unmapped":[` +
+		`{"reason":"unknown_project","project":"proj_999","deployment":"api","cluster":"cygni-prod","region":"us-east-1","lastSeen":"2024-01-20T11:10:00Z",` + none + `},` +
+		`{"reason":"untagged","deployment":"legacy-untagged-1","cluster":"cygni-staging","region":"us-east-1","lastSeen":"2024-01-20T11:10:00Z",` + none + `}]}`
 	if status != 200 || strings.TrimSpace(body) != want {
 		t.Fatalf("unmapped %d\n got %s\nwant %s", status, body, want)
 	}

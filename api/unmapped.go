@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 )
@@ -25,6 +30,7 @@ type ProjectLister interface {
 type UnmappedDeps struct {
 	Series   storage.Queryable // the TSDB
 	Projects ProjectLister
+	Prices   query.Prices     // the price sheets the estimated costs use (zero: the defaults)
 	Now      func() time.Time // nil: time.Now
 }
 
@@ -46,49 +52,97 @@ type UnmappedService struct {
 	Cluster    string    `json:"cluster"`
 	Region     string    `json:"region"`
 	LastSeen   time.Time `json:"lastSeen"` // the end of the last collected period
+	// Usage is what the service used in the period, and EstimatedCost what it would cost at the
+	// price sheets in force hour by hour (the revenue nobody is billed for), both rounded as
+	// on a bill (docs/api.md).
+	Usage         metricsJSON `json:"usage"`
+	EstimatedCost costJSON    `json:"estimatedCost"`
 }
 
-// FindUnmapped lists the services with cygni_running_tasks samples in [from, to] whose project
-// is not in known (or who have no project), by reason, project, cluster and deployment.
-func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]bool, from, to time.Time) ([]UnmappedService, error) {
+// FindUnmapped lists the services with usage samples in [from, to] whose project is not in
+// known (or who have no project), by reason, project, cluster and deployment, with their usage
+// and estimated cost in the period (integer quanta summed per hour, priced per hour with prices).
+func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]bool, from, to time.Time, prices query.Prices) ([]UnmappedService, error) {
+	prices = prices.OrDefault()
 	querier, err := q.Querier(from.UnixMilli(), to.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("open a TSDB querier: %w", err)
 	}
 	defer querier.Close()
 	hints := &storage.SelectHints{Start: from.UnixMilli(), End: to.UnixMilli()}
-	set := querier.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, series.RunningTasks))
+	names := make([]string, len(series.Usage))
+	for i, n := range series.Usage {
+		names[i] = regexp.QuoteMeta(n)
+	}
+	set := querier.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, strings.Join(names, "|")))
 	type key struct{ project, cluster, deployment, region string }
-	found := map[key]int64{}
+	type acc struct {
+		last  int64
+		hours map[int64]*query.Amounts // by the hour's start, unix ms
+	}
+	found := map[key]*acc{}
+	const hourMs = int64(time.Hour / time.Millisecond)
 	for set.Next() {
 		ls := set.At().Labels()
 		k := key{ls.Get(series.LabelProject), ls.Get(series.LabelCluster), ls.Get(series.LabelDeployment), ls.Get(series.LabelRegion)}
 		if k.project != "" && known[k.project] {
 			continue
 		}
-		var last int64
+		m, ok := query.MetricOf(ls.Get(labels.MetricName))
+		if !ok {
+			continue
+		}
+		a := found[k]
 		it := set.At().Iterator(nil)
-		for it.Next() != 0 {
-			if t := it.AtT(); t > last {
-				last = t
+		for it.Next() != chunkenc.ValNone {
+			t, v := it.At()
+			if t <= from.UnixMilli() {
+				continue // the period (t − 1 min, t] began before from
+			}
+			qv, err := query.Quantize(m, v)
+			if err != nil {
+				return nil, fmt.Errorf("read series %s: %w", ls, err)
+			}
+			if a == nil {
+				a = &acc{hours: map[int64]*query.Amounts{}}
+				found[k] = a
+			}
+			if m == query.TaskMinutes && t > a.last {
+				a.last = t
+			}
+			h := (t - 1) / hourMs * hourMs // a sample stamped at t covers the period before it
+			if a.hours[h] == nil {
+				a.hours[h] = &query.Amounts{}
+			}
+			if err := a.hours[h].AddQuanta(m, qv); err != nil {
+				return nil, err
 			}
 		}
 		if err := it.Err(); err != nil {
 			return nil, fmt.Errorf("read series %s: %w", ls, err)
 		}
-		if last == 0 {
-			continue // no sample inside [from, to]
-		}
-		if prev, ok := found[k]; !ok || last > prev {
-			found[k] = last
-		}
 	}
 	if err := set.Err(); err != nil {
-		return nil, fmt.Errorf("select %s: %w", series.RunningTasks, err)
+		return nil, fmt.Errorf("select the usage series: %w", err)
 	}
 	out := make([]UnmappedService, 0, len(found))
-	for k, last := range found {
-		u := UnmappedService{Reason: ReasonUnknownProject, Project: k.project, Deployment: k.deployment, Cluster: k.cluster, Region: k.region, LastSeen: time.UnixMilli(last).UTC()}
+	for k, a := range found {
+		if a.last == 0 {
+			continue // no running-tasks sample inside (from, to]
+		}
+		var total query.Amounts
+		cost := shownCost{places: placesBill}
+		for h, am := range a.hours {
+			if err := total.Add(am); err != nil {
+				return nil, err
+			}
+			cost = cost.add(showCost(prices.CostAt(time.UnixMilli(h), am), placesBill+4))
+		}
+		// Each hour's cost is kept to 6 decimals, the period's parts rounded once to cents.
+		cost = shownCost{places: placesBill, compute: cost.compute.Round(placesBill), memory: cost.memory.Round(placesBill),
+			bandwidth: cost.bandwidth.Round(placesBill), requests: cost.requests.Round(placesBill), storage: cost.storage.Round(placesBill)}
+		u := UnmappedService{Reason: ReasonUnknownProject, Project: k.project, Deployment: k.deployment, Cluster: k.cluster, Region: k.region,
+			LastSeen: time.UnixMilli(a.last).UTC(), Usage: showMetrics(&total, from, to, to).json(), EstimatedCost: cost.json()}
 		if k.project == "" {
 			u.Reason = ReasonUntagged
 		}
@@ -108,6 +162,17 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 		return a.Deployment < b.Deployment
 	})
 	return out, nil
+}
+
+// UnmappedTotal is the sum of the services' shown estimated costs: the revenue not attributed.
+func UnmappedTotal(list []UnmappedService) decimal.Decimal {
+	sum := decimal.Zero
+	for _, u := range list {
+		if d, err := decimal.NewFromString(u.EstimatedCost.Total); err == nil {
+			sum = sum.Add(d)
+		}
+	}
+	return sum
 }
 
 // KnownProjects returns the set of project ids in the store.
@@ -161,14 +226,15 @@ func (s *Server) unmapped(w http.ResponseWriter, r *http.Request) {
 	}
 	to := now().UTC()
 	from := to.Add(-time.Duration(days) * 24 * time.Hour)
-	list, err := FindUnmapped(r.Context(), deps.Series, known, from, to)
+	list, err := FindUnmapped(r.Context(), deps.Series, known, from, to, deps.Prices)
 	if err != nil {
 		s.internal(w, "list unmapped services", err)
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{
-		"from":     from.Format(time.RFC3339),
-		"to":       to.Format(time.RFC3339),
-		"unmapped": list,
+		"from":                  from.Format(time.RFC3339),
+		"to":                    to.Format(time.RFC3339),
+		"unmapped":              list,
+		"estimatedCostUnmapped": UnmappedTotal(list).StringFixed(placesBill),
 	})
 }

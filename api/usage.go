@@ -104,6 +104,16 @@ type number string
 
 func (n number) MarshalJSON() ([]byte, error) { return []byte(n), nil }
 
+// UnmarshalJSON keeps a JSON number's digits as they are (the CLI reads the API's answers).
+func (n *number) UnmarshalJSON(b []byte) error {
+	var d json.Number
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	*n = number(d)
+	return nil
+}
+
 func numFixed(d decimal.Decimal, places int32) number { return number(d.StringFixed(places)) }
 func numRound(d decimal.Decimal, places int32) number { return number(d.Round(places).String()) }
 

@@ -109,11 +109,13 @@ func TestAdminCLIWhileServing(t *testing.T) {
 			}
 			status, body := get(t, p.URL()+"/api/usage/unmapped", admin)
 			if status != 200 || !strings.Contains(body, `"reason":"unknown_project","project":"proj_004"`) ||
-				!strings.Contains(body, `"reason":"untagged","deployment":"legacy-untagged-1"`) || strings.Contains(body, `"proj_001"`) {
+				!strings.Contains(body, `"reason":"untagged","deployment":"legacy-untagged-1"`) || strings.Contains(body, `"proj_001"`) ||
+				!strings.Contains(body, `"estimatedCost":{"compute":"`) || !strings.Contains(body, `"estimatedCostUnmapped":"`) {
 				t.Fatalf("unmapped: %d %s", status, body)
 			}
 			out := cli(t, b, dataDir, "unmapped", "--url", p.URL(), "--token", admin)
-			if !strings.Contains(out, "unknown_project") || !strings.Contains(out, "proj_004") || !strings.Contains(out, "legacy-untagged-1") {
+			if !strings.Contains(out, "unknown_project") || !strings.Contains(out, "proj_004") || !strings.Contains(out, "legacy-untagged-1") ||
+				!strings.Contains(out, "EST. COST USD") || !strings.Contains(out, "Estimated cost not attributed to any project over 7 days: $") {
 				t.Fatalf("unmapped CLI:\n%s", out)
 			}
 			// Creating the project while serving maps its usage.

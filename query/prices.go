@@ -99,6 +99,14 @@ func (p Prices) CostAt(t time.Time, a *Amounts) Cost { return p.cost(p.sheet(t.U
 // SheetAt returns the prices in force at t.
 func (p Prices) SheetAt(t time.Time) config.PriceSheet { return p.sheets[p.sheet(t.UnixMilli())] }
 
+// OrDefault returns p, or the default price sheet when p is the zero Prices.
+func (p Prices) OrDefault() Prices {
+	if len(p.sheets) == 0 {
+		return NewPrices(defaultPricing())
+	}
+	return p
+}
+
 var (
 	bytesPerGB = decimal.NewFromInt(series.GiB)
 	million    = decimal.NewFromInt(1_000_000)

@@ -19,6 +19,7 @@ import (
 	"github.com/cygni/usage/billing"
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/internal/clock"
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/store"
 	"github.com/cygni/usage/tsdb"
 )
@@ -347,9 +348,14 @@ func (c *unmappedCmd) run(g *globals) error {
 		if p == "" {
 			p = "-"
 		}
-		rows = append(rows, []string{u.Reason, p, u.Cluster, u.Deployment, u.Region, u.LastSeen.Format(time.RFC3339)})
+		rows = append(rows, []string{u.Reason, p, u.Cluster, u.Deployment, u.Region, u.LastSeen.Format(time.RFC3339),
+			string(u.Usage.CPUHours), string(u.Usage.MemoryGBHours), string(u.Usage.EgressGB), string(u.Usage.Requests), u.EstimatedCost.Total})
 	}
-	return table(os.Stdout, "REASON\tPROJECT\tCLUSTER\tDEPLOYMENT\tREGION\tLAST SEEN", rows)
+	if err := table(os.Stdout, "REASON\tPROJECT\tCLUSTER\tDEPLOYMENT\tREGION\tLAST SEEN\tVCPU-H\tMEM GB-H\tEGRESS GB\tREQUESTS\tEST. COST USD", rows); err != nil {
+		return err
+	}
+	fmt.Printf("\nEstimated cost not attributed to any project over %d days: $%s\n", c.days, api.UnmappedTotal(list).StringFixed(2))
+	return nil
 }
 
 func (c *unmappedCmd) local(ctx context.Context, cfg *config.Config) ([]api.UnmappedService, error) {
@@ -374,7 +380,7 @@ func (c *unmappedCmd) local(ctx context.Context, cfg *config.Config) ([]api.Unma
 		return nil, err
 	}
 	to := now().UTC()
-	return api.FindUnmapped(ctx, db, known, to.Add(-time.Duration(c.days)*24*time.Hour), to)
+	return api.FindUnmapped(ctx, db, known, to.Add(-time.Duration(c.days)*24*time.Hour), to, query.NewPrices(cfg.Pricing))
 }
 
 func fetchUnmapped(ctx context.Context, base, token string, days int) ([]api.UnmappedService, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cygni/usage/api"
 	"github.com/cygni/usage/collector"
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/store"
 )
 
@@ -53,7 +54,7 @@ func (p *process) wireStore() error {
 	}
 	p.api.Tokens = api.StoreTokens(p.store)
 	p.api.Notifications = p.store
-	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store, Now: p.now}
+	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store, Prices: query.NewPrices(p.cfg.Pricing), Now: p.now}
 	return nil
 }
 
