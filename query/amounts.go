@@ -225,19 +225,3 @@ var metricByName = func() map[string]Metric {
 	}
 	return m
 }()
-
-// Neumaier summation: compensated float sums (the derived cost series, which are floats for
-// the rule engine and never billed).
-type ksum struct{ s, c float64 }
-
-func (k *ksum) add(v float64) {
-	t := k.s + v
-	if math.Abs(k.s) >= math.Abs(v) {
-		k.c += (k.s - t) + v
-	} else {
-		k.c += (v - t) + k.s
-	}
-	k.s = t
-}
-
-func (k *ksum) value() float64 { return k.s + k.c }
