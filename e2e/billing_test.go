@@ -98,8 +98,15 @@ billing:
 		for _, s := range sim.Services() {
 			for _, m := range meters {
 				total := decimal.Zero
-				for minute := from.Truncate(time.Minute); minute.Before(wm); minute = minute.Add(time.Minute) {
-					total = total.Add(decimal.NewFromFloat(sim.Truth(s, m.series, minute, minute.Add(time.Minute))))
+				if m.series == series.MemoryGBHours {
+					// Exactly: MiB-minutes / 61,440 (a float per minute is not exact, and its
+					// sum can land a unit short of a boundary the exact total reaches).
+					raw := sim.RawTruth(s, m.series, from.Truncate(time.Minute), wm)
+					total = decimal.NewFromInt(raw).DivRound(decimal.NewFromInt(61440), 30)
+				} else {
+					for minute := from.Truncate(time.Minute); minute.Before(wm); minute = minute.Add(time.Minute) {
+						total = total.Add(decimal.NewFromFloat(sim.Truth(s, m.series, minute, minute.Add(time.Minute))))
+					}
 				}
 				q, r := total.QuoRem(m.unit, 0)
 				if r.IsNegative() {
