@@ -480,17 +480,18 @@ func startStripeMock(t testing.TB) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := "http://" + httpAddr
-	deadline := time.Now().Add(20 * time.Second)
+	expired := time.After(20 * time.Second)
 	for {
 		resp, err := http.Get(url + "/v1/customers/cus_123")
 		if err == nil {
 			resp.Body.Close()
 			return url
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-expired:
 			t.Fatalf("stripe-mock did not start: %v", err)
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -621,12 +622,13 @@ func TestRunTakesLeadershipSendsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
+	expired := time.After(10 * time.Second)
 	for e.stripe.Total("cygni_requests", "cus_a") != 3 {
-		if time.Now().After(deadline) {
+		select {
+		case <-expired:
 			t.Fatalf("Run sent %d, want 3", e.stripe.Total("cygni_requests", "cus_a"))
+		case <-time.After(5 * time.Millisecond):
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	var sb strings.Builder
 	e.vm.WritePrometheus(&sb)
