@@ -406,7 +406,6 @@ func (l *BillingLease) Release() {
 	if l == nil || l.conn == nil {
 		return
 	}
-	_, _ = l.conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", billingLeaderKey)
-	_ = l.conn.Close()
+	releaseAdvisoryLock(l.conn, billingLeaderKey)
 	l.conn = nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 )
 
@@ -60,7 +61,16 @@ func (l *Lease) Release() {
 	if l == nil || l.conn == nil {
 		return
 	}
-	_, _ = l.conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", l.key)
-	_ = l.conn.Close()
+	releaseAdvisoryLock(l.conn, l.key)
 	l.conn = nil
+}
+
+// releaseAdvisoryLock unlocks a session-level advisory lock and gives the connection back. If the
+// unlock fails, the connection is discarded instead of returned to the pool: closing the session
+// is what releases the lock then (a pooled session would keep holding the leadership).
+func releaseAdvisoryLock(conn *sql.Conn, key int64) {
+	if _, err := conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", key); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = conn.Close() // a discarded or returned connection; there is nothing left to do on error
 }

@@ -165,8 +165,8 @@ func (c *reconcileCmd) run(g *globals) error {
 		if err := enc.Encode(rec); err != nil {
 			return err
 		}
-	} else {
-		printReconciliation(os.Stdout, rec)
+	} else if err := printReconciliation(os.Stdout, rec); err != nil {
+		return fmt.Errorf("print the reconciliation: %w", err)
 	}
 	if len(rec.Differences) > 0 {
 		os.Exit(3)
@@ -222,7 +222,7 @@ func (c *reconcileCmd) fetch(rec *billing.Reconciliation) error {
 	return json.Unmarshal(b, rec)
 }
 
-func printReconciliation(out io.Writer, rec *billing.Reconciliation) {
+func printReconciliation(out io.Writer, rec *billing.Reconciliation) error {
 	closed := "nothing closed yet"
 	if rec.ClosedUntil != nil {
 		closed = "hours closed until " + rec.ClosedUntil.Format(time.RFC3339)
@@ -239,10 +239,12 @@ func printReconciliation(out io.Writer, rec *billing.Reconciliation) {
 		}
 		rows = append(rows, []string{t.ProjectID, t.Metric, t.Unit, t.Usage, t.Recorded, fmt.Sprint(t.Reported), stripe, fmt.Sprint(t.Unsent), fmt.Sprint(t.Lost), t.Difference})
 	}
-	_ = table(out, "PROJECT\tMETRIC\tUNIT\tUSAGE\tRECORDED\tREPORTED\tSTRIPE\tUNSENT\tLOST\tDIFFERENCE", rows)
+	if err := table(out, "PROJECT\tMETRIC\tUNIT\tUSAGE\tRECORDED\tREPORTED\tSTRIPE\tUNSENT\tLOST\tDIFFERENCE", rows); err != nil {
+		return err
+	}
 	if len(rec.Differences) == 0 {
-		fmt.Fprintln(out, "\nNo differences: every hour's usage was recorded and reported.")
-		return
+		_, err := fmt.Fprintln(out, "\nNo differences: every hour's usage was recorded and reported.")
+		return err
 	}
 	fmt.Fprintf(out, "\n%d differences:\n", len(rec.Differences))
 	rows = rows[:0]
@@ -253,7 +255,7 @@ func printReconciliation(out io.Writer, rec *billing.Reconciliation) {
 		}
 		rows = append(rows, []string{d.Hour.Format(time.RFC3339), project, d.Metric, d.Kind, d.Usage, d.Recorded, fmt.Sprint(d.Quantity), d.Detail})
 	}
-	_ = table(out, "HOUR\tPROJECT\tMETRIC\tKIND\tUSAGE\tRECORDED\tQUANTITY\tDETAIL", rows)
+	return table(out, "HOUR\tPROJECT\tMETRIC\tKIND\tUSAGE\tRECORDED\tQUANTITY\tDETAIL", rows)
 }
 
 func registerBillingSubscriptionItem(app *kingpin.Application) (string, command) {
