@@ -235,9 +235,25 @@ func (f *usageFixture) shownCost(projects []string, from, to time.Time, places i
 func (f *usageFixture) shownQuantity(name string, from, to time.Time, div decimal.Decimal, places int32) decimal.Decimal {
 	total := decimal.Zero
 	for _, p := range []string{"proj_001", "proj_002"} {
-		total = total.Add(decimal.NewFromFloat(f.sim.ProjectTruth(p, name, from, to)).DivRound(div, places))
+		total = total.Add(f.exactTruth(p, name, from, to).DivRound(div, places))
 	}
 	return total
+}
+
+// exactTruth is a project's truth as an exact decimal, from the simulator's integer CloudWatch
+// units (CPU units × 60 / 1024, MiB-minutes / 61,440, requests); egress bytes are whole numbers
+// in float64, exact far below 2^53.
+func (f *usageFixture) exactTruth(project, name string, from, to time.Time) decimal.Decimal {
+	raw := decimal.NewFromInt(f.rawTruth(project, name, from, to))
+	switch name {
+	case series.CPUSeconds, series.CPUUsedSeconds:
+		return raw.Mul(decimal.NewFromInt(60)).Div(decimal.NewFromInt(1024)) // exact: 1/1024 terminates
+	case series.MemoryGBHours, series.MemoryUsedGBHours:
+		return raw.DivRound(decimal.NewFromInt(61440), 30)
+	case series.Requests:
+		return raw
+	}
+	return decimal.NewFromInt(int64(f.sim.ProjectTruth(project, name, from, to)))
 }
 
 func containsStr(ss []string, s string) bool {
@@ -322,7 +338,7 @@ func TestUsageAnalyticsOneProjectByHourInNewYork(t *testing.T) {
 	start := time.Date(2024, 1, 10, 0, 0, 0, 0, ny)
 	for i, e := range data {
 		from := start.Add(time.Duration(i) * time.Hour)
-		want := decimal.NewFromFloat(f.sim.ProjectTruth("proj_002", series.CPUSeconds, from, from.Add(time.Hour))).Round(6)
+		want := f.exactTruth("proj_002", series.CPUSeconds, from, from.Add(time.Hour)).Round(6)
 		b := e.(map[string]any)
 		if b["period"] != from.Format(time.RFC3339) {
 			t.Errorf("period %v, want %s", b["period"], from.Format(time.RFC3339))
@@ -686,12 +702,12 @@ func TestUsageAnalyticsClipsBucketsToTheRange(t *testing.T) {
 				if i == 0 && !start.Equal(from) || i == len(data)-1 && !end.Equal(to) {
 					t.Errorf("bucket %d spans [%s, %s); the range is [%s, %s)", i, start, end, from, to)
 				}
-				want := decimal.NewFromFloat(f.sim.ProjectTruth("proj_001", series.CPUSeconds, start, end)).Round(6)
+				want := f.exactTruth("proj_001", series.CPUSeconds, start, end).Round(6)
 				if got := decimal.RequireFromString(b["cpuSeconds"].(json.Number).String()); !got.Equal(want) {
 					t.Errorf("bucket %d [%s, %s) cpuSeconds %s, truth %s", i, start, end, got, want)
 				}
 			}
-			total := decimal.NewFromFloat(f.sim.ProjectTruth("proj_001", series.CPUSeconds, from, to)).Round(6)
+			total := f.exactTruth("proj_001", series.CPUSeconds, from, to).Round(6)
 			if got := decimal.RequireFromString(out["totals"].(map[string]any)["cpuSeconds"].(json.Number).String()); !got.Equal(total) {
 				t.Errorf("total cpuSeconds %s, truth over the range %s", got, total)
 			}

@@ -1,8 +1,10 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,8 +100,14 @@ func TestCloudWatchMetricsPerCycle(t *testing.T) {
 	perServiceMonth := float64(total) / 12 * 8640 * 0.01 / 1000 / float64(services)
 	t.Logf("%d services, %d target groups: %d metrics a cycle, %d with right-sizing; $%.3f per service-month",
 		services, targetGroups, billed, all, perServiceMonth)
-	cost := set.GetOrCreateFloatCounter("cygni_collector_cloudwatch_estimated_cost_usd_total").Get()
-	if want := float64(requested()) * 0.01 / 1000; cost < want*0.999999 || cost > want*1.000001 {
-		t.Errorf("estimated cost %v, want %v", cost, want)
+	var buf bytes.Buffer
+	set.WritePrometheus(&buf)
+	// The backfill and the hourly cycle request everything, 11 cycles the billed metrics:
+	// 625,000 metrics at $0.01 per 1,000 = $6.25.
+	if n := requested(); n != 2*all+11*billed {
+		t.Errorf("requested %d metrics in all, want %d", n, 2*all+11*billed)
+	}
+	if want := "cygni_collector_cloudwatch_estimated_cost_usd_total 6.25\n"; !strings.Contains(buf.String(), want) {
+		t.Errorf("estimated cost: want %q in\n%s", want, buf.String())
 	}
 }

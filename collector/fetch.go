@@ -215,7 +215,7 @@ func (c *Collector) fetch(ctx context.Context, b []metricQuery, ch chunk) (*batc
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		c.m.call("cloudwatch", "GetMetricData", err)
-		c.m.requested(len(queries), c.opts.CloudWatchPricePer1000)
+		c.m.requested(len(queries))
 		if err != nil {
 			return nil, fmt.Errorf("read CloudWatch page: %w", err)
 		}

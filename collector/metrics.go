@@ -19,10 +19,10 @@ type collectorMetrics struct {
 	untagged    *metrics.Gauge
 	services    *metrics.Gauge
 	lastSuccess *metrics.Gauge
-	// requestedMetrics counts the metrics of every GetMetricData call (what CloudWatch bills),
-	// estimatedCost the same in USD at Options.CloudWatchPricePer1000.
+	// requestedMetrics counts the metrics of every GetMetricData call (what CloudWatch bills);
+	// cygni_collector_cloudwatch_estimated_cost_usd_total is derived from it at read time (one
+	// multiplication of the integer count, no float running sum).
 	requestedMetrics *metrics.Counter
-	estimatedCost    *metrics.FloatCounter
 	// abandoned counts minutes the watermark passed without CloudWatch data (LateDataHold).
 	abandoned *metrics.Counter
 }
@@ -39,9 +39,11 @@ func newCollectorMetrics(set *metrics.Set, c *Collector) *collectorMetrics {
 		lastSuccess: set.GetOrCreateGauge("cygni_collector_last_success_timestamp_seconds", nil),
 
 		requestedMetrics: set.GetOrCreateCounter("cygni_collector_cloudwatch_metrics_requested_total"),
-		estimatedCost:    set.GetOrCreateFloatCounter("cygni_collector_cloudwatch_estimated_cost_usd_total"),
 		abandoned:        set.GetOrCreateCounter("cygni_collector_abandoned_minutes_total"),
 	}
+	set.GetOrCreateGauge("cygni_collector_cloudwatch_estimated_cost_usd_total", func() float64 {
+		return float64(m.requestedMetrics.Get()) * c.opts.CloudWatchPricePer1000 / 1000
+	})
 	set.GetOrCreateGauge("cygni_collector_cloudwatch_behind_seconds", func() float64 {
 		ms := c.published.Load()
 		if ms == 0 {
@@ -59,11 +61,8 @@ func newCollectorMetrics(set *metrics.Set, c *Collector) *collectorMetrics {
 	return m
 }
 
-// requested counts the n metrics of one GetMetricData call and their estimated price.
-func (m *collectorMetrics) requested(n int, pricePer1000 float64) {
-	m.requestedMetrics.Add(n)
-	m.estimatedCost.Add(float64(n) * pricePer1000 / 1000)
-}
+// requested counts the n metrics of one GetMetricData call.
+func (m *collectorMetrics) requested(n int) { m.requestedMetrics.Add(n) }
 
 // call counts one AWS API call by service and operation, and its error by code.
 func (m *collectorMetrics) call(service, op string, err error) {
