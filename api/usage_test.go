@@ -241,8 +241,7 @@ func (f *usageFixture) shownQuantity(name string, from, to time.Time, div decima
 }
 
 // exactTruth is a project's truth as an exact decimal, from the simulator's integer CloudWatch
-// units (CPU units × 60 / 1024, MiB-minutes / 61,440, requests); egress bytes are whole numbers
-// in float64, exact far below 2^53.
+// units (CPU units × 60 / 1024, MiB-minutes / 61,440, bytes per second × 60, requests).
 func (f *usageFixture) exactTruth(project, name string, from, to time.Time) decimal.Decimal {
 	raw := decimal.NewFromInt(f.rawTruth(project, name, from, to))
 	switch name {
@@ -250,10 +249,10 @@ func (f *usageFixture) exactTruth(project, name string, from, to time.Time) deci
 		return raw.Mul(decimal.NewFromInt(60)).Div(decimal.NewFromInt(1024)) // exact: 1/1024 terminates
 	case series.MemoryGBHours, series.MemoryUsedGBHours:
 		return raw.DivRound(decimal.NewFromInt(61440), 30)
-	case series.Requests:
-		return raw
+	case series.EgressBytes:
+		return raw.Mul(decimal.NewFromInt(60)) // NetworkTxBytes Sum (bytes/s) × 60 s
 	}
-	return decimal.NewFromInt(int64(f.sim.ProjectTruth(project, name, from, to)))
+	return raw
 }
 
 func containsStr(ss []string, s string) bool {

@@ -205,27 +205,8 @@ func seriesKind(series string) (metricKind, bool) {
 // Sum × 60), requests as the ALB RequestCount Sum. Fault settings never change Truth. An unknown
 // service or series yields 0.
 func (s *Sim) Truth(svc Service, series string, from, to time.Time) float64 {
-	k, ok := seriesKind(series)
-	if !ok {
-		return 0
-	}
-	i := s.serviceIndex(svc)
-	if i < 0 {
-		return 0
-	}
-	lo := floorDiv(from.Unix(), 60)
-	hi := floorDiv(to.Unix(), 60)
-	// Minutes that have ended by Now(): start + 60s <= now.
-	if last := floorDiv(s.now().Unix(), 60); hi > last {
-		hi = last
-	}
-	var total float64
-	for m := lo; m < hi; m++ {
-		if v, ok := s.value(i, k, s.minute(i, m)); ok {
-			total += v.sum
-		}
-	}
-	switch k {
+	total := float64(s.RawTruth(svc, series, from, to))
+	switch k, _ := seriesKind(series); k {
 	case mCPUReserved, mCPUUtilized:
 		return total * 60 / 1024
 	case mMemoryReserved, mMemoryUtilized:
@@ -251,6 +232,7 @@ func (s *Sim) RawTruth(svc Service, series string, from, to time.Time) int64 {
 	}
 	lo := floorDiv(from.Unix(), 60)
 	hi := floorDiv(to.Unix(), 60)
+	// Minutes that have ended by Now(): start + 60s <= now.
 	if last := floorDiv(s.now().Unix(), 60); hi > last {
 		hi = last
 	}
