@@ -359,53 +359,37 @@ func (s *Store) BillingSubscriptionItem(ctx context.Context, projectID, metric s
 	return id, nil
 }
 
-// billingLeaderKey is the PostgreSQL advisory lock held by the one billing leader.
-const billingLeaderKey = 0x63796762 // "cygb"
-
 // BillingLease is the billing leadership of this process (see TryBillingLeader).
 type BillingLease struct {
-	conn *sql.Conn // nil on SQLite
+	lease *Lease
 }
 
-// TryBillingLeader takes the billing leadership without waiting. On PostgreSQL it is a session
-// advisory lock held on one dedicated connection, so that replicas sharing the database elect
-// one leader and a crashed leader's lock goes with its connection; ok is false while another
-// process holds it. SQLite is single-process: the lease is always granted.
+// TryBillingLeader takes the billing leadership without waiting: TryLeader's lease named
+// "billing". On PostgreSQL it is a session advisory lock held on one dedicated connection, keyed
+// by the store's schema, so that replicas sharing the database elect one leader, a crashed
+// leader's lock goes with its connection, and deployments in other schemas of the same database
+// each have their own leader; ok is false while another process holds it. SQLite is
+// single-process: the lease is always granted.
 func (s *Store) TryBillingLeader(ctx context.Context) (lease *BillingLease, ok bool, err error) {
-	if !s.postgres() {
-		return &BillingLease{}, true, nil
+	l, ok, err := s.TryLeader(ctx, "billing")
+	if err != nil || !ok {
+		return nil, ok, err
 	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("billing leadership: get a connection: %w", err)
-	}
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", billingLeaderKey).Scan(&ok); err != nil {
-		_ = conn.Close()
-		return nil, false, fmt.Errorf("billing leadership: try the advisory lock: %w", err)
-	}
-	if !ok {
-		_ = conn.Close()
-		return nil, false, nil
-	}
-	return &BillingLease{conn: conn}, true, nil
+	return &BillingLease{lease: l}, true, nil
 }
 
 // Check reports whether the lease is still held (its connection answers).
 func (l *BillingLease) Check(ctx context.Context) error {
-	if l == nil || l.conn == nil {
+	if l == nil {
 		return nil
 	}
-	if err := l.conn.PingContext(ctx); err != nil {
-		return fmt.Errorf("billing leadership lost: %w", err)
-	}
-	return nil
+	return l.lease.Check(ctx)
 }
 
 // Release gives the leadership up.
 func (l *BillingLease) Release() {
-	if l == nil || l.conn == nil {
+	if l == nil {
 		return
 	}
-	releaseAdvisoryLock(l.conn, billingLeaderKey)
-	l.conn = nil
+	l.lease.Release()
 }

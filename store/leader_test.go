@@ -76,3 +76,35 @@ func TestCollectorWatermarks(t *testing.T) {
 		}
 	})
 }
+
+// Advisory locks are database-wide: deployments (or test runs) in two schemas of one PostgreSQL
+// database each elect their own billing, Deriver and rule leaders.
+func TestLeadersPerSchema(t *testing.T) {
+	ctx := context.Background()
+	dsnA := PostgresTestDSN(t)
+	a := openForTest(t, Options{Driver: DriverPostgres, DSN: dsnA})
+	b := openForTest(t, Options{Driver: DriverPostgres, DSN: PostgresTestDSN(t)})
+	la, ok, err := a.TryBillingLeader(ctx)
+	if err != nil || !ok {
+		t.Fatalf("billing leader in schema a: %v, %v", ok, err)
+	}
+	defer la.Release()
+	lb, ok, err := b.TryBillingLeader(ctx)
+	if err != nil || !ok {
+		t.Fatalf("billing leader in schema b while a leads its own: %v, %v", ok, err)
+	}
+	defer lb.Release()
+	a2 := openForTest(t, Options{Driver: DriverPostgres, DSN: dsnA})
+	if _, ok, err := a2.TryBillingLeader(ctx); err != nil || ok {
+		t.Fatalf("a second process of schema a took its held billing leadership: %v, %v", ok, err)
+	}
+	for _, name := range []string{"deriver", "rules"} {
+		l1, ok1, err1 := a.TryLeader(ctx, name)
+		l2, ok2, err2 := b.TryLeader(ctx, name)
+		if err1 != nil || err2 != nil || !ok1 || !ok2 {
+			t.Fatalf("%s leaders per schema: %v %v, %v %v", name, ok1, err1, ok2, err2)
+		}
+		l1.Release()
+		l2.Release()
+	}
+}
