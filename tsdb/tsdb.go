@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,9 @@ const (
 type DB struct {
 	db     *promtsdb.DB
 	logger *slog.Logger
+	// compactions are the Compact calls still waiting for Prometheus' compaction lock after
+	// their caller gave up (compact); Close waits for them.
+	compactions sync.WaitGroup
 }
 
 var _ storage.Storage = (*DB)(nil)
@@ -148,7 +152,7 @@ var ErrOverlapsHead = errors.New("block would overlap the TSDB head")
 // compacted), the head is compacted first; if it still overlaps, ErrOverlapsHead.
 func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.Appender) error) error {
 	if maxt >= d.db.Head().MinTime() {
-		if err := d.db.Compact(ctx); err != nil {
+		if err := d.compact(ctx); err != nil {
 			return fmt.Errorf("compact the head before writing a block: %w", err)
 		}
 		if hm := d.db.Head().MinTime(); maxt >= hm {
@@ -206,7 +210,9 @@ func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.App
 
 // Close flushes and closes the TSDB.
 func (d *DB) Close() error {
-	if err := d.db.Close(); err != nil {
+	err := d.db.Close()
+	d.compactions.Wait()
+	if err != nil {
 		return fmt.Errorf("close TSDB: %w", err)
 	}
 	return nil
@@ -216,10 +222,31 @@ func (d *DB) Close() error {
 // it to the background loop. Bulk loads (and tests that measure memory) call it, then
 // DisableCompactions, so that no compaction runs while they measure.
 func (d *DB) Compact(ctx context.Context) error {
-	if err := d.db.Compact(ctx); err != nil {
+	if err := d.compact(ctx); err != nil {
 		return fmt.Errorf("compact TSDB: %w", err)
 	}
 	return nil
+}
+
+// compact runs Prometheus' Compact, but stops waiting when ctx ends. Compact first takes the
+// compaction lock, without looking at ctx; the DB's own background compaction holds that lock for
+// as long as it runs (after a large backfill, the out-of-order head becomes hundreds of blocks, a
+// minute or more), and only Close cancels it, which the caller's shutdown cannot reach while it
+// waits here. A call given up on goes on in the background: once Close has stopped the DB it
+// takes the lock, finds the DB stopping and returns; Close waits for it.
+func (d *DB) compact(ctx context.Context) error {
+	done := make(chan error, 1)
+	d.compactions.Add(1)
+	go func() {
+		defer d.compactions.Done()
+		done <- d.db.Compact(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // DisableCompactions stops background compaction until EnableCompactions.
