@@ -33,8 +33,9 @@ import (
 // while it works and then started again:
 //   - collector shard 1 mid-backfill: a new process of that shard resumes from its watermark;
 //   - the Deriver's API replica: the other replica answers throughout and takes the Deriver;
-//   - the rule leader right after the first e-mail: the other process takes the rules;
-//   - the billing leader after Stripe accepted its first events: the other one takes billing.
+//   - the billing leader after Stripe accepted its first events: the other one takes billing;
+//   - the rule leader once every alert is e-mailed: the other process takes the rules and
+//     notifies nothing again.
 //
 // Then: the 1-minute series and the hourly tier equal the simulator's truth (nothing lost or
 // doubled), Stripe's totals per meter and customer equal the truth floored to the unit with no
@@ -210,18 +211,7 @@ alerting:
 	restartedAPI.WaitReady(90 * time.Second)
 	answers(restartedAPI)
 
-	// 3. The rule leader, killed right after the first budget e-mail.
-	waitUntil(t, 90*time.Second, "the first e-mail", func() bool { return len(mail.Messages()) > 0 })
-	rl, rf := r1, r2
-	if strings.Contains(r2.Stderr(), taken+"rules") {
-		rl, rf = r2, r1
-	}
-	rl.Kill()
-	killed = time.Now()
-	takeover(rf, taken+"rules", 1, killed, "the rule evaluation")
-	restartedRules := start("alerting", "")
-
-	// 4. The billing leader, killed once Stripe has accepted some of its events.
+	// 3. The billing leader, killed once Stripe has accepted some of its events.
 	waitUntil(t, 90*time.Second, "the first meter events", func() bool { return len(stripe.Events()) >= 3 })
 	bl, bf := p1, p2
 	if strings.Contains(p2.Stderr(), `msg="billing leadership taken"`) {
@@ -232,6 +222,45 @@ alerting:
 	sentBefore := len(stripe.Events())
 	takeover(bf, `msg="billing leadership taken"`, 1, killed, "billing")
 	restartedBilling := start("billing", "")
+
+	// 4. The rule leader, killed once every budget alert is e-mailed, while it keeps evaluating
+	// them: the one that takes over restores the alerts from the store and notifies nothing
+	// again. (Killed mid-delivery instead, the messages it had claimed wait for their 5-minute
+	// lease in the outbox before another process sends them: late, not lost, not doubled.)
+	// E-mails: every project's warning (to the billing contact) and exceeded alert (to the
+	// admin) once per billing period the test ran in (the suite's pinned instant may sit just
+	// before a month's end).
+	type mailKey struct{ to, subject string }
+	wantMails := []mailKey{}
+	for _, p := range projects {
+		tm := teams[teamOf[p]]
+		wantMails = append(wantMails, mailKey{tm.billing, "[Cygni] Budget warning: " + p}, mailKey{tm.adminEmail, "[Cygni] Budget exceeded: " + p})
+	}
+	count := func() map[mailKey]int {
+		n := map[mailKey]int{}
+		for _, m := range mail.Messages() {
+			subject, _, _ := strings.Cut(m.Subject, " (")
+			n[mailKey{strings.Join(m.To, ","), subject}]++
+		}
+		return n
+	}
+	waitUntil(t, 90*time.Second, "every budget e-mail", func() bool {
+		n := count()
+		for _, k := range wantMails {
+			if n[k] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	rl, rf := r1, r2
+	if strings.Contains(r2.Stderr(), taken+"rules") {
+		rl, rf = r2, r1
+	}
+	rl.Kill()
+	killed = time.Now()
+	takeover(rf, taken+"rules", 1, killed, "the rule evaluation")
+	restartedRules := start("alerting", "")
 
 	// The series: the 1-minute cpu series and its hourly tier, per project, equal the truth.
 	reader, err := tsdb.OpenReader(nil, tsdb.StorageOptions{Mode: tsdb.ModeRemote, Remote: tsdb.RemoteOptions{Kind: vm.Kind, ReadURL: vm.ReadURL}})
@@ -353,37 +382,11 @@ alerting:
 		t.Errorf("billing sent nothing after the leader's kill (%d events before it)", sentBefore)
 	}
 
-	// E-mails: every project's warning (to the billing contact) and exceeded alert (to the
-	// admin) once per billing period the test ran in (the suite's pinned instant may sit just
-	// before a month's end).
+	time.Sleep(6 * time.Second) // another evaluation and send cycle: nothing is repeated
 	periods := 1
 	if end := clk(); end.UTC().Month() != startedAt.UTC().Month() {
 		periods = 2
 	}
-	type mailKey struct{ to, subject string }
-	wantMails := []mailKey{}
-	for _, p := range projects {
-		tm := teams[teamOf[p]]
-		wantMails = append(wantMails, mailKey{tm.billing, "[Cygni] Budget warning: " + p}, mailKey{tm.adminEmail, "[Cygni] Budget exceeded: " + p})
-	}
-	count := func() map[mailKey]int {
-		n := map[mailKey]int{}
-		for _, m := range mail.Messages() {
-			subject, _, _ := strings.Cut(m.Subject, " (")
-			n[mailKey{strings.Join(m.To, ","), subject}]++
-		}
-		return n
-	}
-	waitUntil(t, 60*time.Second, "every budget e-mail", func() bool {
-		n := count()
-		for _, k := range wantMails {
-			if n[k] == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	time.Sleep(6 * time.Second) // another evaluation and send cycle: nothing is repeated
 	var dup []string
 	for k, n := range count() {
 		if n > periods {
@@ -403,6 +406,27 @@ alerting:
 		case <-p.done:
 			t.Errorf("a process exited: %v\n%s", p.err, tail(p.Stderr(), 2000))
 		default:
+		}
+	}
+	// The processes without the api part serve their probes and metrics: the collectors are
+	// ready (caught up) and show their remote-write queue, the leaders their leadership.
+	for _, c := range []struct {
+		p      *Proc
+		metric string
+	}{
+		{c0, "cygni_remote_write_samples_sent_total "}, {c1b, `cygni_leader{name="collector/us-east-1/1of2"} 1`},
+		{rf, `cygni_leader{name="rules"} 1`}, {bf, "cygni_billing_leader 1"},
+	} {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if status, body := get(t, c.p.URL()+path, ""); status != http.StatusOK {
+				t.Errorf("%s%s: %d %s", c.p.Addr, path, status, body)
+			}
+		}
+		if status, body := get(t, c.p.URL()+"/metrics", ""); status != http.StatusOK || !strings.Contains(body, c.metric) {
+			t.Errorf("%s/metrics: %d, lacks %q", c.p.Addr, status, c.metric)
+		}
+		if status, _ := get(t, c.p.URL()+"/api/usage/notifications", token["team_acme"]); status != http.StatusNotFound {
+			t.Errorf("%s serves the API without the api part: %d", c.p.Addr, status)
 		}
 	}
 }
