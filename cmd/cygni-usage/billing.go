@@ -21,6 +21,7 @@ import (
 	"github.com/cygni/usage/billing"
 	"github.com/cygni/usage/collector"
 	"github.com/cygni/usage/store"
+	"github.com/cygni/usage/tsdb"
 )
 
 // crashAfterSendEnv is a test hook: when set to 1, the billing sink kills its own process with
@@ -68,8 +69,20 @@ func (p *process) newBiller(vm *metrics.Set) (*billing.Biller, error) {
 	return billing.New(p.logger, p.reg, opts)
 }
 
-// collectedUntil is the collector's persisted watermark in the data dir.
+// collectedUntil is the collector's persisted watermark: in the data dir, or in remote mode
+// the least of every shard's watermark in the store (a billing process of its own has no
+// collector, and no watermark file, beside it).
 func (p *process) collectedUntil() (time.Time, bool) {
+	if p.cfg.Storage.Mode == tsdb.ModeRemote {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		u, ok, err := p.store.CollectedUntil(ctx)
+		if err != nil {
+			p.logger.Warn("read the collectors' watermarks; closing no billing hour until they are readable", "err", err)
+			return time.Time{}, false
+		}
+		return u, ok
+	}
 	wm, ok, err := collector.ReadWatermark(p.cfg.DataDir)
 	if err != nil {
 		p.logger.Warn("read the collector's watermark; closing no billing hour until it is readable", "err", err)

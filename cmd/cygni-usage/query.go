@@ -19,7 +19,11 @@ func (p *process) wireQuery() error {
 		// The collector shards (here or elsewhere) keep their watermarks in the store: derive
 		// an hour only once every shard has read past it, and nothing while the slowest shard
 		// lags more than two intervals behind now (a first backfill: the gauges are written at
-		// now and would alert on a partial month).
+		// now and would alert on a partial month). A watermark is a whole minute (the collector
+		// reads up to now truncated to the minute), so a caught-up shard lags up to a minute
+		// more than its interval: with an interval under a minute, two intervals alone would
+		// hold the Deriver back most of the time.
+		maxLag := 2*p.cfg.Collector.Interval.D() + time.Minute
 		until = func() (time.Time, bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -28,7 +32,7 @@ func (p *process) wireQuery() error {
 				p.logger.Warn("read the collectors' watermarks; deriving nothing new until it works", "err", err)
 				return time.Time{}, false
 			}
-			if !ok || p.now().Sub(u) > 2*p.cfg.Collector.Interval.D() {
+			if !ok || p.now().Sub(u) > maxLag {
 				return time.Time{}, false
 			}
 			return u, true

@@ -61,6 +61,13 @@ func (c *serveCmd) run(g *globals) error {
 			return err
 		}
 		p.logger.Info("serving", "url", url)
+	} else {
+		url, err := p.serveOps()
+		if err != nil {
+			p.close()
+			return err
+		}
+		p.logger.Info("serving the operations endpoints (/healthz, /readyz, /metrics)", "url", url)
 	}
 	return p.runAll(p.reload)
 }
