@@ -47,24 +47,13 @@ var (
 	monthErr  error
 )
 
-func monthShape() fixture.Shape {
-	s := fixture.Month
-	if n, err := strconv.Atoi(os.Getenv("CYGNI_BENCH_PROJECTS")); err == nil && n > 0 {
-		s.Projects = n
-	}
-	if n, err := strconv.Atoi(os.Getenv("CYGNI_BENCH_DAYS")); err == nil && n > 0 {
-		s.Days = n
-	}
-	return s
-}
-
 // monthFixture opens (building it the first time) the fixture and serves it on loopback: the
 // usage API over a query engine whose hourly and daily tiers cover the fixture (the Deriver
 // derived them when the fixture was built), and the Prometheus API over the same TSDB.
 func monthFixture(b *testing.B) *monthBench {
 	b.Helper()
 	monthOnce.Do(func() {
-		s := monthShape()
+		s := fixture.BenchShape()
 		f, err := fixture.Cached(context.Background(), s, func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) })
 		if err != nil {
 			monthErr = err
