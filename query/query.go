@@ -9,9 +9,10 @@
 //     a sample stamped at t belongs to the 1-minute period starting at ceil(t, 1m) − 1m, so late
 //     corrections written at end − k ms land in the same period. Hourly points
 //     (<series>:sum1h) belong to the hour starting at ceil(t, 1h) − 1h.
-//   - A bucket sums the periods that START inside it. Whole hours inside a bucket are read from
-//     the hourly series once the Deriver has derived them; partial hours (time zones with
-//     half-hour offsets) and hours not yet derived are read from the 1-minute samples.
+//   - A bucket sums the periods that START inside it. Whole UTC days inside a bucket (priced by
+//     one sheet) are read from the daily series (<series>:sum1d) once derived, the other whole
+//     hours from the hourly series once derived; partial hours (time zones with half-hour
+//     offsets) and hours not yet derived are read from the 1-minute samples.
 //   - Every stored sample is read as an exact integer count of quanta of what CloudWatch
 //     reported (Quantize, PerUnit: 1/256 vCPU-second, MiB-minutes, bytes, requests); every sum
 //     above it is an exact 128-bit integer sum (Amounts), independent of order, and money is

@@ -1,7 +1,8 @@
 // Package rollup is the derivation stage: it writes the derived tiers of the usage series back
 // into the TSDB — <series>:sum1h for every hour the TSDB holds (hours older than the
-// out-of-order window as persisted blocks), the hourly cost series and the budget gauges — and
-// records the span it has derived. The query layer only reads them.
+// out-of-order window as persisted blocks), <series>:sum1d for the whole UTC days among them
+// (daily.go), the hourly cost series and the budget gauges — and records the span it has
+// derived. The query layer only reads them.
 //
 // Invariants:
 //   - An hourly point (and every correction of it) is a whole number of quanta (query.Quantize)
