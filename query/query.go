@@ -27,6 +27,8 @@ import (
 	"log/slog"
 	"math"
 	"regexp"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,6 +38,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/shopspring/decimal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cygni/usage/series"
 )
@@ -194,8 +197,8 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 	if len(bounds) < 2 || len(projects) == 0 {
 		return r, nil
 	}
-	rd := newReader(e, bounds, g)
-	if err := rd.read(ctx, projectMatcher(projects)); err != nil {
+	rd, err := e.readParallel(ctx, projects, bounds, g)
+	if err != nil {
 		return nil, err
 	}
 	ns := rd.nsheets
@@ -227,6 +230,56 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 		r.Rows[key] = row
 	}
 	return r, nil
+}
+
+// parallelProjects is the number of projects from which a rollup reads in several goroutines
+// (one per core, at most maxParts), each over a share of the projects.
+const (
+	parallelProjects = 64
+	maxParts         = 4
+)
+
+// readParallel reads the rows of projects into one reader: for many projects, shares of them
+// are read concurrently and their rows merged (exact integer sums, so the result does not
+// depend on the split or the order).
+func (e *Engine) readParallel(ctx context.Context, projects []string, bounds []time.Time, g Grouping) (*reader, error) {
+	parts := min(runtime.GOMAXPROCS(0), maxParts, len(projects)/parallelProjects)
+	if parts <= 1 {
+		rd := newReader(e, bounds, g)
+		return rd, rd.read(ctx, projectMatcher(projects))
+	}
+	sorted := slices.Clone(projects)
+	slices.Sort(sorted)
+	rds := make([]*reader, parts)
+	grp, gctx := errgroup.WithContext(ctx)
+	for i := range parts {
+		share := sorted[i*len(sorted)/parts : (i+1)*len(sorted)/parts]
+		rds[i] = newReader(e, bounds, g)
+		grp.Go(func() error { return rds[i].read(gctx, projectMatcher(share)) })
+	}
+	if err := grp.Wait(); err != nil {
+		return nil, err
+	}
+	out := rds[0]
+	for _, rd := range rds[1:] {
+		for k, acc := range rd.rows {
+			dst, ok := out.rows[k]
+			if !ok {
+				out.rows[k] = acc
+				continue
+			}
+			for c := range acc.cells {
+				if !acc.has[c] {
+					continue
+				}
+				if err := dst.cells[c].Add(&acc.cells[c]); err != nil {
+					return nil, err
+				}
+				dst.has[c] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // HourlyFunc receives one project's exact amounts for the hour starting at hour (UTC). a is
