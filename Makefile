@@ -7,7 +7,7 @@ PLUGIN_ID := cygni-usage-datasource
 PLUGIN_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' grafana-plugin/package.json)
 PLUGIN_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 windows/amd64
 
-.PHONY: build demo test bench lint clean plugin
+.PHONY: build demo test bench bench-month lint clean plugin
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/cygni-usage
@@ -22,6 +22,12 @@ test:
 # Benchmarks; figures go to docs/benchmarks.md with the machine noted.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The "Month of 1,000 projects" benchmarks through HTTP (docs/benchmarks.md). The first run builds
+# the ~625 M-sample fixture through the collector into $$CYGNI_BENCH_FIXTURE_DIR (default under
+# the system's temp dir) and later runs reuse it.
+bench-month:
+	$(GO) test -run '^$$' -bench BenchmarkMonth -benchtime 20x -timeout 3h ./api/
 
 lint:
 	gofmt -l . | (! grep .)

@@ -217,11 +217,20 @@ const HourlySuffix = ":sum1h"
 // HourlyName returns the name of the hourly series derived from a usage series.
 func HourlyName(raw string) string { return raw + HourlySuffix }
 
+// DailySuffix names the daily tier: cygni_cpu_seconds:sum1d holds one sample per series and UTC
+// day, stamped at the day's end (midnight UTC), whose value is the sum of the day's hourly points
+// (plus correction samples inside the same day), each sample a whole number of quanta.
+const DailySuffix = ":sum1d"
+
+// DailyName returns the name of the daily series derived from a usage series.
+func DailyName(raw string) string { return raw + DailySuffix }
+
 var metricByName = func() map[string]Metric {
-	m := make(map[string]Metric, 2*NumMetrics)
+	m := make(map[string]Metric, 3*NumMetrics)
 	for i, n := range seriesOf {
 		m[n] = Metric(i)
 		m[HourlyName(n)] = Metric(i)
+		m[DailyName(n)] = Metric(i)
 	}
 	return m
 }()

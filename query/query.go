@@ -9,9 +9,10 @@
 //     a sample stamped at t belongs to the 1-minute period starting at ceil(t, 1m) − 1m, so late
 //     corrections written at end − k ms land in the same period. Hourly points
 //     (<series>:sum1h) belong to the hour starting at ceil(t, 1h) − 1h.
-//   - A bucket sums the periods that START inside it. Whole hours inside a bucket are read from
-//     the hourly series once the Deriver has derived them; partial hours (time zones with
-//     half-hour offsets) and hours not yet derived are read from the 1-minute samples.
+//   - A bucket sums the periods that START inside it. Whole UTC days inside a bucket (priced by
+//     one sheet) are read from the daily series (<series>:sum1d) once derived, the other whole
+//     hours from the hourly series once derived; partial hours (time zones with half-hour
+//     offsets) and hours not yet derived are read from the 1-minute samples.
 //   - Every stored sample is read as an exact integer count of quanta of what CloudWatch
 //     reported (Quantize, PerUnit: 1/256 vCPU-second, MiB-minutes, bytes, requests); every sum
 //     above it is an exact 128-bit integer sum (Amounts), independent of order, and money is
@@ -26,6 +27,8 @@ import (
 	"log/slog"
 	"math"
 	"regexp"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,6 +38,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/shopspring/decimal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cygni/usage/series"
 )
@@ -42,6 +46,7 @@ import (
 const (
 	minuteMs = int64(time.Minute / time.Millisecond)
 	hourMs   = int64(time.Hour / time.Millisecond)
+	dayMs    = 24 * hourMs
 	minTime  = math.MinInt64
 )
 
@@ -57,6 +62,11 @@ type Options struct {
 	// (Deriver.Range). Hours outside it are read from 1-minute samples. Nil means an empty span:
 	// every query reads 1-minute samples.
 	HourlyRange func() (from, through time.Time)
+	// DailyRange returns the span of whole UTC days [from, through) in which the daily series
+	// (<series>:sum1d) are complete (Deriver.DailyRange); it must lie inside HourlyRange. A UTC
+	// day inside it that lies whole inside one bucket, priced by one sheet, is read from its
+	// daily points. Nil: no day is read from the daily series.
+	DailyRange func() (from, through time.Time)
 }
 
 // Engine answers usage and cost questions over the TSDB. It is safe for concurrent use.
@@ -66,6 +76,7 @@ type Engine struct {
 	prices      Prices
 	now         func() time.Time
 	hourlyRange func() (from, through time.Time)
+	dailyRange  func() (from, through time.Time)
 }
 
 // New builds an Engine. It starts no goroutines.
@@ -85,7 +96,11 @@ func New(logger *slog.Logger, _ prometheus.Registerer, opts Options) (*Engine, e
 	if opts.HourlyRange == nil {
 		opts.HourlyRange = func() (time.Time, time.Time) { return time.Time{}, time.Time{} }
 	}
-	return &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, now: opts.Now, hourlyRange: opts.HourlyRange}, nil
+	if opts.DailyRange == nil {
+		opts.DailyRange = func() (time.Time, time.Time) { return time.Time{}, time.Time{} }
+	}
+	return &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, now: opts.Now,
+		hourlyRange: opts.HourlyRange, dailyRange: opts.DailyRange}, nil
 }
 
 // Prices returns the engine's price list.
@@ -182,8 +197,8 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 	if len(bounds) < 2 || len(projects) == 0 {
 		return r, nil
 	}
-	rd := newReader(e, bounds, g)
-	if err := rd.read(ctx, projectMatcher(projects)); err != nil {
+	rd, err := e.readParallel(ctx, projects, bounds, g)
+	if err != nil {
 		return nil, err
 	}
 	ns := rd.nsheets
@@ -215,6 +230,56 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 		r.Rows[key] = row
 	}
 	return r, nil
+}
+
+// parallelProjects is the number of projects from which a rollup reads in several goroutines
+// (one per core, at most maxParts), each over a share of the projects.
+const (
+	parallelProjects = 64
+	maxParts         = 4
+)
+
+// readParallel reads the rows of projects into one reader: for many projects, shares of them
+// are read concurrently and their rows merged (exact integer sums, so the result does not
+// depend on the split or the order).
+func (e *Engine) readParallel(ctx context.Context, projects []string, bounds []time.Time, g Grouping) (*reader, error) {
+	parts := min(runtime.GOMAXPROCS(0), maxParts, len(projects)/parallelProjects)
+	if parts <= 1 {
+		rd := newReader(e, bounds, g)
+		return rd, rd.read(ctx, projectMatcher(projects))
+	}
+	sorted := slices.Clone(projects)
+	slices.Sort(sorted)
+	rds := make([]*reader, parts)
+	grp, gctx := errgroup.WithContext(ctx)
+	for i := range parts {
+		share := sorted[i*len(sorted)/parts : (i+1)*len(sorted)/parts]
+		rds[i] = newReader(e, bounds, g)
+		grp.Go(func() error { return rds[i].read(gctx, projectMatcher(share)) })
+	}
+	if err := grp.Wait(); err != nil {
+		return nil, err
+	}
+	out := rds[0]
+	for _, rd := range rds[1:] {
+		for k, acc := range rd.rows {
+			dst, ok := out.rows[k]
+			if !ok {
+				out.rows[k] = acc
+				continue
+			}
+			for c := range acc.cells {
+				if !acc.has[c] {
+					continue
+				}
+				if err := dst.cells[c].Add(&acc.cells[c]); err != nil {
+					return nil, err
+				}
+				dst.has[c] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // HourlyFunc receives one project's exact amounts for the hour starting at hour (UTC). a is
@@ -259,7 +324,7 @@ func (e *Engine) hourlyAmounts(ctx context.Context, projects []string, from, to 
 		}
 		m = projectMatcher(projects)
 	}
-	rd := newReaderSpan(e, bounds, ByProject, derived)
+	rd := newReaderSpan(e, bounds, ByProject, derived, [2]int64{})
 	if err := rd.read(ctx, m); err != nil {
 		return err
 	}
@@ -316,6 +381,7 @@ type reader struct {
 	e       *Engine
 	bounds  []int64  // ms
 	derived [2]int64 // hourly points are used for hours inside [derived[0], derived[1])
+	daily   [2]int64 // daily points are used for UTC days inside [daily[0], daily[1])
 	group   Grouping
 	nsheets int
 	rows    map[Key]*rowAcc
@@ -324,20 +390,30 @@ type reader struct {
 	h0         int64
 	hourBucket []int32
 	hourSheet  []int32
+	// The UTC days [d0, d0 + len(dayBucket)·1d): the bucket that holds each day whole when it is
+	// read from the daily series (inside daily, one sheet for all its hours), else -1.
+	d0        int64
+	dayBucket []int32
 }
 
 func newReader(e *Engine, bounds []time.Time, g Grouping) *reader {
 	from, through := e.hourlyRange()
-	return newReaderSpan(e, bounds, g, [2]int64{from.UnixMilli(), through.UnixMilli()})
+	df, dt := e.dailyRange()
+	daily := [2]int64{}
+	if !df.IsZero() && !dt.IsZero() {
+		daily = [2]int64{max(df.UnixMilli(), from.UnixMilli()), min(dt.UnixMilli(), through.UnixMilli())}
+	}
+	return newReaderSpan(e, bounds, g, [2]int64{from.UnixMilli(), through.UnixMilli()}, daily)
 }
 
-// newReaderSpan is newReader reading hourly points for the whole hours inside derived.
-func newReaderSpan(e *Engine, bounds []time.Time, g Grouping, derived [2]int64) *reader {
+// newReaderSpan is newReader reading hourly points for the whole hours inside derived and daily
+// points for the whole UTC days inside daily.
+func newReaderSpan(e *Engine, bounds []time.Time, g Grouping, derived, daily [2]int64) *reader {
 	b := make([]int64, len(bounds))
 	for i, t := range bounds {
 		b[i] = t.UnixMilli()
 	}
-	r := &reader{e: e, bounds: b, derived: derived, group: g,
+	r := &reader{e: e, bounds: b, derived: derived, daily: daily, group: g,
 		nsheets: len(e.prices.sheets), rows: map[Key]*rowAcc{}}
 	r.h0 = floorTo(b[0], hourMs)
 	n := (ceilTo(b[len(b)-1], hourMs) - r.h0) / hourMs
@@ -350,7 +426,49 @@ func newReaderSpan(e *Engine, bounds []time.Time, g Grouping, derived [2]int64) 
 		}
 		r.hourBucket[i], r.hourSheet[i] = int32(bk), int32(e.prices.sheet(h))
 	}
+	r.d0 = floorTo(b[0], dayMs)
+	if daily[1] > daily[0] {
+		nd := (ceilTo(b[len(b)-1], dayMs) - r.d0) / dayMs
+		r.dayBucket = make([]int32, nd)
+		for i := range r.dayBucket {
+			r.dayBucket[i] = r.dayTier(r.d0 + int64(i)*dayMs)
+		}
+	}
 	return r
+}
+
+// dayTier returns the bucket of the UTC day starting at dy when the day is read from the daily
+// series — derived, whole inside one bucket and priced by one sheet — else -1.
+func (r *reader) dayTier(dy int64) int32 {
+	if dy < r.daily[0] || dy+dayMs > r.daily[1] {
+		return -1
+	}
+	i := r.hourIndex(dy)
+	if i < 0 || r.hourIndex(dy+dayMs-hourMs) < 0 {
+		return -1
+	}
+	bk, sh := r.hourBucket[i], r.hourSheet[i]
+	for j := i; j < i+24; j++ {
+		if r.hourBucket[j] != bk || r.hourSheet[j] != sh || bk < 0 {
+			return -1
+		}
+	}
+	return bk
+}
+
+// dayIndex returns the index of the UTC day starting at dy in dayBucket when that day is read
+// from the daily series, or -1.
+func (r *reader) dayIndex(dy int64) int {
+	i := (dy - r.d0) / dayMs
+	if dy < r.d0 || i >= int64(len(r.dayBucket)) || r.dayBucket[i] < 0 {
+		return -1
+	}
+	return int(i)
+}
+
+// inDay reports whether the hour starting at h belongs to a UTC day read from the daily series.
+func (r *reader) inDay(h int64) bool {
+	return len(r.dayBucket) > 0 && r.dayIndex(floorTo(h, dayMs)) >= 0
 }
 
 // bucketOf returns the bucket containing t, or -1.
@@ -373,7 +491,7 @@ func (r *reader) hourIndex(h int64) int {
 // hourly reports whether the hour starting at h is read from the hourly series: it lies whole
 // inside one bucket and has been derived.
 func (r *reader) hourly(h int64) bool {
-	if h < r.derived[0] || h+hourMs > r.derived[1] {
+	if h < r.derived[0] || h+hourMs > r.derived[1] || r.inDay(h) {
 		return false
 	}
 	i := r.hourIndex(h)
@@ -394,31 +512,52 @@ func ceilTo(t, step int64) int64  { return -floorDiv(-t, step) * step }
 // read sums the samples of the matching series into r.rows.
 func (r *reader) read(ctx context.Context, ms ...*labels.Matcher) error {
 	lo, hi := r.bounds[0], r.bounds[len(r.bounds)-1]
-	// Hourly points for whole derived hours.
-	anyHourly := false
-	for h := floorTo(lo, hourMs); h < hi; h += hourMs {
-		if r.hourly(h) {
-			anyHourly = true
-			break
-		}
-	}
-	if anyHourly {
+	nameRe := func(name func(string) string) string {
 		names := make([]string, 0, NumMetrics)
 		for _, n := range seriesOf {
-			names = append(names, regexp.QuoteMeta(HourlyName(n)))
+			names = append(names, regexp.QuoteMeta(name(n)))
 		}
-		if err := r.selectInto(ctx, floorTo(lo, hourMs)+1, ceilTo(hi, hourMs), true, nil, strings.Join(names, "|"), ms); err != nil {
+		return strings.Join(names, "|")
+	}
+	// Daily points for the UTC days read whole from the daily series, one range per run of days.
+	var dayRuns [][2]int64
+	for i, bk := range r.dayBucket {
+		if bk < 0 {
+			continue
+		}
+		dy := r.d0 + int64(i)*dayMs
+		if n := len(dayRuns); n > 0 && dayRuns[n-1][1] == dy {
+			dayRuns[n-1][1] = dy + dayMs
+		} else {
+			dayRuns = append(dayRuns, [2]int64{dy, dy + dayMs})
+		}
+	}
+	for _, run := range dayRuns {
+		if err := r.selectInto(ctx, run[0]+1, run[1], tierDay, &run, nameRe(DailyName), ms); err != nil {
+			return err
+		}
+	}
+	// Hourly points for the other whole derived hours, one range per run of such hours.
+	var hourRuns [][2]int64
+	for h := floorTo(lo, hourMs); h < hi; h += hourMs {
+		if !r.hourly(h) {
+			continue
+		}
+		if n := len(hourRuns); n > 0 && hourRuns[n-1][1] == h {
+			hourRuns[n-1][1] = h + hourMs
+		} else {
+			hourRuns = append(hourRuns, [2]int64{h, h + hourMs})
+		}
+	}
+	for _, run := range hourRuns {
+		if err := r.selectInto(ctx, run[0]+1, run[1], tierHour, &run, nameRe(HourlyName), ms); err != nil {
 			return err
 		}
 	}
 	// 1-minute samples for the other hours, one range per run of such hours.
-	names := make([]string, 0, NumMetrics)
-	for _, n := range seriesOf {
-		names = append(names, regexp.QuoteMeta(n))
-	}
 	var runs [][2]int64
 	for h := floorTo(lo, hourMs); h < hi; h += hourMs {
-		if r.hourly(h) {
+		if r.hourly(h) || r.inDay(h) {
 			continue
 		}
 		a, b := max(h, lo), min(h+hourMs, hi)
@@ -429,7 +568,7 @@ func (r *reader) read(ctx context.Context, ms ...*labels.Matcher) error {
 		}
 	}
 	for _, run := range runs {
-		if err := r.selectInto(ctx, run[0]+1, run[1], false, &run, strings.Join(names, "|"), ms); err != nil {
+		if err := r.selectInto(ctx, run[0]+1, run[1], tierMinute, &run, nameRe(func(n string) string { return n }), ms); err != nil {
 			return err
 		}
 	}
@@ -447,10 +586,19 @@ func (r *reader) row(key Key) *rowAcc {
 	return acc
 }
 
-// selectInto reads the series whose name matches names over samples stamped in [mint, maxt].
-// Hourly points are assigned to the hour ending at ceil(t, 1h); minute samples to the minute
-// ending at ceil(t, 1m), and only if that minute starts inside run and its hour is not hourly.
-func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts bool, run *[2]int64, names string, ms []*labels.Matcher) error {
+// The tiers selectInto reads.
+const (
+	tierMinute = iota
+	tierHour
+	tierDay
+)
+
+// selectInto reads the series of tier whose name matches names over samples stamped in
+// [mint, maxt]. Daily points are assigned to the UTC day ending at ceil(t, 1d) and hourly points
+// to the hour ending at ceil(t, 1h), if that day (hour) is read from its tier; minute samples to
+// the minute ending at ceil(t, 1m), and only if that minute starts inside run and its hour is
+// read from no tier.
+func (r *reader) selectInto(ctx context.Context, mint, maxt int64, tier int, run *[2]int64, names string, ms []*labels.Matcher) error {
 	q, err := r.e.db.Querier(mint, maxt)
 	if err != nil {
 		return fmt.Errorf("open TSDB querier: %w", err)
@@ -504,14 +652,22 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, hourlyPts boo
 			t, v := it.At()
 			var start, hour int64
 			b := -1
-			if hourlyPts {
+			switch tier {
+			case tierDay:
+				start = ceilTo(t, dayMs) - dayMs
+				di := r.dayIndex(start)
+				if di < 0 {
+					continue
+				}
+				hour, b = start, int(r.dayBucket[di])
+			case tierHour:
 				hour = ceilTo(t, hourMs) - hourMs
 				if !r.hourly(hour) {
 					continue
 				}
 				start = hour
 				b = int(r.hourBucket[r.hourIndex(hour)])
-			} else {
+			default:
 				start = ceilTo(t, minuteMs) - minuteMs
 				if start < run[0] || start >= run[1] {
 					continue

@@ -231,6 +231,17 @@ func TestRollupExactForTenThousandProjects(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// One row for the team (read in shares on several cores, merged) equals the
+				// sum of the project rows.
+				tr, err := e.Rollup(context.Background(), projects, bounds, ByTotal)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for bi := range total {
+					if got := tr.Rows[Key{}][bi]; got.Usage != total[bi].Usage {
+						t.Fatalf("bucket %d: team row %v ≠ sum of project rows %v", bi, got.Usage, total[bi].Usage)
+					}
+				}
 				for bi, b := range total {
 					for _, m := range []Metric{CPUSeconds, MemoryGBHours, EgressBytes, Requests} {
 						want, byProject := new(big.Int), new(big.Int)

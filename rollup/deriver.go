@@ -1,7 +1,8 @@
 // Package rollup is the derivation stage: it writes the derived tiers of the usage series back
 // into the TSDB — <series>:sum1h for every hour the TSDB holds (hours older than the
-// out-of-order window as persisted blocks), the hourly cost series and the budget gauges — and
-// records the span it has derived. The query layer only reads them.
+// out-of-order window as persisted blocks), <series>:sum1d for the whole UTC days among them
+// (daily.go), the hourly cost series and the budget gauges — and records the span it has
+// derived. The query layer only reads them.
 //
 // Invariants:
 //   - An hourly point (and every correction of it) is a whole number of quanta (query.Quantize)
@@ -35,6 +36,7 @@ import (
 const (
 	minuteMs = int64(time.Minute / time.Millisecond)
 	hourMs   = int64(time.Hour / time.Millisecond)
+	dayMs    = 24 * hourMs
 )
 
 func floorDiv(a, b int64) int64 {
@@ -77,7 +79,8 @@ type ProjectSource interface {
 }
 
 // RangeSeries records the span of hours the Deriver has derived, so that a restart continues
-// where it stopped: bound="from" and bound="through", values in Unix seconds.
+// where it stopped: bound="from" and bound="through", values in Unix seconds; bound="days" is 1
+// once the daily tier covers the span's whole UTC days.
 const RangeSeries = "cygni_query_hourly_derived_seconds"
 
 // DeriverOptions configure a Deriver. Zero values take the defaults.
@@ -128,6 +131,7 @@ type Deriver struct {
 	kick          chan struct{}
 	mu            sync.Mutex
 	from, through int64 // derived span, ms; through == 0 before the first run
+	days          bool  // the daily tier holds every whole UTC day of the span (DailyRange)
 	rangeT        int64 // timestamp of the last write of RangeSeries
 	lastFull      int64
 
@@ -174,7 +178,7 @@ func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOption
 	}
 	// The Deriver's own reads (hourly amounts for the cost series, month-to-date costs for the
 	// gauges) go through a query engine over its own span; the API's engine takes Range too.
-	e, err := query.New(logger, nil, query.Options{Storage: opts.Storage, Prices: opts.Prices, Now: opts.Now, HourlyRange: d.Range})
+	e, err := query.New(logger, nil, query.Options{Storage: opts.Storage, Prices: opts.Prices, Now: opts.Now, HourlyRange: d.Range, DailyRange: d.DailyRange})
 	if err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
@@ -242,15 +246,23 @@ func (d *Deriver) Step(ctx context.Context) error {
 	from, through, lastFull := d.from, d.through, d.lastFull
 	d.mu.Unlock()
 	if through == 0 {
-		f, t, ok, err := d.readRange(ctx, now)
+		f, t, ok, days, err := d.readRange(ctx, now)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			// First start: derive every hour the TSDB holds (below).
 			f, t = target, target
+		} else if !days {
+			// A span derived before the daily tier existed: its days, once.
+			if err := d.catchUpDays(ctx, f, t); err != nil {
+				return err
+			}
 		}
 		from, through = f, t
+		d.mu.Lock()
+		d.days = true
+		d.mu.Unlock()
 	}
 	lo := min(through, target-d.opts.RecentWindow.Milliseconds())
 	if now-lastFull >= d.opts.FullEvery.Milliseconds() {
@@ -264,6 +276,9 @@ func (d *Deriver) Step(ctx context.Context) error {
 		hi := min(target, max(through, lo)+backlogChunk)
 		if hi > lo {
 			if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(hi)); err != nil {
+				return err
+			}
+			if err := d.deriveDays(ctx, lo, hi, from, max(through, hi)); err != nil {
 				return err
 			}
 		}
@@ -320,6 +335,9 @@ func (d *Deriver) deriveHistory(ctx context.Context, started time.Time, now int6
 		if err := d.Derive(ctx, time.UnixMilli(lo), time.UnixMilli(from)); err != nil {
 			return err
 		}
+		if err := d.deriveDays(ctx, lo, from, lo, through); err != nil {
+			return err
+		}
 		from = lo
 		if err := d.writeRange(ctx, from, through, now); err != nil {
 			return err
@@ -358,24 +376,52 @@ func (d *Deriver) Rebuild(ctx context.Context, from, to time.Time, progress Rebu
 		}
 	}
 	now := d.now().UnixMilli()
-	f, th, ok, err := d.readRange(ctx, now)
+	f, th, ok, days, err := d.readRange(ctx, now)
 	if err != nil {
 		return err
 	}
 	switch {
 	case !ok || th <= f:
 		f, th = lo, hi
+		days = true
 	case lo <= th && hi >= f:
 		f, th = min(f, lo), max(th, hi)
 	default:
 		return nil
 	}
+	// The daily tier of the rebuilt days (of the whole span when it predates the daily tier).
+	if days {
+		err = d.catchUpDays(ctx, lo, hi, f, th)
+	} else {
+		err = d.catchUpDays(ctx, f, th, f, th)
+	}
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.days = true
+	d.mu.Unlock()
 	if err := d.writeRange(ctx, f, th, now); err != nil {
 		return err
 	}
 	d.mu.Lock()
 	d.from, d.through = f, th
 	d.mu.Unlock()
+	return nil
+}
+
+// catchUpDays derives the daily tier of the days overlapping [lo, hi) that lie whole inside the
+// span [spanFrom, spanThrough) (spanFrom, spanThrough default to lo, hi), a chunk at a time.
+func (d *Deriver) catchUpDays(ctx context.Context, lo, hi int64, span ...int64) error {
+	sf, st := lo, hi
+	if len(span) == 2 {
+		sf, st = span[0], span[1]
+	}
+	for t := floorTo(lo, dayMs); t < hi; t += 31 * dayMs {
+		if err := d.deriveDays(ctx, max(t, lo), min(hi, t+31*dayMs), sf, st); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -408,15 +454,15 @@ func (d *Deriver) writeGauges(ctx context.Context, now int64) error {
 	return d.WriteGauges(ctx, time.UnixMilli(now))
 }
 
-func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64, ok bool, err error) {
+func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64, ok, days bool, err error) {
 	q, err := d.opts.Storage.Querier(now-query.MaxRange.Milliseconds(), now)
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("open TSDB querier: %w", err)
+		return 0, 0, false, false, fmt.Errorf("open TSDB querier: %w", err)
 	}
 	defer q.Close()
 	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, RangeSeries))
 	var it chunkenc.Iterator
-	var got [2]bool
+	var got [3]bool
 	for ss.Next() {
 		s := ss.At()
 		it = s.Iterator(it)
@@ -434,12 +480,14 @@ func (d *Deriver) readRange(ctx context.Context, now int64) (from, through int64
 			from, got[0] = int64(last)*1000, true
 		case "through":
 			through, got[1] = int64(last)*1000, true
+		case "days":
+			got[2] = last == 1
 		}
 	}
 	if err := ss.Err(); err != nil {
-		return 0, 0, false, fmt.Errorf("read %s: %w", RangeSeries, err)
+		return 0, 0, false, false, fmt.Errorf("read %s: %w", RangeSeries, err)
 	}
-	return from, through, got[0] && got[1] && through >= from, nil
+	return from, through, got[0] && got[1] && through >= from, got[2], nil
 }
 
 // writeRange records the derived span. Several writes in one run (a chunk at a time) are
@@ -449,10 +497,15 @@ func (d *Deriver) writeRange(ctx context.Context, from, through, now int64) erro
 	d.mu.Lock()
 	t := max(now, d.rangeT+1)
 	d.rangeT = t
+	days := d.days
 	d.mu.Unlock()
 	w := d.newWriter(ctx)
 	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "from"), t, float64(from/1000))
 	w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "through"), t, float64(through/1000))
+	if days {
+		// bound="days" is 1 once the daily tier holds every whole UTC day of the span.
+		w.add(labels.FromStrings(labels.MetricName, RangeSeries, "bound", "days"), t, 1)
+	}
 	return w.commit()
 }
 
@@ -489,7 +542,7 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 		b.Set(labels.MetricName, query.HourlyName(l.Get(labels.MetricName)))
 		return b.Labels()
 	}
-	err := d.scan(ctx, lo, hi, usageNames, n, raw, hourly, false)
+	err := d.scan(ctx, lo, hi, usageNames, n, raw, hourly, minuteMs, hourMs)
 	if err != nil {
 		return err
 	}
@@ -501,7 +554,7 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 		}
 		derivedNames += query.HourlyName(query.SeriesOf(m))
 	}
-	if err := d.scan(ctx, lo, hi, derivedNames+"|"+series.ProjectCostUSD, n, have, nil, true); err != nil {
+	if err := d.scan(ctx, lo, hi, derivedNames+"|"+series.ProjectCostUSD, n, have, nil, hourMs, hourMs); err != nil {
 		return err
 	}
 
@@ -510,7 +563,7 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	for key, r := range raw {
 		for h := range n {
 			if r.has[h] {
-				w.reconcileQuanta(r.lbls, key, have, h, lo, r.metric, r.quanta[h])
+				w.reconcileQuanta(r.lbls, key, have, h, lo, hourMs, r.metric, r.quanta[h])
 			}
 		}
 	}
@@ -542,10 +595,11 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	return w.commit()
 }
 
-// scan sums the samples of the series named by the regexp names into out, per hour of [lo, hi).
-// Raw 1-minute samples belong to the hour of their minute's start; derived hourly samples to the
-// hour ending at ceil(t, 1h). rename maps a raw series to the key of its derived series.
-func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, out map[string]*hourSums, rename func(labels.Labels) labels.Labels, derived bool) error {
+// scan sums the samples of the series named by the regexp names into out, per step (an hour or
+// a UTC day) of [lo, hi). A sample stamped at t belongs to the period of length unit (a minute
+// for the raw series, an hour or a day for the tiers) ending at ceil(t, unit), and so to the step
+// in which that period starts. rename maps a series to the key of its derived series.
+func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, out map[string]*hourSums, rename func(labels.Labels) labels.Labels, unit, step int64) error {
 	q, err := d.opts.Storage.Querier(lo+1, hi)
 	if err != nil {
 		return fmt.Errorf("open TSDB querier: %w", err)
@@ -577,12 +631,7 @@ func (d *Deriver) scan(ctx context.Context, lo, hi int64, names string, n int, o
 				continue
 			}
 			t, v := it.At()
-			var h int64
-			if derived {
-				h = (ceilTo(t, hourMs) - hourMs - lo) / hourMs
-			} else {
-				h = (floorTo(ceilTo(t, minuteMs)-minuteMs, hourMs) - lo) / hourMs
-			}
+			h := (floorTo(ceilTo(t, unit)-unit, step) - lo) / step
 			if h < 0 || h >= int64(n) {
 				continue
 			}
@@ -723,10 +772,11 @@ func (w *writer) reconcile(l labels.Labels, key string, have map[string]*hourSum
 	hs.min[h]--
 }
 
-// reconcileQuanta is reconcile for a usage series in exact quanta: the hour's point (or the
-// correction) is a whole number of quanta, so a reader recovers the hour's amount exactly.
-func (w *writer) reconcileQuanta(l labels.Labels, key string, have map[string]*hourSums, h int, lo int64, m query.Metric, want int64) {
-	end := lo + int64(h+1)*hourMs
+// reconcileQuanta is reconcile for a usage series in exact quanta, for step h (an hour or a day
+// of length step from lo): the point (or the correction) is a whole number of quanta, so a reader
+// recovers the amount exactly.
+func (w *writer) reconcileQuanta(l labels.Labels, key string, have map[string]*hourSums, h int, lo, step int64, m query.Metric, want int64) {
+	end := lo + int64(h+1)*step
 	hs := have[key]
 	if hs == nil || !hs.has[h] {
 		w.add(l, end, query.Dequantize(m, want))

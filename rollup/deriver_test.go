@@ -388,3 +388,60 @@ func TestDeriverDerivesAllHistoryIntoBlocks(t *testing.T) {
 		t.Errorf("Rebuild wrote %d samples, want the 2 of the span series", after-before)
 	}
 }
+
+// TestDailyTierFollowsLateData: the daily point of a UTC day is the sum of its hours; a late
+// correction inside an old day becomes a correction of the daily point, and deriving again writes
+// nothing.
+func TestDailyTierFollowsLateData(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	d0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	cpu := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "proj_a", series.LabelDeployment, "web", series.LabelCluster, "c", series.LabelRegion, "r")
+	app := db.Appender(ctx)
+	for m := range 2 * 24 * 60 {
+		if _, err := app.Append(0, cpu, d0.Add(time.Duration(m+1)*time.Minute).UnixMilli(), 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	now := d0.Add(48*time.Hour + 5*time.Minute)
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f, th := d.DailyRange(); !f.Equal(d0) || !th.Equal(d0.Add(48*time.Hour)) {
+		t.Fatalf("daily span %s..%s, want the two days", f, th)
+	}
+	daily := labels.NewBuilder(cpu).Set(labels.MetricName, query.DailyName(series.CPUSeconds)).Labels()
+	if got := samplesIn(t, db, daily, d0, d0.Add(48*time.Hour)); len(got) != 2 || got[0] != 43200 || got[1] != 43200 {
+		t.Fatalf("daily points %v, want [43200 43200]", got)
+	}
+	// A late correction in the first day, then a rebuild of that day's hours.
+	appendSample(t, db, cpu, d0.Add(13*time.Hour+30*time.Minute-3*time.Millisecond), 7.5)
+	if err := d.Rebuild(ctx, d0.Add(13*time.Hour), d0.Add(14*time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	got := samplesIn(t, db, daily, d0, d0.Add(24*time.Hour))
+	if len(got) != 2 || got[0]+got[1] != 43207.5 {
+		t.Fatalf("first day's points %v, want 43200 and a correction of 7.5", got)
+	}
+	if err := d.Rebuild(ctx, d0, d0.Add(48*time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	if again := samplesIn(t, db, daily, d0, d0.Add(48*time.Hour)); len(again) != 3 {
+		t.Fatalf("re-derive wrote again: %v", again)
+	}
+	// A restart reads the daily tier's state back.
+	d2, _ := NewDeriver(nil, nil, DeriverOptions{Storage: db, Now: func() time.Time { return now }})
+	if err := d2.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f, th := d2.DailyRange(); !f.Equal(d0) || !th.Equal(d0.Add(48*time.Hour)) {
+		t.Fatalf("after restart daily span %s..%s", f, th)
+	}
+}

@@ -82,7 +82,7 @@ func (p *process) newQuery(collectedUntil func() (time.Time, bool)) (*query.Engi
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: prices, HourlyRange: d.Range, Now: p.now})
+	engine, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: prices, HourlyRange: d.Range, DailyRange: d.DailyRange, Now: p.now})
 	if err != nil {
 		return nil, nil, err
 	}

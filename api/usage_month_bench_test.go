@@ -1,0 +1,265 @@
+package api
+
+// Benchmarks "Month of 1,000 projects", through HTTP (a loopback listener and net/http's
+// client), on the shared production-shaped fixture (internal/fixture.Month): 1-minute samples
+// of all 7 usage series for 1,000 projects × 2 deployments × 31 days (2026-11-01 to 2026-12-02,
+// ~625 M samples) read from the simulated fleet by the product's collector, derived by the
+// product's own rollup code (hourly and daily tiers), in persisted blocks. The fixture is built
+// once into CYGNI_BENCH_FIXTURE_DIR (default under os.TempDir) and reused; CYGNI_BENCH_PROJECTS
+// and CYGNI_BENCH_DAYS shrink it for a quick look. Prometheus' own promql.Engine over the same
+// TSDB answers the same questions in the same run (BenchmarkMonthPeerPromQL), for ratios.
+//
+//	make bench-month    (go test -run '^$' -bench BenchmarkMonth -benchtime 20x -timeout 3h ./api/)
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+
+	"github.com/cygni/usage/internal/fixture"
+	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/store"
+)
+
+type monthBench struct {
+	f        *fixture.Fixture
+	url      string
+	from, to time.Time
+	projects []string
+}
+
+var (
+	monthOnce sync.Once
+	month     *monthBench
+	monthErr  error
+)
+
+// monthFixture opens (building it the first time) the fixture and serves it on loopback: the
+// usage API over a query engine whose hourly and daily tiers cover the fixture (the Deriver
+// derived them when the fixture was built), and the Prometheus API over the same TSDB.
+func monthFixture(b *testing.B) *monthBench {
+	b.Helper()
+	monthOnce.Do(func() {
+		s := fixture.BenchShape()
+		f, err := fixture.Cached(context.Background(), s, func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) })
+		if err != nil {
+			monthErr = err
+			return
+		}
+		m := &monthBench{f: f, from: s.From(), to: s.From().AddDate(0, 0, s.Days), projects: f.Projects()}
+		tiers := func() (time.Time, time.Time) { return m.from, m.to }
+		// "Now" is the last day of the month, noon: the summary's month to date is 30 days.
+		now := m.to.Add(-36 * time.Hour)
+		if s.Days < 2 {
+			now = m.to
+		}
+		engine, err := query.New(nil, nil, query.Options{Storage: f.DB, Now: func() time.Time { return now }, HourlyRange: tiers, DailyRange: tiers})
+		if err != nil {
+			monthErr = err
+			return
+		}
+		ps := make([]store.Project, len(m.projects))
+		for i, p := range m.projects {
+			ps[i] = store.Project{ID: p, TeamID: "team_bulk", Name: "Project " + p}
+		}
+		srv := New(Options{
+			AuthDeps:  AuthDeps{Tokens: fixedTokens{}},
+			UsageDeps: UsageDeps{Usage: engine, UsageProjects: bulkStore{ps}},
+			PromDeps:  PromDeps{PromStorage: f.DB, PromProjects: bulkStore{ps}},
+			Limits:    Limits{RESTTimeout: 10 * time.Minute, QueryTimeout: 10 * time.Minute},
+		})
+		ts := httptest.NewServer(srv)
+		m.url = ts.URL
+		month = m
+	})
+	if monthErr != nil {
+		b.Fatal(monthErr)
+	}
+	return month
+}
+
+func (m *monthBench) get(b *testing.B, path string) int {
+	b.Helper()
+	req, _ := http.NewRequest(http.MethodGet, m.url+path, nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sink := &heapWatcher{}
+	if _, err := io.Copy(sink, resp.Body); err != nil {
+		b.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("%s: status %d", path, resp.StatusCode)
+	}
+	return sink.rows
+}
+
+func (m *monthBench) timed(b *testing.B, path string) {
+	b.ReportAllocs()
+	var d []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		m.get(b, path)
+		d = append(d, time.Since(t0))
+	}
+	b.ReportMetric(float64(percentile(d, 0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(d, 0.99).Microseconds())/1000, "p99-ms")
+}
+
+func day(t time.Time) string { return t.Format(time.DateOnly) }
+
+// BenchmarkMonthAnalyticsDay: groupBy=day over the 31 days for all 1,000 projects, every
+// series and cost (target p50 < 100 ms).
+func BenchmarkMonthAnalyticsDay(b *testing.B) {
+	m := monthFixture(b)
+	m.timed(b, "/api/usage/analytics?startDate="+day(m.from)+"&endDate="+day(m.to)+"&groupBy=day")
+}
+
+// BenchmarkMonthAnalyticsDayNewYork is the same in America/New_York, whose days are not UTC
+// days: the hourly tier serves them.
+func BenchmarkMonthAnalyticsDayNewYork(b *testing.B) {
+	m := monthFixture(b)
+	m.timed(b, "/api/usage/analytics?startDate="+day(m.from.AddDate(0, 0, 1))+"&endDate="+day(m.to)+"&groupBy=day&tz=America/New_York")
+}
+
+// BenchmarkMonthAnalyticsHour: groupBy=hour over one day for all projects (target < 20 ms).
+func BenchmarkMonthAnalyticsHour(b *testing.B) {
+	m := monthFixture(b)
+	d := m.to.AddDate(0, 0, -2)
+	m.timed(b, "/api/usage/analytics?startDate="+day(d)+"&endDate="+day(d.AddDate(0, 0, 1))+"&groupBy=hour")
+}
+
+// BenchmarkMonthAnalyticsOneProject: one project over the 31 days by day (target < 1 ms).
+func BenchmarkMonthAnalyticsOneProject(b *testing.B) {
+	m := monthFixture(b)
+	m.timed(b, "/api/usage/analytics?projectId="+m.projects[len(m.projects)/2]+"&startDate="+day(m.from)+"&endDate="+day(m.to)+"&groupBy=day")
+}
+
+// BenchmarkMonthSummary: the team's summary on the month's last day (target < 20 ms).
+func BenchmarkMonthSummary(b *testing.B) {
+	m := monthFixture(b)
+	m.timed(b, "/api/usage/summary")
+}
+
+// BenchmarkMonthBudget: one project's budget (target < 1 ms).
+func BenchmarkMonthBudget(b *testing.B) {
+	m := monthFixture(b)
+	m.timed(b, "/api/projects/"+m.projects[7]+"/budget")
+}
+
+// BenchmarkMonthExport: CSV export of the 31 days × all projects (one row per project-hour;
+// target ≥ 1 M rows/s at flat memory: heap-peak-MiB is the live heap's peak growth).
+func BenchmarkMonthExport(b *testing.B) {
+	m := monthFixture(b)
+	path := "/api/usage/export?format=csv&startDate=" + m.from.Format(time.RFC3339) + "&endDate=" + m.to.Format(time.RFC3339)
+	m.get(b, path) // warm the blocks' caches
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	rows := 0
+	var peak uint64
+	start := time.Now()
+	for b.Loop() {
+		rows += m.get(b, path) - 1
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapAlloc)
+	}
+	b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+	b.ReportMetric(float64(int64(peak)-int64(before))/(1<<20), "heap-peak-MiB")
+}
+
+// BenchmarkMonthPromAPI: the Prometheus API over the hourly tier,
+// sum by (project) (sum_over_time(cygni_cpu_seconds:sum1h[1d])) at 31 daily steps (target
+// < 200 ms).
+func BenchmarkMonthPromAPI(b *testing.B) {
+	m := monthFixture(b)
+	v := url.Values{"query": {`sum by (project) (sum_over_time(cygni_cpu_seconds:sum1h[1d]))`},
+		"start": {m.from.AddDate(0, 0, 1).Format(time.RFC3339)}, "end": {m.to.Format(time.RFC3339)}, "step": {"86400"}}
+	m.timed(b, "/api/v1/query_range?"+v.Encode())
+}
+
+// BenchmarkMonthPeerPromQL is the peer: Prometheus' promql.Engine in process over the same
+// TSDB, no HTTP, no JSON: groupBy=day's question for every usage series as
+// sum by (project) (sum_over_time(<series>[1d])) at 31 daily steps, over the 1-minute samples
+// (what a user of plain Prometheus runs) and over the hourly tier.
+func BenchmarkMonthPeerPromQL(b *testing.B) {
+	m := monthFixture(b)
+	ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1_000_000_000, Timeout: time.Hour, LookbackDelta: 5 * time.Minute})
+	for _, tier := range []struct{ name, suffix string }{{"raw-minutes", ""}, {"hourly-tier", query.HourlySuffix}} {
+		for _, all := range []bool{false, true} {
+			name := tier.name + "/cpu-only"
+			names := []string{series.CPUSeconds}
+			if all {
+				name, names = tier.name+"/7-series", series.Usage
+			}
+			b.Run(name, func(b *testing.B) {
+				var d []time.Duration
+				for b.Loop() {
+					t0 := time.Now()
+					for _, s := range names {
+						q, err := ng.NewRangeQuery(context.Background(), m.f.DB, nil,
+							"sum by (project) (sum_over_time("+s+tier.suffix+"[1d]))", m.from.AddDate(0, 0, 1), m.to, 24*time.Hour)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if res := q.Exec(context.Background()); res.Err != nil {
+							b.Fatal(res.Err)
+						}
+						q.Close()
+					}
+					d = append(d, time.Since(t0))
+				}
+				b.ReportMetric(float64(percentile(d, 0.5).Microseconds())/1000, "p50-ms")
+			})
+		}
+	}
+}
+
+// BenchmarkMonthDisk reports the fixture's build: disk per raw sample with both derived tiers,
+// the collector's ingest rate while building it, and this process's RSS after the fixture is
+// open and served.
+func BenchmarkMonthDisk(b *testing.B) {
+	m := monthFixture(b)
+	for b.Loop() {
+	}
+	st := m.f.Stats
+	b.ReportMetric(float64(st.Samples), "raw-samples")
+	b.ReportMetric(st.BytesPerSample(), "disk-B/raw-sample")
+	b.ReportMetric(st.SamplesPerSecond(), "ingest-samples/s")
+	b.ReportMetric(float64(st.Samples)/st.IngestCPU, "ingest-samples/cpu-s")
+	if rss, ok := rssBytes(); ok {
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+	}
+}
+
+// rssBytes reads the process's resident set from /proc (Linux).
+func rssBytes() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
+}
