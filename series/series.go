@@ -27,6 +27,10 @@ const (
 	ProjectCostUSD            = "cygni_project_cost_usd"
 	ProjectCostMonthToDateUSD = "cygni_project_cost_month_to_date_usd"
 	ProjectCostForecastUSD    = "cygni_project_cost_forecast_month_usd"
+	// ProjectAlertThresholdRatio{project,threshold,basis} is a customer-set alert threshold as
+	// a fraction of the budget (threshold="50" → 0.5; basis actual|forecast). The seed's 80 %
+	// and 100 % on the actual cost are not exported: the shipped alerts cover them.
+	ProjectAlertThresholdRatio = "cygni_project_alert_threshold_ratio"
 )
 
 // Label names.
