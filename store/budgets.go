@@ -302,37 +302,6 @@ func (s *Store) SetThresholds(ctx context.Context, teamID, projectID string, lis
 	return err
 }
 
-// SetTeamBudget sets (nil: clears) a team's budget over all its projects.
-func (s *Store) SetTeamBudget(ctx context.Context, teamID string, limit *decimal.Decimal, e AuditEvent) error {
-	if err := checkLimit(limit); err != nil {
-		return fmt.Errorf("set the team budget of %s: %w", teamID, err)
-	}
-	e.Action, e.Target = AuditTeamBudget, teamID
-	_, err := s.updateSetting(ctx, teamID, "", e, func(b *BudgetSettings) (string, string) {
-		old := decimalText(b.TeamLimit)
-		b.TeamLimit = limit
-		return old, decimalText(limit)
-	})
-	return err
-}
-
-// SetDailyBudget sets (nil: clears) a project's daily budget.
-func (s *Store) SetDailyBudget(ctx context.Context, teamID, projectID string, limit *decimal.Decimal, e AuditEvent) error {
-	if err := checkLimit(limit); err != nil {
-		return fmt.Errorf("set the daily budget of %s: %w", projectID, err)
-	}
-	if projectID == "" {
-		return fmt.Errorf("set a daily budget: no project: %w", ErrNotFound)
-	}
-	e.Action, e.Target = AuditDailyBudget, projectID
-	_, err := s.updateSetting(ctx, teamID, projectID, e, func(b *BudgetSettings) (string, string) {
-		old := decimalText(b.DailyLimit)
-		b.DailyLimit = limit
-		return old, decimalText(limit)
-	})
-	return err
-}
-
 func targetOf(teamID, projectID string) string {
 	if projectID == "" {
 		return teamID
