@@ -781,6 +781,7 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 			w.add(l(series.ProjectCostForecastUSD), ts, fc.Forecast.InexactFloat64())
 			writeThresholds(w, settings, p, ts)
 		}
+		writeTeamBudget(w, settings, team, ps, f, ts)
 	}
 	return w.commit()
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
 )
@@ -43,4 +45,23 @@ func writeThresholds(w *writer, ix store.SettingsIndex, p store.Project, ts int6
 		w.add(labels.FromStrings(labels.MetricName, series.ProjectAlertThresholdRatio, series.LabelProject, p.ID,
 			"threshold", t.Percent.String(), "basis", t.Basis), ts, t.Ratio().InexactFloat64())
 	}
+}
+
+// writeTeamBudget writes cygni_team_budget_usd{team} and cygni_team_cost_month_to_date_usd{team}
+// (the exact sum of its projects' costs) for a team that set a team budget.
+func writeTeamBudget(w *writer, ix store.SettingsIndex, team store.Team, ps []store.Project, f map[string]query.ProjectForecast, ts int64) {
+	if ix == nil {
+		return
+	}
+	limit := ix.Team(team.ID).TeamLimit
+	if limit == nil {
+		return
+	}
+	sum := decimal.Zero
+	for _, p := range ps {
+		sum = sum.Add(f[p.ID].MonthToDate.Total())
+	}
+	l := func(name string) labels.Labels { return labels.FromStrings(labels.MetricName, name, series.LabelTeam, team.ID) }
+	w.add(l(series.TeamBudgetUSD), ts, limit.InexactFloat64())
+	w.add(l(series.TeamCostMonthToDateUSD), ts, sum.InexactFloat64())
 }

@@ -31,6 +31,11 @@ const (
 	// a fraction of the budget (threshold="50" → 0.5; basis actual|forecast). The seed's 80 %
 	// and 100 % on the actual cost are not exported: the shipped alerts cover them.
 	ProjectAlertThresholdRatio = "cygni_project_alert_threshold_ratio"
+	// TeamBudgetUSD{team} is a team's budget over all its projects (only teams that set one);
+	// TeamCostMonthToDateUSD{team} the sum of its projects' cost in the billing period so far.
+	TeamBudgetUSD          = "cygni_team_budget_usd"
+	TeamCostMonthToDateUSD = "cygni_team_cost_month_to_date_usd"
+	LabelTeam              = "team"
 )
 
 // Label names.

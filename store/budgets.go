@@ -302,6 +302,20 @@ func (s *Store) SetThresholds(ctx context.Context, teamID, projectID string, lis
 	return err
 }
 
+// SetTeamBudget sets (nil: clears) a team's budget over all its projects, with its audit event.
+func (s *Store) SetTeamBudget(ctx context.Context, teamID string, limit *decimal.Decimal, e AuditEvent) error {
+	if err := checkLimit(limit); err != nil {
+		return fmt.Errorf("set the team budget of %s: %w", teamID, err)
+	}
+	e.Action, e.Target = AuditTeamBudget, teamID
+	_, err := s.updateSetting(ctx, teamID, "", e, func(b *BudgetSettings) (string, string) {
+		old := decimalText(b.TeamLimit)
+		b.TeamLimit = limit
+		return old, decimalText(limit)
+	})
+	return err
+}
+
 func targetOf(teamID, projectID string) string {
 	if projectID == "" {
 		return teamID
