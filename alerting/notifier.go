@@ -250,7 +250,11 @@ func (n *Notifier) reconcile(ctx context.Context, ev Evaluation) error {
 		for _, a := range r.Firing {
 			key := episodeKey{a.Labels.Get("project"), alertIdentity(a.Labels)}
 			seen[key] = true
-			if err := n.firing(ctx, ps, r, a, byKey); err != nil {
+			fire := n.firing
+			if isTeamAlert(a.Labels) {
+				fire = n.teamFiring
+			}
+			if err := fire(ctx, ps, r, a, byKey); err != nil {
 				n.failures.Inc()
 				n.logger.Warn("record firing alert; retrying at the next evaluation", "alert", r.Name, "project", key.project, "err", err)
 			}
@@ -262,7 +266,11 @@ func (n *Notifier) reconcile(ctx context.Context, ev Evaluation) error {
 		if ep == nil || ep.ID != o.ID || seen[key] || !healthy[ep.AlertName] {
 			continue
 		}
-		if err := n.cleared(ctx, ps, ep); err != nil {
+		clear := n.cleared
+		if ep.ProjectID == "" {
+			clear = n.teamCleared
+		}
+		if err := clear(ctx, ps, ep); err != nil {
 			n.failures.Inc()
 			n.logger.Warn("record cleared alert; retrying at the next evaluation", "alert", ep.AlertName, "project", ep.ProjectID, "err", err)
 		}
