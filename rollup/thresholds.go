@@ -61,7 +61,9 @@ func writeTeamBudget(w *writer, ix store.SettingsIndex, team store.Team, ps []st
 	for _, p := range ps {
 		sum = sum.Add(f[p.ID].MonthToDate.Total())
 	}
-	l := func(name string) labels.Labels { return labels.FromStrings(labels.MetricName, name, series.LabelTeam, team.ID) }
+	l := func(name string) labels.Labels {
+		return labels.FromStrings(labels.MetricName, name, series.LabelTeam, team.ID)
+	}
 	w.add(l(series.TeamBudgetUSD), ts, limit.InexactFloat64())
 	w.add(l(series.TeamCostMonthToDateUSD), ts, sum.InexactFloat64())
 }
