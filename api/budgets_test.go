@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/budget"
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/store"
@@ -205,4 +208,63 @@ func TestAuditTrail(t *testing.T) {
 	}
 	f.want(t, "GET", f.admin, "/api/audit?limit=0", "", 400, `{"error":{"code":"invalid_parameter","message":"limit: \"0\" is not a whole number from 1 to 1000"}}`)
 	f.want(t, "GET", f.admin, "/api/audit?team=team_b", "", 400, `{"error":{"code":"invalid_parameter","message":"team: is not a parameter of /api/audit (known: before, limit, action)"}}`)
+}
+
+// The team budget: the exact sum of team A's projects against its team budget, by the budget
+// package's rules; admin to change, member to read (403 to change), another team 404.
+func TestTeamBudgetAPI(t *testing.T) {
+	f := newUsageFixture(t)
+	monthStart := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	cut := usageNow.Truncate(time.Minute)
+	used := f.expectedCost([]string{"proj_001", "proj_002"}, monthStart, cut)
+	f2 := &budgetFixture{usageFixture: f}
+	code, b, _ := f.do(t, "GET", f.member, "/api/teams/team_a/budget", "")
+	// The forecast is the exact sum rounded once; the projects' rounded forecasts may differ by
+	// a cent per project.
+	fc := decodeJSON(t, b)["forecast"].(json.Number).String()
+	if d := decimal.RequireFromString(fc).Sub(forecastOf(t, f)).Abs(); code != 200 || d.GreaterThan(decimal.RequireFromString("0.02")) {
+		t.Fatalf("forecast %s, projects' forecasts add up to %s", fc, forecastOf(t, f))
+	}
+	f2.want(t, "GET", f.member, "/api/teams/team_a/budget", "", 200, `{"teamId":"team_a","limit":null,"used":`+used.StringFixed(2)+
+		`,"remaining":null,"percentUsed":null,"status":"none","forecast":`+fc+`,"projects":2,"periodStart":"2024-01-01T00:00:00Z","periodEnd":"2024-02-01T00:00:00Z"}`)
+	// A limit that puts the team at 90 %: warning.
+	limit := used.Div(decimal.RequireFromString("0.9")).Round(2)
+	code, b, _ = f.do(t, "PUT", f.admin, "/api/teams/team_a/budget", `{"limit":`+limit.String()+`}`)
+	if code != 200 {
+		t.Fatalf("put: %d %s", code, b)
+	}
+	got := decodeJSON(t, b)
+	pct := budget.PercentUsed(used, limit)
+	if got["status"] != "warning" || got["limit"].(json.Number).String() != limit.StringFixed(2) || got["percentUsed"].(json.Number).String() != pct.StringFixed(1) ||
+		got["remaining"].(json.Number).String() != limit.Sub(used.Round(2)).StringFixed(2) {
+		t.Fatalf("team budget %s; want warning at %s %% of %s", b, pct.StringFixed(1), limit)
+	}
+	f2.want(t, "PUT", f.member, "/api/teams/team_a/budget", `{"limit":10}`, 403, `{"error":{"code":"forbidden","message":"changing the team budget needs the admin role; the token has member"}}`)
+	f2.want(t, "PUT", f.other, "/api/teams/team_a/budget", `{"limit":10}`, 404, `{"error":{"code":"not_found","message":"team \"team_a\" not found"}}`)
+	f2.want(t, "GET", f.other, "/api/teams/team_a/budget", "", 404, `{"error":{"code":"not_found","message":"team \"team_a\" not found"}}`)
+	f2.want(t, "PUT", f.admin, "/api/teams/team_a/budget", `{"limit":-5}`, 400, `{"error":{"code":"invalid_parameter","message":"limit: -5 must be positive"}}`)
+	f2.want(t, "PUT", f.admin, "/api/teams/team_a/budget", `{}`, 400, `{"error":{"code":"invalid_parameter","message":"limit: is required (a positive amount in USD, or null for no team budget)"}}`)
+	// Exceeded at a limit under the sum; the audit has both changes.
+	code, b, _ = f.do(t, "PUT", f.admin, "/api/teams/team_a/budget", `{"limit":`+used.Sub(decimal.NewFromInt(1)).Round(2).String()+`}`)
+	if code != 200 || !strings.Contains(string(b), `"status":"exceeded"`) || !strings.Contains(string(b), `"remaining":0.00`) {
+		t.Fatalf("exceeded: %d %s", code, b)
+	}
+	code, b, _ = f.do(t, "GET", f.admin, "/api/audit?action=team_budget", "")
+	if code != 200 || strings.Count(string(b), `"action":"team_budget"`) != 2 || !strings.Contains(string(b), `"old":"","new":"`+limit.StringFixed(2)) {
+		t.Fatalf("audit: %d %s", code, b)
+	}
+}
+
+// forecastOf reads team A's forecast as the project budget endpoint reports it, summed exactly.
+func forecastOf(t *testing.T, f *usageFixture) decimal.Decimal {
+	t.Helper()
+	sum := decimal.Zero
+	for _, p := range []string{"proj_001", "proj_002"} {
+		code, b, _ := f.do(t, "GET", f.member, "/api/projects/"+p+"/budget", "")
+		if code != 200 {
+			t.Fatalf("budget %s: %d %s", p, code, b)
+		}
+		sum = sum.Add(decimal.RequireFromString(decodeJSON(t, b)["forecast"].(json.Number).String()))
+	}
+	return sum
 }
