@@ -15,6 +15,7 @@ import (
 	"net/mail"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 )
@@ -187,4 +188,28 @@ func EffectiveThresholds(project, teamDefault []Threshold) []Threshold {
 		return teamDefault
 	}
 	return DefaultThresholds()
+}
+
+// Day returns the calendar day [start, end) in loc that contains t: from local midnight to the
+// next local midnight, so a day on which the clocks change lasts 23 or 25 hours. A daily budget
+// resets at start.
+func Day(t time.Time, loc *time.Location) (start, end time.Time) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	l := t.In(loc)
+	start = time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, loc)
+	return start, time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, loc)
+}
+
+// LoadTimeZone resolves a team's time zone name ("" is UTC).
+func LoadTimeZone(name string) (*time.Location, error) {
+	if name == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q is not an IANA name (e.g. Europe/Berlin): %w", name, err)
+	}
+	return loc, nil
 }

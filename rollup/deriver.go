@@ -782,6 +782,9 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 			writeThresholds(w, settings, p, ts)
 		}
 		writeTeamBudget(w, settings, team, ps, f, ts)
+		if err := d.writeDaily(ctx, w, settings, team, ps, now); err != nil {
+			return err
+		}
 	}
 	return w.commit()
 }

@@ -3,10 +3,12 @@ package rollup
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/budget"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -66,4 +68,48 @@ func writeTeamBudget(w *writer, ix store.SettingsIndex, team store.Team, ps []st
 	}
 	w.add(l(series.TeamBudgetUSD), ts, limit.InexactFloat64())
 	w.add(l(series.TeamCostMonthToDateUSD), ts, sum.InexactFloat64())
+}
+
+// writeDaily writes cygni_project_budget_daily_usd{project} and
+// cygni_project_cost_day_to_date_usd{project} (the exact cost since local midnight in the team's
+// time zone) for every project of team that set a daily budget.
+func (d *Deriver) writeDaily(ctx context.Context, w *writer, ix store.SettingsIndex, team store.Team, ps []store.Project, now time.Time) error {
+	if ix == nil {
+		return nil
+	}
+	var ids []string
+	for _, p := range ps {
+		if ix.Project(team.ID, p.ID).DailyLimit != nil {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	loc, err := budget.LoadTimeZone(ix.Team(team.ID).TimeZone)
+	if err != nil {
+		d.logger.Warn("team time zone unknown; daily budgets reset at midnight UTC", "team", team.ID, "err", err)
+		loc = time.UTC
+	}
+	start, _ := budget.Day(now, loc)
+	cut := now.Truncate(time.Minute)
+	costs := map[string]decimal.Decimal{}
+	if cut.After(start) {
+		ru, err := d.engine.Rollup(ctx, ids, []time.Time{start, cut}, query.ByProject)
+		if err != nil {
+			return fmt.Errorf("day-to-date costs of team %s: %w", team.ID, err)
+		}
+		for _, id := range ids {
+			if row, ok := ru.Rows[query.Key{Project: id}]; ok && len(row) > 0 {
+				costs[id] = row[0].Cost.Total()
+			}
+		}
+	}
+	ts := now.UnixMilli()
+	for _, id := range ids {
+		l := func(name string) labels.Labels { return labels.FromStrings(labels.MetricName, name, series.LabelProject, id) }
+		w.add(l(series.ProjectBudgetDailyUSD), ts, ix.Project(team.ID, id).DailyLimit.InexactFloat64())
+		w.add(l(series.ProjectCostDayToDateUSD), ts, costs[id].InexactFloat64())
+	}
+	return nil
 }

@@ -36,6 +36,10 @@ const (
 	TeamBudgetUSD          = "cygni_team_budget_usd"
 	TeamCostMonthToDateUSD = "cygni_team_cost_month_to_date_usd"
 	LabelTeam              = "team"
+	// ProjectBudgetDailyUSD{project} is a project's daily budget (only projects that set one);
+	// ProjectCostDayToDateUSD{project} its cost since local midnight in the team's time zone.
+	ProjectBudgetDailyUSD   = "cygni_project_budget_daily_usd"
+	ProjectCostDayToDateUSD = "cygni_project_cost_day_to_date_usd"
 )
 
 // Label names.

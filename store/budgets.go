@@ -21,6 +21,7 @@ type BudgetSettings struct {
 	Thresholds        []budget.Threshold // nil: inherit (project → team default → the seed's)
 	TeamLimit         *decimal.Decimal   // the team budget over all its projects (team row)
 	DailyLimit        *decimal.Decimal   // a project's daily budget (project rows)
+	TimeZone          string             // the team's time zone of daily budgets (team row; "" = UTC)
 	UpdatedAt         time.Time
 }
 
@@ -66,13 +67,13 @@ func decodeThresholds(s sql.NullString) ([]budget.Threshold, error) {
 	return out, nil
 }
 
-const budgetSettingsColumns = "team_id, project_id, thresholds, team_limit, daily_limit, updated_at"
+const budgetSettingsColumns = "team_id, project_id, thresholds, team_limit, daily_limit, time_zone, updated_at"
 
 func scanBudgetSettings(sc interface{ Scan(...any) error }) (BudgetSettings, error) {
 	var b BudgetSettings
 	var th sql.NullString
 	var tl, dl decimal.NullDecimal
-	if err := sc.Scan(&b.TeamID, &b.ProjectID, &th, &tl, &dl, &b.UpdatedAt); err != nil {
+	if err := sc.Scan(&b.TeamID, &b.ProjectID, &th, &tl, &dl, &b.TimeZone, &b.UpdatedAt); err != nil {
 		return BudgetSettings{}, err
 	}
 	var err error
@@ -159,6 +160,7 @@ const (
 	AuditTeamDefaultLimit = "team_default_limit" // a team's default monthly limit
 	AuditTeamBudget       = "team_budget"        // the team budget over all projects
 	AuditDailyBudget      = "daily_budget"       // a project's daily budget
+	AuditTimeZone         = "time_zone"          // the team's time zone of daily budgets
 	AuditThresholds       = "thresholds"         // a threshold list and its recipients
 	AuditBillingEmail     = "billing_email"      // the team's billing contact
 	AuditPriceOverride    = "price_override"
@@ -276,8 +278,8 @@ func (s *Store) updateSetting(ctx context.Context, teamID, projectID string, e A
 		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM budget_settings WHERE team_id = ? AND project_id = ?"), teamID, projectID); err != nil {
 			return fmt.Errorf("write the budget settings: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO budget_settings ("+budgetSettingsColumns+") VALUES (?, ?, ?, ?, ?, ?)"),
-			teamID, projectID, th, nullDecimal(next.TeamLimit), nullDecimal(next.DailyLimit), now); err != nil {
+		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO budget_settings ("+budgetSettingsColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)"),
+			teamID, projectID, th, nullDecimal(next.TeamLimit), nullDecimal(next.DailyLimit), next.TimeZone, now); err != nil {
 			return fmt.Errorf("write the budget settings: %w", err)
 		}
 		e.TeamID, e.At = teamID, now
@@ -312,6 +314,35 @@ func (s *Store) SetTeamBudget(ctx context.Context, teamID string, limit *decimal
 		old := decimalText(b.TeamLimit)
 		b.TeamLimit = limit
 		return old, decimalText(limit)
+	})
+	return err
+}
+
+// SetDailyBudget sets (nil: clears) a project's daily budget, with its audit event.
+func (s *Store) SetDailyBudget(ctx context.Context, teamID, projectID string, limit *decimal.Decimal, e AuditEvent) error {
+	if err := checkLimit(limit); err != nil {
+		return fmt.Errorf("set the daily budget of %s: %w", projectID, err)
+	}
+	if projectID == "" {
+		return fmt.Errorf("set a daily budget: no project: %w", ErrNotFound)
+	}
+	e.Action, e.Target = AuditDailyBudget, projectID
+	_, err := s.updateSetting(ctx, teamID, projectID, e, func(b *BudgetSettings) (string, string) {
+		old := decimalText(b.DailyLimit)
+		b.DailyLimit = limit
+		return old, decimalText(limit)
+	})
+	return err
+}
+
+// SetTeamTimeZone sets the IANA time zone in which a team's daily budgets reset ("" = UTC); the
+// caller checks the name (budget.LoadTimeZone).
+func (s *Store) SetTeamTimeZone(ctx context.Context, teamID, zone string, e AuditEvent) error {
+	e.Action, e.Target = AuditTimeZone, teamID
+	_, err := s.updateSetting(ctx, teamID, "", e, func(b *BudgetSettings) (string, string) {
+		old := b.TimeZone
+		b.TimeZone = zone
+		return old, zone
 	})
 	return err
 }

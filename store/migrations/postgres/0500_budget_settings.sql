@@ -2,13 +2,15 @@
 -- budget_settings: per team (project_id '') and per project. thresholds is the JSON list of
 -- alert thresholds (NULL: inherit, the project from its team, the team the seed's 80/100 %);
 -- team_limit is the team budget over all its projects (team row only); daily_limit a project's
--- daily budget (project rows only). NULL: not set.
+-- daily budget (project rows only), reset at local midnight in time_zone (team row; '' = UTC).
+-- NULL: not set.
 CREATE TABLE budget_settings (
 	team_id     TEXT NOT NULL REFERENCES teams (id),
 	project_id  TEXT NOT NULL DEFAULT '',
 	thresholds  TEXT,
 	team_limit  NUMERIC,
 	daily_limit NUMERIC,
+	time_zone   TEXT NOT NULL DEFAULT '',
 	updated_at  TIMESTAMPTZ NOT NULL,
 	PRIMARY KEY (team_id, project_id)
 );
