@@ -107,7 +107,9 @@ func (d *Deriver) writeDaily(ctx context.Context, w *writer, ix store.SettingsIn
 	}
 	ts := now.UnixMilli()
 	for _, id := range ids {
-		l := func(name string) labels.Labels { return labels.FromStrings(labels.MetricName, name, series.LabelProject, id) }
+		l := func(name string) labels.Labels {
+			return labels.FromStrings(labels.MetricName, name, series.LabelProject, id)
+		}
 		w.add(l(series.ProjectBudgetDailyUSD), ts, ix.Project(team.ID, id).DailyLimit.InexactFloat64())
 		w.add(l(series.ProjectCostDayToDateUSD), ts, costs[id].InexactFloat64())
 	}
