@@ -80,6 +80,9 @@ type NotifierOptions struct {
 	Directory Directory // required
 	State     State     // required
 	Costs     CostFunc  // required
+	// DayCosts reads the exact cost since local midnight for daily budget alerts; nil: they
+	// cannot be confirmed and are skipped.
+	DayCosts DayCostFunc
 	// Webhook queues a webhook for every notification (a webhook URL is configured).
 	Webhook bool
 	// ResolvedEmails also e-mails resolutions (to the recipients of the firing e-mail). Default
@@ -251,8 +254,11 @@ func (n *Notifier) reconcile(ctx context.Context, ev Evaluation) error {
 			key := episodeKey{a.Labels.Get("project"), alertIdentity(a.Labels)}
 			seen[key] = true
 			fire := n.firing
-			if isTeamAlert(a.Labels) {
+			switch {
+			case isTeamAlert(a.Labels):
 				fire = n.teamFiring
+			case isDailyAlert(a.Labels):
+				fire = n.dailyFiring
 			}
 			if err := fire(ctx, ps, r, a, byKey); err != nil {
 				n.failures.Inc()
@@ -269,6 +275,8 @@ func (n *Notifier) reconcile(ctx context.Context, ev Evaluation) error {
 		clear := n.cleared
 		if ep.ProjectID == "" {
 			clear = n.teamCleared
+		} else if ls, err := parser.NewParser(parser.Options{}).ParseMetric(ep.Alert); err == nil && isDailyAlert(ls) {
+			clear = n.dailyCleared
 		}
 		if err := clear(ctx, ps, ep); err != nil {
 			n.failures.Inc()
@@ -574,6 +582,8 @@ type content struct {
 	// Threshold and Basis are a threshold alert's labels (percent; actual|forecast); ForecastPercent
 	// is the forecast as a percentage of the budget (one place).
 	Threshold, Basis, ForecastPercent string
+	// Zone is the time zone of a daily budget's day (PeriodStart, PeriodEnd are local midnights).
+	Zone string
 }
 
 func (c content) payload() map[string]any {
