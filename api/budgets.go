@@ -28,6 +28,8 @@ type BudgetStore interface {
 	GetBudgetSettings(ctx context.Context, teamID, projectID string) (store.BudgetSettings, error)
 	SetThresholds(ctx context.Context, teamID, projectID string, list []budget.Threshold, e store.AuditEvent) error
 	SetTeamBudget(ctx context.Context, teamID string, limit *decimal.Decimal, e store.AuditEvent) error
+	SetDailyBudget(ctx context.Context, teamID, projectID string, limit *decimal.Decimal, e store.AuditEvent) error
+	SetTeamTimeZone(ctx context.Context, teamID, zone string, e store.AuditEvent) error
 	SetMute(ctx context.Context, teamID, projectID, email string, muted bool, e store.AuditEvent) error
 	Mutes(ctx context.Context, teamID string) (map[string][]string, error)
 	ListAudit(ctx context.Context, teamID string, q store.AuditQuery) ([]store.AuditEvent, error)
@@ -50,6 +52,7 @@ func (s *Server) registerBudgets(r *mux.Router) {
 	r.Handle("/api/projects/{projectId}/mute", s.authed(RoleMember, s.budgetHandler(s.putMute))).Methods(http.MethodPut)
 	r.Handle("/api/audit", s.authed(RoleAdmin, s.budgetHandler(s.listAudit))).Methods(http.MethodGet)
 	s.registerTeamBudget(r)
+	s.registerDailyBudget(r)
 }
 
 func (s *Server) budgetHandler(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {

@@ -268,3 +268,29 @@ func forecastOf(t *testing.T, f *usageFixture) decimal.Decimal {
 	}
 	return sum
 }
+
+// A daily budget: the exact cost since local midnight in the team's time zone.
+func TestDailyBudgetAPI(t *testing.T) {
+	f := newUsageFixture(t)
+	f2 := &budgetFixture{usageFixture: f}
+	f2.want(t, "PUT", f.admin, "/api/teams/team_a/time-zone", `{"timeZone":"America/New_York"}`, 200, `{"teamId":"team_a","timeZone":"America/New_York"}`)
+	f2.want(t, "PUT", f.admin, "/api/teams/team_a/time-zone", `{"timeZone":"Mars/Base"}`, 400, `{"error":{"code":"invalid_parameter","message":"timeZone: \"Mars/Base\" is not an IANA time zone name (e.g. Europe/Berlin)"}}`)
+	dayStart := time.Date(2024, 1, 20, 5, 0, 0, 0, time.UTC) // midnight in New York
+	used := f.expectedCost([]string{"proj_001"}, dayStart, usageNow.Truncate(time.Minute))
+	limit := used.Div(decimal.NewFromInt(2)).Round(2) // spent twice the daily budget
+	pct := budget.PercentUsed(used, limit)
+	f2.want(t, "PUT", f.admin, "/api/projects/proj_001/daily-budget", `{"dailyLimit":`+limit.String()+`}`, 200,
+		`{"projectId":"proj_001","dailyLimit":`+limit.StringFixed(2)+`,"timeZone":"America/New_York","dayStart":"2024-01-20T00:00:00-05:00","dayEnd":"2024-01-21T00:00:00-05:00","used":`+
+			used.StringFixed(2)+`,"percentUsed":`+pct.StringFixed(1)+`,"exceeded":true}`)
+	f2.want(t, "GET", f.member, "/api/projects/proj_002/daily-budget", "", 200,
+		`{"projectId":"proj_002","dailyLimit":null,"timeZone":"America/New_York","dayStart":"2024-01-20T00:00:00-05:00","dayEnd":"2024-01-21T00:00:00-05:00","used":`+
+			f.expectedCost([]string{"proj_002"}, dayStart, usageNow.Truncate(time.Minute)).StringFixed(2)+`,"percentUsed":null,"exceeded":false}`)
+	f2.want(t, "PUT", f.member, "/api/projects/proj_001/daily-budget", `{"dailyLimit":5}`, 403, `{"error":{"code":"forbidden","message":"changing a daily budget needs the admin role; the token has member"}}`)
+	f2.want(t, "PUT", f.other, "/api/projects/proj_001/daily-budget", `{"dailyLimit":5}`, 404, `{"error":{"code":"not_found","message":"project \"proj_001\" not found"}}`)
+	f2.want(t, "PUT", f.admin, "/api/projects/proj_001/daily-budget", `{"dailyLimit":"5"}`, 400, `{"error":{"code":"invalid_parameter","message":"dailyLimit: \"5\" is not a JSON number (e.g. 25 or 12.50)"}}`)
+	code, b, _ := f.do(t, "GET", f.admin, "/api/audit", "")
+	if code != 200 || !strings.Contains(string(b), `"action":"daily_budget","target":"proj_001","old":"","new":"`+limit.StringFixed(2)) ||
+		!strings.Contains(string(b), `"action":"time_zone","target":"team_a","old":"","new":"America/New_York"`) {
+		t.Fatalf("audit: %d %s", code, b)
+	}
+}
