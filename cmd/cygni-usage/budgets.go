@@ -226,3 +226,69 @@ func registerAuditList(app *kingpin.Application) (string, command) {
 		return table(out, "ID\tAT\tACTOR\tTOKEN\tMEMBER\tACTION\tTARGET\tOLD\tNEW", rows)
 	}}
 }
+
+// cliAmount parses an amount argument; "none" is nil.
+func cliAmount(what, s string) (*decimal.Decimal, error) {
+	if s == "none" {
+		return nil, nil
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil || !d.IsPositive() || !d.Equal(d.Round(2)) {
+		return nil, fmt.Errorf("%s: %q is not a positive amount in USD with at most 2 decimals (or none)", what, s)
+	}
+	return &d, nil
+}
+
+func registerTeamSetBudget(app *kingpin.Application) (string, command) {
+	cl := teamClause(app).Command("set-budget", "Set a team's budget over all its projects (warning at 80 %, exceeded at 100 %); none removes it.")
+	var team, amount string
+	cl.Arg("team", "The team id.").Required().StringVar(&team)
+	cl.Arg("amount", "USD, or none.").Required().StringVar(&amount)
+	return cl.FullCommand(), &adminCmd{fn: func(ctx context.Context, st *store.Store, out io.Writer) error {
+		l, err := cliAmount("amount", amount)
+		if err != nil {
+			return err
+		}
+		if err := st.SetTeamBudget(ctx, team, l, store.AuditEvent{Actor: cliActor()}); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s team budget: %s\n", team, limitText(l, "none"))
+		return nil
+	}}
+}
+
+func registerTeamSetTimeZone(app *kingpin.Application) (string, command) {
+	cl := teamClause(app).Command("set-time-zone", "Set the IANA time zone in which the team's daily budgets reset (\"\" = UTC).")
+	var team, zone string
+	cl.Arg("team", "The team id.").Required().StringVar(&team)
+	cl.Arg("zone", "e.g. Europe/Berlin.").Required().StringVar(&zone)
+	return cl.FullCommand(), &adminCmd{fn: func(ctx context.Context, st *store.Store, out io.Writer) error {
+		if _, err := budget.LoadTimeZone(zone); err != nil {
+			return err
+		}
+		if err := st.SetTeamTimeZone(ctx, team, zone, store.AuditEvent{Actor: cliActor()}); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s daily budgets reset at midnight %s\n", team, map[bool]string{true: "UTC", false: zone}[zone == ""])
+		return nil
+	}}
+}
+
+func registerProjectSetDailyBudget(app *kingpin.Application) (string, command) {
+	cl := groupClause(app, "project", "Administer projects.").Command("set-daily-budget", "Set a project's daily budget (reset at midnight in the team's time zone); none removes it.")
+	var team, project, amount string
+	cl.Arg("team", "The team id.").Required().StringVar(&team)
+	cl.Arg("project", "The project id.").Required().StringVar(&project)
+	cl.Arg("amount", "USD, or none.").Required().StringVar(&amount)
+	return cl.FullCommand(), &adminCmd{fn: func(ctx context.Context, st *store.Store, out io.Writer) error {
+		l, err := cliAmount("amount", amount)
+		if err != nil {
+			return err
+		}
+		if err := st.SetDailyBudget(ctx, team, project, l, store.AuditEvent{Actor: cliActor()}); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s daily budget: %s\n", project, limitText(l, "none"))
+		return nil
+	}}
+}
