@@ -46,7 +46,7 @@ func startRig(t testing.TB, db tsdb.Storage, st *recordingState, o rigOptions) *
 	t.Helper()
 	r := &rig{reg: prometheus.NewRegistry()}
 	var err error
-	r.ntf, err = NewNotifier(nil, NotifierOptions{Directory: st, State: st, Costs: gaugeCosts(db), Webhook: o.webhookURL != "", ResolvedEmails: o.resolvedEmails})
+	r.ntf, err = NewNotifier(nil, NotifierOptions{Directory: st, State: st, Costs: gaugeCosts(db), DayCosts: dayGaugeCosts(db), Webhook: o.webhookURL != "", ResolvedEmails: o.resolvedEmails})
 	if err != nil {
 		t.Fatal(err)
 	}

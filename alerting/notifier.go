@@ -30,6 +30,7 @@ const (
 	TypeBudgetExceeded   = "budget_exceeded"
 	TypeForecastExceeded = "forecast_exceeded"
 	TypeUsageAnomaly     = "usage_anomaly"
+	TypeBudgetThreshold  = "budget_threshold" // a customer-set threshold (ProjectBudgetThreshold)
 	TypeAlertResolved    = "alert_resolved"
 	TypeAlert            = "alert" // an alert of a rule file that names no type
 )
@@ -79,6 +80,9 @@ type NotifierOptions struct {
 	Directory Directory // required
 	State     State     // required
 	Costs     CostFunc  // required
+	// DayCosts reads the exact cost since local midnight for daily budget alerts; nil: they
+	// cannot be confirmed and are skipped.
+	DayCosts DayCostFunc
 	// Webhook queues a webhook for every notification (a webhook URL is configured).
 	Webhook bool
 	// ResolvedEmails also e-mails resolutions (to the recipients of the firing e-mail). Default
@@ -249,7 +253,14 @@ func (n *Notifier) reconcile(ctx context.Context, ev Evaluation) error {
 		for _, a := range r.Firing {
 			key := episodeKey{a.Labels.Get("project"), alertIdentity(a.Labels)}
 			seen[key] = true
-			if err := n.firing(ctx, ps, r, a, byKey); err != nil {
+			fire := n.firing
+			switch {
+			case isTeamAlert(a.Labels):
+				fire = n.teamFiring
+			case isDailyAlert(a.Labels):
+				fire = n.dailyFiring
+			}
+			if err := fire(ctx, ps, r, a, byKey); err != nil {
 				n.failures.Inc()
 				n.logger.Warn("record firing alert; retrying at the next evaluation", "alert", r.Name, "project", key.project, "err", err)
 			}
@@ -261,7 +272,13 @@ func (n *Notifier) reconcile(ctx context.Context, ev Evaluation) error {
 		if ep == nil || ep.ID != o.ID || seen[key] || !healthy[ep.AlertName] {
 			continue
 		}
-		if err := n.cleared(ctx, ps, ep); err != nil {
+		clear := n.cleared
+		if ep.ProjectID == "" {
+			clear = n.teamCleared
+		} else if ls, err := parser.NewParser(parser.Options{}).ParseMetric(ep.Alert); err == nil && isDailyAlert(ls) {
+			clear = n.dailyCleared
+		}
+		if err := clear(ctx, ps, ep); err != nil {
 			n.failures.Inc()
 			n.logger.Warn("record cleared alert; retrying at the next evaluation", "alert", ep.AlertName, "project", ep.ProjectID, "err", err)
 		}
@@ -315,7 +332,7 @@ func (n *Notifier) firing(ctx context.Context, ps *pass, r RuleAlerts, a *rules.
 		return err
 	}
 	if t := a.Labels.Get(LabelThreshold); t != "" {
-		if th, err := decimal.NewFromString(t); err == nil && !thresholdReached(c.Used, limit, th) {
+		if th, err := decimal.NewFromString(t); err == nil && !thresholdCrossed(a.Labels, th, c, limit) {
 			// The alert was evaluated on derived gauges that lag the exact amounts (a budget was
 			// just changed); the next evaluation, on fresh gauges, decides.
 			n.stale.Inc()
@@ -402,14 +419,17 @@ func (n *Notifier) cleared(ctx context.Context, ps *pass, ep *store.AlertEpisode
 	newPeriod := start.Format(time.DateOnly) != ep.Period
 	ls, _ := parser.NewParser(parser.Options{}).ParseMetric(ep.Alert)
 	if t := ls.Get(LabelThreshold); t != "" && !newPeriod {
-		if th, err := decimal.NewFromString(t); err == nil && thresholdReached(c.Used, limit, th) {
+		if ls.Get(LabelBasis) == budget.BasisForecast {
+			return nil // a forecast threshold notifies once per billing period and limit: its episode stays open
+		}
+		if th, err := decimal.NewFromString(t); err == nil && thresholdCrossed(ls, th, c, limit) {
 			n.unconfirmed.Inc()
 			n.logger.Debug("alert not firing but the exact amounts are over its threshold; not resolved", "alert", ep.AlertName, "project", ep.ProjectID)
 			return nil
 		}
 	}
 	cn := content{Type: ep.Type, Severity: ep.Severity, Alert: ep.AlertName, ProjectID: p.ID, ProjectName: p.Name, TeamName: team.Name,
-		PeriodStart: start, PeriodEnd: end, Resolved: true}
+		PeriodStart: start, PeriodEnd: end, Resolved: true, Threshold: ls.Get(LabelThreshold), Basis: ls.Get(LabelBasis)}
 	if cn.ProjectName == "" {
 		cn.ProjectName = p.ID
 	}
@@ -479,7 +499,7 @@ func resolvedReason(typ string, newPeriod bool) string {
 		return "a new billing period began"
 	}
 	switch typ {
-	case TypeBudgetWarning, TypeBudgetExceeded:
+	case TypeBudgetWarning, TypeBudgetExceeded, TypeBudgetThreshold:
 		return "the cost of the billing period is below the threshold: the budget was raised or the cost corrected"
 	case TypeForecastExceeded:
 		return "the forecast is within the budget again, or the budget is now exceeded"
@@ -499,7 +519,7 @@ func (n *Notifier) queued(out []store.OutboxMessage) {
 // the webhook of a notification.
 func (n *Notifier) outbox(ctx context.Context, note store.Notification, c content, team store.Team) ([]store.OutboxMessage, error) {
 	var out []store.OutboxMessage
-	to, err := n.recipients(ctx, c.Severity, team)
+	to, webhook, err := n.chosenRecipients(ctx, c, team)
 	if err != nil {
 		return nil, err
 	}
@@ -516,7 +536,7 @@ func (n *Notifier) outbox(ctx context.Context, note store.Notification, c conten
 	} else {
 		n.logger.Warn("no e-mail recipient for the team; the notification is in-app only", "team", team.ID, "severity", c.Severity)
 	}
-	if n.opts.Webhook {
+	if webhook {
 		b, err := json.Marshal(webhookBody(note, c))
 		if err != nil {
 			return nil, fmt.Errorf("encode webhook: %w", err)
@@ -559,6 +579,11 @@ type content struct {
 	Used, Budget, Forecast, Hour, Baseline, Percent, Factor string
 	Resolved                                                bool
 	Summary                                                 string
+	// Threshold and Basis are a threshold alert's labels (percent; actual|forecast); ForecastPercent
+	// is the forecast as a percentage of the budget (one place).
+	Threshold, Basis, ForecastPercent string
+	// Zone is the time zone of a daily budget's day (PeriodStart, PeriodEnd are local midnights).
+	Zone string
 }
 
 func (c content) payload() map[string]any {
@@ -591,6 +616,7 @@ func (c *content) setAmounts(limit decimal.Decimal, cs Costs) {
 	c.Used, c.Budget = cs.Used.StringFixed(2), limit.StringFixed(2)
 	c.Percent = percentUsed(cs.Used, limit).StringFixed(1)
 	c.Forecast = cs.Forecast.StringFixed(2)
+	c.ForecastPercent = percentUsed(cs.Forecast, limit).StringFixed(1)
 }
 
 // money parses an annotation amount and renders it with two decimal places.
@@ -612,6 +638,8 @@ func title(typ, alert string) string {
 		return "Forecast over budget"
 	case TypeUsageAnomaly:
 		return "Unusual usage"
+	case TypeBudgetThreshold:
+		return "Budget threshold"
 	}
 	return alert
 }
@@ -623,7 +651,7 @@ func (n *Notifier) content(a *rules.Alert, p store.Project, t store.Team, start,
 	c := content{
 		Type: ann.Get("type"), Severity: a.Labels.Get("severity"), Alert: a.Labels.Get(labels.AlertName),
 		ProjectID: p.ID, ProjectName: p.Name, TeamName: t.Name, PeriodStart: start, PeriodEnd: end,
-		Summary: ann.Get("summary"),
+		Summary: ann.Get("summary"), Threshold: a.Labels.Get(LabelThreshold), Basis: a.Labels.Get(LabelBasis),
 	}
 	if c.Type == "" {
 		c.Type = TypeAlert
@@ -648,6 +676,8 @@ func (n *Notifier) content(a *rules.Alert, p store.Project, t store.Team, start,
 		c.Message = fmt.Sprintf("%s has exceeded its budget: $%s of $%s (%s %%) used this billing period. Services keep running; reduce usage or raise the limit", p.ID, c.Used, c.Budget, c.Percent)
 	case TypeForecastExceeded:
 		c.Message = fmt.Sprintf("%s is forecast to spend $%s this billing period, over its $%s budget ($%s so far)", p.ID, c.Forecast, c.Budget, c.Used)
+	case TypeBudgetThreshold:
+		c.Message = thresholdMessage(c)
 	case TypeUsageAnomaly:
 		if c.Hour != "" && c.Baseline != "" {
 			factor := "several"

@@ -138,5 +138,5 @@ func (a storeTokens) VerifyToken(ctx context.Context, token string) (Principal, 
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{TeamID: t.TeamID, Role: Role(t.Role), TokenID: t.ID}, nil
+	return Principal{TeamID: t.TeamID, Role: Role(t.Role), TokenID: t.ID, MemberEmail: t.MemberEmail}, nil
 }

@@ -61,9 +61,18 @@ func (s *Server) linkTeamCustomer(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, BadParam("stripeCustomerId", "is required (cus_…, or \"\" to unlink)"))
 		return
 	}
+	old := ""
+	if s.opts.Budgets != nil {
+		if t, err := s.opts.Budgets.GetTeam(r.Context(), team); err == nil {
+			old = t.StripeCustomerID
+		}
+	}
 	if err := s.opts.Linker.LinkTeamCustomer(r.Context(), team, *req.StripeCustomerID); err != nil {
 		s.linkError(w, "stripeCustomerId", "team "+team, err)
 		return
+	}
+	if old != *req.StripeCustomerID {
+		s.recordAudit(r, team, store.AuditStripeCustomer, team, old, *req.StripeCustomerID)
 	}
 	WriteJSON(w, http.StatusOK, map[string]string{"teamId": team, "stripeCustomerId": *req.StripeCustomerID})
 }

@@ -17,6 +17,8 @@ type Principal struct {
 	TeamID  string
 	Role    Role
 	TokenID string
+	// MemberEmail is the member the token belongs to; "" for a team token.
+	MemberEmail string
 }
 
 type principalKey struct{}

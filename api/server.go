@@ -43,6 +43,7 @@ type Options struct {
 	PromDeps
 	BillingDeps
 	AlertingDeps
+	BudgetDeps
 }
 
 // Server routes requests to handlers.
@@ -138,6 +139,7 @@ func (s *Server) routes() {
 	s.registerProm(r)
 	s.registerBilling(r)
 	s.registerAlerting(r)
+	s.registerBudgets(r)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

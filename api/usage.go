@@ -574,7 +574,8 @@ func (s *Server) setLimit(w http.ResponseWriter, r *http.Request) error {
 	}
 	limit = limit.Round(2)
 	p, _ := PrincipalFrom(r.Context())
-	if _, err := s.teamProjects(r.Context(), p.TeamID, *req.ProjectID); err != nil {
+	before, err := s.teamProjects(r.Context(), p.TeamID, *req.ProjectID)
+	if err != nil {
 		return err
 	}
 	if err := s.opts.UsageProjects.SetBudgetLimit(r.Context(), p.TeamID, *req.ProjectID, limit); err != nil {
@@ -582,6 +583,13 @@ func (s *Server) setLimit(w http.ResponseWriter, r *http.Request) error {
 			return NotFound("project %q not found", *req.ProjectID)
 		}
 		return err
+	}
+	if len(before) == 1 {
+		old := ""
+		if before[0].BudgetLimit != nil {
+			old = before[0].BudgetLimit.String()
+		}
+		s.recordAudit(r, p.TeamID, store.AuditBudgetLimit, *req.ProjectID, old, limit.String())
 	}
 	if s.opts.LimitChanged != nil {
 		s.opts.LimitChanged()

@@ -97,7 +97,7 @@ func newUsageFixture(t testing.TB) *usageFixture {
 	}
 	f := &usageFixture{st: st, sim: sim, prices: prices, teamA: a,
 		admin: tok(a.ID, "admin"), member: tok(a.ID, "member"), other: tok(b.ID, "admin")}
-	s := New(Options{AuthDeps: AuthDeps{Tokens: StoreTokens(st)}, UsageDeps: UsageDeps{Usage: engine, UsageProjects: st}})
+	s := New(Options{AuthDeps: AuthDeps{Tokens: StoreTokens(st)}, UsageDeps: UsageDeps{Usage: engine, UsageProjects: st}, BudgetDeps: BudgetDeps{Budgets: st}})
 	f.srv = httptest.NewServer(s)
 	t.Cleanup(f.srv.Close)
 	return f

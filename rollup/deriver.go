@@ -804,6 +804,10 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 	}
 	w := d.newWriter(ctx)
 	ts := now.UnixMilli()
+	settings, err := d.budgetSettings(ctx)
+	if err != nil {
+		return err
+	}
 	for teamID, ps := range byTeam {
 		team, err := d.opts.Projects.GetTeam(ctx, teamID)
 		if err != nil {
@@ -825,6 +829,11 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 			fc := f[p.ID]
 			w.add(l(series.ProjectCostMonthToDateUSD), ts, fc.MonthToDate.Total().InexactFloat64())
 			w.add(l(series.ProjectCostForecastUSD), ts, fc.Forecast.InexactFloat64())
+			writeThresholds(w, settings, p, ts)
+		}
+		writeTeamBudget(w, settings, team, ps, f, ts)
+		if err := d.writeDaily(ctx, w, settings, team, ps, now); err != nil {
+			return err
 		}
 	}
 	return w.commit()

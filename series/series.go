@@ -27,6 +27,19 @@ const (
 	ProjectCostUSD            = "cygni_project_cost_usd"
 	ProjectCostMonthToDateUSD = "cygni_project_cost_month_to_date_usd"
 	ProjectCostForecastUSD    = "cygni_project_cost_forecast_month_usd"
+	// ProjectAlertThresholdRatio{project,threshold,basis} is a customer-set alert threshold as
+	// a fraction of the budget (threshold="50" → 0.5; basis actual|forecast). The seed's 80 %
+	// and 100 % on the actual cost are not exported: the shipped alerts cover them.
+	ProjectAlertThresholdRatio = "cygni_project_alert_threshold_ratio"
+	// TeamBudgetUSD{team} is a team's budget over all its projects (only teams that set one);
+	// TeamCostMonthToDateUSD{team} the sum of its projects' cost in the billing period so far.
+	TeamBudgetUSD          = "cygni_team_budget_usd"
+	TeamCostMonthToDateUSD = "cygni_team_cost_month_to_date_usd"
+	LabelTeam              = "team"
+	// ProjectBudgetDailyUSD{project} is a project's daily budget (only projects that set one);
+	// ProjectCostDayToDateUSD{project} its cost since local midnight in the team's time zone.
+	ProjectBudgetDailyUSD   = "cygni_project_budget_daily_usd"
+	ProjectCostDayToDateUSD = "cygni_project_cost_day_to_date_usd"
 )
 
 // Label names.

@@ -75,12 +75,12 @@ func parseToken(plaintext string) (string, bool) {
 	return PrefixToken + idPart, true
 }
 
-const tokenColumns = "id, team_id, role, name, created_at, last_used_at, revoked_at, expires_at"
+const tokenColumns = "id, team_id, role, name, created_at, last_used_at, revoked_at, expires_at, member_email"
 
 func scanToken(sc interface{ Scan(...any) error }, extra ...any) (Token, error) {
 	var t Token
 	var used, revoked, expires sql.NullTime
-	if err := sc.Scan(append([]any{&t.ID, &t.TeamID, &t.Role, &t.Name, &t.CreatedAt, &used, &revoked, &expires}, extra...)...); err != nil {
+	if err := sc.Scan(append([]any{&t.ID, &t.TeamID, &t.Role, &t.Name, &t.CreatedAt, &used, &revoked, &expires, &t.MemberEmail}, extra...)...); err != nil {
 		return Token{}, err
 	}
 	t.CreatedAt = t.CreatedAt.UTC()

@@ -66,6 +66,9 @@ type Token struct {
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
 	ExpiresAt  *time.Time // nil: never
+	// MemberEmail is the member the token belongs to ("": a team token, e.g. a service's); the
+	// audit trail names them and their notification preferences apply.
+	MemberEmail string
 }
 
 // Notification is an in-app notification (budget warning, exceeded, anomaly, …).

@@ -31,7 +31,7 @@ import (
 type adminFunc func(ctx context.Context, st *store.Store, out io.Writer) error
 
 // linkFunc is the body of a command that links the store to Stripe.
-type linkFunc func(ctx context.Context, l *billing.Linker, out io.Writer) error
+type linkFunc func(ctx context.Context, l *billing.Linker, st *store.Store, out io.Writer) error
 
 // adminCmd opens the store, runs fn (or link, with a Linker on the configured Stripe) and
 // closes the store.
@@ -57,7 +57,7 @@ func (c *adminCmd) run(g *globals) error {
 	}
 	defer st.Close()
 	if c.link != nil {
-		return c.link(ctx, billing.NewLinker(st, cfg.Billing.Stripe.URL, cfg.Billing.Stripe.APIKey.Reveal(), nil, now), os.Stdout)
+		return c.link(ctx, billing.NewLinker(st, cfg.Billing.Stripe.URL, cfg.Billing.Stripe.APIKey.Reveal(), nil, now), st, os.Stdout)
 	}
 	return c.fn(ctx, st, os.Stdout)
 }
@@ -148,7 +148,11 @@ func registerMemberAdd(app *kingpin.Application) (string, command) {
 	cl.Flag("role", "admin, billing or member.").Default("member").EnumVar(&m.Role, "admin", "billing", "member")
 	cl.Flag("name", "The member's name.").StringVar(&m.Name)
 	return cl.FullCommand(), &adminCmd{fn: func(ctx context.Context, st *store.Store, out io.Writer) error {
+		old := memberRole(ctx, st, m.TeamID, m.Email)
 		if err := st.AddMember(ctx, m); err != nil {
+			return err
+		}
+		if err := cliAudit(ctx, st, m.TeamID, store.AuditMemberAdded, strings.ToLower(strings.TrimSpace(m.Email)), old, m.Role); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s has the role %s in %s\n", strings.ToLower(m.Email), m.Role, m.TeamID)
@@ -162,7 +166,11 @@ func registerMemberRemove(app *kingpin.Application) (string, command) {
 	cl.Arg("team", "The team id.").Required().StringVar(&team)
 	cl.Arg("email", "The member's e-mail.").Required().StringVar(&email)
 	return cl.FullCommand(), &adminCmd{fn: func(ctx context.Context, st *store.Store, out io.Writer) error {
-		return st.RemoveMember(ctx, team, email)
+		old := memberRole(ctx, st, team, email)
+		if err := st.RemoveMember(ctx, team, email); err != nil {
+			return err
+		}
+		return cliAudit(ctx, st, team, store.AuditMemberRemoved, strings.ToLower(strings.TrimSpace(email)), old, "")
 	}}
 }
 
@@ -227,8 +235,9 @@ func registerProjectMove(app *kingpin.Application) (string, command) {
 
 func registerTokenCreate(app *kingpin.Application) (string, command) {
 	cl := groupClause(app, "token", "Administer API tokens.").Command("create", "Create an API token; it is printed once and never again.")
-	var team, role, name, expires string
+	var team, role, name, expires, member string
 	cl.Arg("team", "The team id.").Required().StringVar(&team)
+	cl.Flag("member", "The member (e-mail) the token belongs to: the audit trail names them, and their notification preferences apply.").StringVar(&member)
 	cl.Flag("role", "admin, billing or member.").Default("member").EnumVar(&role, "admin", "billing", "member")
 	cl.Flag("name", "What the token is for.").StringVar(&name)
 	cl.Flag("expires", "Refuse the token after this long, e.g. 90d or 12h; empty: never.").StringVar(&expires)
@@ -249,6 +258,15 @@ func registerTokenCreate(app *kingpin.Application) (string, command) {
 		if err != nil {
 			return err
 		}
+		if member != "" {
+			if err := st.SetTokenMember(ctx, team, t.ID, member); err != nil {
+				_ = st.RevokeToken(ctx, team, t.ID)
+				return fmt.Errorf("--member: %w (the token was revoked)", err)
+			}
+		}
+		if err := cliAudit(ctx, st, team, store.AuditTokenCreated, t.ID, "", tokenText(t.Role, name, member)); err != nil {
+			return err
+		}
 		exp := "never expires"
 		if t.ExpiresAt != nil {
 			exp = "expires " + t.ExpiresAt.Format(time.RFC3339)
@@ -266,6 +284,9 @@ func registerTokenRevoke(app *kingpin.Application) (string, command) {
 	cl.Arg("token-id", "The token id (tok_…), as shown by token list.").Required().StringVar(&id)
 	return cl.FullCommand(), &adminCmd{fn: func(ctx context.Context, st *store.Store, out io.Writer) error {
 		if err := st.RevokeToken(ctx, team, id); err != nil {
+			return err
+		}
+		if err := cliAudit(ctx, st, team, store.AuditTokenRevoked, id, "active", "revoked"); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s revoked\n", id)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/cygni/usage/alerting"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/store"
@@ -39,6 +41,7 @@ func (p *process) wireAlerting() error {
 		Directory:      p.store,
 		State:          p.store,
 		Costs:          alertCosts(engine),
+		DayCosts:       dayCosts(engine),
 		Webhook:        cfg.Webhook.URL != "",
 		ResolvedEmails: cfg.ResolvedEmails,
 		ResolveAfter:   cfg.ResolveAfter.D(),
@@ -138,6 +141,23 @@ func alertCosts(e *query.Engine) alerting.CostFunc {
 		out := make(map[string]alerting.Costs, len(f))
 		for id, pf := range f {
 			out[id] = alerting.Costs{PeriodStart: pf.PeriodStart, PeriodEnd: pf.PeriodEnd, Used: pf.MonthToDate.Total(), Forecast: pf.Forecast}
+		}
+		return out, nil
+	}
+}
+
+// dayCosts reads the exact cost of projects in [from, to) for daily budget alerts.
+func dayCosts(e *query.Engine) alerting.DayCostFunc {
+	return func(ctx context.Context, projects []string, from, to time.Time) (map[string]decimal.Decimal, error) {
+		ru, err := e.Rollup(ctx, projects, []time.Time{from, to}, query.ByProject)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]decimal.Decimal, len(projects))
+		for _, id := range projects {
+			if row, ok := ru.Rows[query.Key{Project: id}]; ok && len(row) > 0 {
+				out[id] = row[0].Cost.Total()
+			}
 		}
 		return out, nil
 	}

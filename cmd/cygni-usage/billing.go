@@ -278,9 +278,19 @@ func registerBillingSubscriptionItem(app *kingpin.Application) (string, command)
 	cl.Arg("project", "The project id.").Required().StringVar(&project)
 	cl.Arg("metric", "cpu, memory, egress or requests.").Required().EnumVar(&metric, "cpu", "memory", "egress", "requests")
 	cl.Arg("item", "The subscription item id (si_…).").StringVar(&item)
-	return cl.FullCommand(), &adminCmd{link: func(ctx context.Context, l *billing.Linker, out io.Writer) error {
+	return cl.FullCommand(), &adminCmd{link: func(ctx context.Context, l *billing.Linker, st *store.Store, out io.Writer) error {
+		old, _ := st.BillingSubscriptionItem(ctx, project, metric)
 		if err := l.LinkSubscriptionItem(ctx, project, metric, item); err != nil {
 			return linkErr(err)
+		}
+		if old != item {
+			teams, err := projectTeams(ctx, st)
+			if err != nil {
+				return err
+			}
+			if err := cliAudit(ctx, st, teams[project], store.AuditSubscriptionItem, project+" "+metric, old, item); err != nil {
+				return err
+			}
 		}
 		fmt.Fprintf(out, "%s %s → %q\n", project, metric, item)
 		return nil
@@ -293,9 +303,18 @@ func registerTeamSetStripeCustomer(app *kingpin.Application) (string, command) {
 		"Link a team to its Stripe customer, checked against Stripe (the customer must exist); the hours held for it are sent in the billing leader's next cycle. An empty customer (\"\") unlinks the team.")
 	cl.Arg("team", "The team id.").Required().StringVar(&team)
 	cl.Arg("customer", "The Stripe customer id (cus_…).").Required().StringVar(&customer)
-	return cl.FullCommand(), &adminCmd{link: func(ctx context.Context, l *billing.Linker, out io.Writer) error {
+	return cl.FullCommand(), &adminCmd{link: func(ctx context.Context, l *billing.Linker, st *store.Store, out io.Writer) error {
+		old := ""
+		if t, err := st.GetTeam(ctx, team); err == nil {
+			old = t.StripeCustomerID
+		}
 		if err := l.LinkTeamCustomer(ctx, team, customer); err != nil {
 			return linkErr(err)
+		}
+		if old != customer {
+			if err := cliAudit(ctx, st, team, store.AuditStripeCustomer, team, old, customer); err != nil {
+				return err
+			}
 		}
 		if customer == "" {
 			fmt.Fprintf(out, "%s is not linked to a Stripe customer; its hours are held\n", team)

@@ -65,6 +65,7 @@ func (p *process) wireQuery() error {
 	p.api.UsageDeps = api.UsageDeps{Usage: engine, LimitChanged: d.Trigger}
 	if p.store != nil {
 		p.api.UsageProjects = p.store
+		p.api.BudgetDeps = api.BudgetDeps{Budgets: p.store, BudgetChanged: d.Trigger}
 	}
 	return nil
 }
