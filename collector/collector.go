@@ -84,9 +84,9 @@ type Options struct {
 	Interval time.Duration // between runs; default 5m
 	Lookback time.Duration // re-read behind the watermark; default 15m
 	Backfill time.Duration // history read when there is no watermark; default 7d
-	// RightSizingInterval is how often the right-sizing metrics (CpuUtilized, MemoryUtilized)
-	// are read, each time from their own watermark at 1-minute periods; default 1h. They bill
-	// nothing, and reading them every cycle is a third of the CloudWatch bill. A value at or
+	// RightSizingInterval is how often the metrics priced by nothing (CpuUtilized,
+	// MemoryUtilized, RunningTaskCount) are read, each time from their own watermark at 1-minute
+	// periods; default 1h. Reading them every cycle is almost half the CloudWatch bill. A value at or
 	// below Interval reads them every cycle.
 	RightSizingInterval time.Duration
 	// DiscoveryInterval is how long an ECS discovery is reused; default 10m. It must not exceed
@@ -507,7 +507,12 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 	if err != nil {
 		return err
 	}
-	chunks := c.plan(from, to, targets.queries)
+	var floor time.Duration
+	if advance {
+		// a scheduled window: the look-back, one (right-sizing) interval and a late cycle
+		floor = c.opts.Lookback + max(c.opts.Interval, c.opts.RightSizingInterval) + c.opts.Interval
+	}
+	chunks := c.planAtLeast(from, to, targets.queries, floor)
 	if len(chunks) == 0 {
 		return nil
 	}

@@ -61,9 +61,11 @@ func (k conversion) apply(v float64, period int64) float64 {
 }
 
 // containerInsights lists the Container Insights metrics and the series each one fills.
-// The right-sizing metrics (what the tasks used, not what they reserved) bill nothing and feed
-// only recommendations, so they are read at Options.RightSizingInterval, still at 1-minute
-// periods: the same samples, fewer GetMetricData metrics.
+// The right-sizing metrics (what the tasks used, not what they reserved) and RunningTaskCount are
+// priced by nothing and feed only recommendations and analytics, so they are read at
+// Options.RightSizingInterval, still at 1-minute periods: the same samples, fewer GetMetricData
+// metrics. Everything that is priced (reserved CPU and memory, egress, requests) is read every
+// cycle, so budgets, alerts and invoices see it within one interval.
 var containerInsights = []struct {
 	metric, stat, series string
 	conv                 conversion
@@ -73,7 +75,7 @@ var containerInsights = []struct {
 	{"CpuUtilized", "Sum", series.CPUUsedSeconds, convCPU, true},
 	{"MemoryReserved", "Sum", series.MemoryGBHours, convMemory, false},
 	{"MemoryUtilized", "Sum", series.MemoryUsedGBHours, convMemory, true},
-	{"RunningTaskCount", "Average", series.RunningTasks, convTasks, false},
+	{"RunningTaskCount", "Average", series.RunningTasks, convTasks, true},
 	{"NetworkTxBytes", "Sum", series.EgressBytes, convBytes, false},
 }
 
@@ -81,8 +83,8 @@ var containerInsights = []struct {
 type metricSet uint8
 
 const (
-	billedMetrics      metricSet = 1 << iota // everything but right-sizing: reserved CPU and memory, tasks, egress, requests
-	rightSizingMetrics                       // CpuUtilized, MemoryUtilized
+	billedMetrics      metricSet = 1 << iota // what is priced: reserved CPU and memory, egress, requests
+	rightSizingMetrics                       // CpuUtilized, MemoryUtilized, RunningTaskCount
 	allMetrics         = billedMetrics | rightSizingMetrics
 )
 
@@ -122,6 +124,7 @@ type Discovered struct {
 // fleetPlan is the outcome of discovery: the queries, packed into batches so that every query of
 // a target is in the same batch (its contributions are summed before the correction rule).
 type fleetPlan struct {
+	series  []string // the series the queries fill
 	queries int
 	batches [][]metricQuery
 	running int64 // tasks ECS reported running at discovery, over the fleet
@@ -231,6 +234,14 @@ func (c *Collector) buildPlan(svcs []service, ms metricSet) *fleetPlan {
 	c.m.services.Set(float64(len(svcs)))
 
 	plan := &fleetPlan{}
+	for _, m := range containerInsights {
+		if ms.has(m.rightSizing) {
+			plan.series = append(plan.series, m.series)
+		}
+	}
+	if ms.has(false) {
+		plan.series = append(plan.series, series.Requests)
+	}
 	for _, s := range svcs {
 		plan.running += int64(s.running)
 	}
