@@ -383,7 +383,20 @@ func (c *Collector) Collect(ctx context.Context, from, to time.Time) error {
 	}
 	c.cycleMu.Lock()
 	defer c.cycleMu.Unlock()
-	return c.collect(ctx, from, to, allMetrics, false)
+	err := c.collect(ctx, from, to, allMetrics, false)
+	// A backfill lands behind the head, in the TSDB's out-of-order head: persist it as blocks
+	// now (tsdb.DB.Flush), so that blocks alone hold it.
+	if f, ok := c.opts.Storage.(flusher); ok && (err == nil || errors.Is(err, ErrTooOld)) {
+		if ferr := f.Flush(ctx); ferr != nil {
+			return errors.Join(err, fmt.Errorf("persist the backfill as blocks: %w", ferr))
+		}
+	}
+	return err
+}
+
+// flusher is a Storage that can persist its heads as blocks (*tsdb.DB).
+type flusher interface {
+	Flush(ctx context.Context) error
 }
 
 // Watermark returns the end of the last committed chunk of a scheduled cycle, and false when

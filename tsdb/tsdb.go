@@ -204,10 +204,32 @@ func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.App
 	}
 }
 
-// Close flushes and closes the TSDB.
+// Close writes everything the heads hold (Flush) into blocks and closes the TSDB, so that
+// after a clean shutdown the blocks alone hold every sample: read-only tools (promtool tsdb
+// dump, OpenReadOnly) and backups of the block directories miss nothing.
 func (d *DB) Close() error {
+	ferr := d.Flush(context.Background())
 	if err := d.db.Close(); err != nil {
-		return fmt.Errorf("close TSDB: %w", err)
+		return errors.Join(ferr, fmt.Errorf("close TSDB: %w", err))
+	}
+	return ferr
+}
+
+// Flush persists the out-of-order head (the samples rewritten behind the head by late-data
+// corrections and backfills) and then the whole in-order head as blocks, and truncates the
+// write-ahead logs they came from. The collector calls it after a one-shot backfill; Close
+// calls it on shutdown.
+func (d *DB) Flush(ctx context.Context) error {
+	if err := d.db.CompactOOOHead(ctx); err != nil {
+		return fmt.Errorf("compact the out-of-order head: %w", err)
+	}
+	h := d.db.Head()
+	mint, maxt := h.MinTime(), h.MaxTime()
+	if h.NumSeries() == 0 || mint > maxt {
+		return nil
+	}
+	if err := d.db.CompactHead(promtsdb.NewRangeHead(h, mint, maxt)); err != nil {
+		return fmt.Errorf("compact the head: %w", err)
 	}
 	return nil
 }
