@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,33 +57,51 @@ func BenchmarkDiskBytesPerSample(b *testing.B) {
 		if err := db.Close(); err != nil {
 			b.Fatal(err)
 		}
-		db, err = tsdb.Open(nil, nil, tsdb.Options{Dir: dir})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := db.Compact(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := db.Close(); err != nil {
-			b.Fatal(err)
-		}
-		var bytes int64
-		blocks := 0
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if _, err := ulid.Parse(e.Name()); err != nil || !e.IsDir() {
-				continue
+		closed, _ := blockBytes(b, dir)
+		// Reopen and compact twice: the WAL's last segment replays into a small block that
+		// overlaps, and the leveled compactor merges it and grows the blocks.
+		for range 2 {
+			db, err = tsdb.Open(nil, nil, tsdb.Options{Dir: dir})
+			if err != nil {
+				b.Fatal(err)
 			}
-			blocks++
-			_ = filepath.Walk(filepath.Join(dir, e.Name()), func(_ string, fi os.FileInfo, err error) error {
-				if err == nil && !fi.IsDir() {
-					bytes += fi.Size()
-				}
-				return nil
-			})
+			if err := db.Compact(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				b.Fatal(err)
+			}
 		}
+		bytes, blocks := blockBytes(b, dir)
+		b.ReportMetric(float64(closed)/float64(samples), "B/sample-at-close")
 		b.ReportMetric(float64(bytes)/float64(samples), "B/sample")
 		b.ReportMetric(float64(samples), "samples")
 		b.ReportMetric(float64(blocks), "blocks")
 	}
+}
+
+// blockBytes sums the sizes of the files of the block directories under dir.
+func blockBytes(b *testing.B, dir string) (bytes int64, blocks int) {
+	b.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, err := ulid.Parse(e.Name()); err != nil || !e.IsDir() {
+			continue
+		}
+		blocks++
+		if os.Getenv("DEBUG_BLOCKS") != "" {
+			m, _ := os.ReadFile(filepath.Join(dir, e.Name(), "meta.json"))
+			fmt.Fprintf(os.Stderr, "%s\n", m)
+		}
+		_ = filepath.Walk(filepath.Join(dir, e.Name()), func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				bytes += fi.Size()
+			}
+			return nil
+		})
+	}
+	return bytes, blocks
 }

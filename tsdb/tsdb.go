@@ -72,6 +72,9 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	o := promtsdb.DefaultOptions()
 	o.RetentionDuration = opts.Retention.Milliseconds()
 	o.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
+	// Out-of-order chunks as large as Prometheus allows (default 32 samples): backfills and
+	// corrections land there, and blocks compacted from them keep their chunks.
+	o.OutOfOrderCapMax = 255
 	// Blocks written beside the DB (WriteBlock) are picked up at the next reload.
 	o.BlockReloadInterval = blockReloadInterval
 	// As Prometheus does: blocks grow up to a tenth of the retention, at most 31 days.
