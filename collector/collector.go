@@ -69,13 +69,29 @@ type Progress struct {
 	Started, At time.Time
 }
 
-// Options configure a Collector. Zero values take the defaults.
-type Options struct {
+// Target is one AWS account and region to collect from: its clients (credentials of the
+// account, endpoints of the region) and the value of the region label of its series.
+type Target struct {
+	// Name identifies the target in logs (e.g. the role ARN and region).
+	Name       string
+	Region     string        // required
 	CloudWatch CloudWatchAPI // required
 	ECS        ECSAPI        // required
-	Storage    Storage       // required
-	// Region is the value of the region label. Required.
+}
+
+// Options configure a Collector. Zero values take the defaults.
+type Options struct {
+	// CloudWatch, ECS and Region are the one target collected when Targets is empty.
+	CloudWatch CloudWatchAPI
+	ECS        ECSAPI
+	Storage    Storage // required
+	// Region is the value of the region label of the single target, and the region part of the
+	// watermark key. Required.
 	Region string
+	// Targets, if set, are the accounts and regions collected (instead of CloudWatch, ECS and
+	// Region alone): one discovery, one plan and one watermark over all of them; every
+	// GetMetricData call goes to the target of its services.
+	Targets []Target
 	// DataDir holds the watermark file. Required for Run and RunOnce.
 	DataDir string
 	// Metrics receives the cygni_collector_* counters. Default: a private set.
@@ -199,7 +215,7 @@ type Collector struct {
 	cycleMu    sync.Mutex
 	series     map[string]*target // by label string; kept across cycles for the cached refs
 	untagged   map[string]bool    // service ARNs already logged as untagged
-	lbByTG     map[string]string  // TargetGroup dimension -> LoadBalancer dimension
+	lbByTG     map[string]string  // target index + "/" + TargetGroup dimension -> LoadBalancer dimension
 	lbListed   time.Time          // when lbByTG was last refreshed from ListMetrics
 	svcs       []service          // the last discovery, reused for DiscoveryInterval
 	discovered time.Time          // when svcs was listed
@@ -220,8 +236,16 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collect
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.CloudWatch == nil || opts.ECS == nil {
-		return nil, errors.New("collector: the CloudWatch and ECS clients are required")
+	if len(opts.Targets) == 0 {
+		if opts.CloudWatch == nil || opts.ECS == nil {
+			return nil, errors.New("collector: the CloudWatch and ECS clients are required")
+		}
+		opts.Targets = []Target{{Name: opts.Region, Region: opts.Region, CloudWatch: opts.CloudWatch, ECS: opts.ECS}}
+	}
+	for i, t := range opts.Targets {
+		if t.CloudWatch == nil || t.ECS == nil || t.Region == "" {
+			return nil, fmt.Errorf("collector: target %d (%s) needs CloudWatch and ECS clients and a region", i+1, t.Name)
+		}
 	}
 	if opts.Storage == nil {
 		return nil, errors.New("collector: storage is required")

@@ -218,7 +218,7 @@ func (c *Collector) fetch(ctx context.Context, b []metricQuery, ch chunk) (*batc
 		ScanBy:            cwtypes.ScanByTimestampAscending,
 	}
 	status := make([]cwtypes.StatusCode, len(b))
-	p := cloudwatch.NewGetMetricDataPaginator(c.opts.CloudWatch, in)
+	p := cloudwatch.NewGetMetricDataPaginator(c.opts.Targets[b[0].tgt].CloudWatch, in)
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		c.m.call("cloudwatch", "GetMetricData", err)
