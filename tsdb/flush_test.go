@@ -133,3 +133,74 @@ func TestCloseLeavesEverythingInBlocks(t *testing.T) {
 		t.Errorf("reopened: %d samples, want %d", n, total)
 	}
 }
+
+// Blocks grow by the leveled compactor's ranges (2 h × 3^k) up to the largest one within the
+// maximum block duration (min(retention / 10, 31 d)): here 8 days of data, written in order and
+// flushed at shutdown, end in blocks of the 162 h level once compacted (a window the data only
+// partly covers gives a shorter one; the newest hours stay in small blocks until a larger range
+// fills), each inside one aligned 162 h window: not 96 blocks of 2 hours.
+func TestBlocksGrow(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	ctx := context.Background()
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	l := labels.FromStrings(labels.MetricName, "cygni_cpu_seconds", "deployment", "web", "project", "proj_001")
+	for day := range 8 {
+		app := db.Appender(ctx)
+		for m := range 24 * 60 {
+			ts := start.Add(time.Duration(day*24*60+m) * time.Minute)
+			if _, err := app.Append(0, l, ts.UnixMilli(), float64(m%13)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
+	if err := db.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	longest := time.Duration(0)
+	const level = int64(162 * time.Hour / time.Millisecond)
+	metas := blockMetas(t, dir)
+	for _, b := range metas {
+		longest = max(longest, time.Duration(b.MaxTime-b.MinTime)*time.Millisecond)
+		if b.MinTime/level != (b.MaxTime-1)/level {
+			t.Errorf("block [%d, %d) straddles a 162 h window", b.MinTime, b.MaxTime)
+		}
+	}
+	if longest <= 54*time.Hour || len(metas) > 8 {
+		t.Errorf("%d blocks, the longest %s; want at most 8 (not 96 of 2 h), one longer than 54h", len(metas), longest)
+	}
+	if got := blockSamples(t, dir); len(got[l.String()]) != 8*24*60 {
+		t.Errorf("%d samples in the blocks, want %d", len(got[l.String()]), 8*24*60)
+	}
+}
+
+func blockMetas(t *testing.T, dir string) []promtsdb.BlockMeta {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []promtsdb.BlockMeta
+	for _, e := range entries {
+		if _, err := ulid.Parse(e.Name()); err != nil || !e.IsDir() {
+			continue
+		}
+		b, err := promtsdb.OpenBlock(nil, filepath.Join(dir, e.Name()), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b.Meta())
+		_ = b.Close()
+	}
+	return out
+}

@@ -226,15 +226,35 @@ func (d *DB) Flush(ctx context.Context) error {
 	if err := d.db.CompactOOOHead(ctx); err != nil {
 		return fmt.Errorf("compact the out-of-order head: %w", err)
 	}
+	// The in-order head, one block per 2-hour range (the head's chunk range), aligned as the
+	// leveled compactor cuts them, so that these blocks still merge into larger ones.
 	h := d.db.Head()
-	mint, maxt := h.MinTime(), h.MaxTime()
-	if h.NumSeries() == 0 || mint > maxt {
+	if h.NumSeries() == 0 || h.MinTime() > h.MaxTime() {
 		return nil
 	}
-	if err := d.db.CompactHead(promtsdb.NewRangeHead(h, mint, maxt)); err != nil {
-		return fmt.Errorf("compact the head: %w", err)
+	step := promtsdb.DefaultBlockDuration
+	for h.NumSeries() > 0 && h.MinTime() <= h.MaxTime() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t := floorTo(h.MinTime(), step)
+		if err := d.db.CompactHead(promtsdb.NewRangeHeadWithIsolationDisabled(h, t, t+step-1)); err != nil {
+			return fmt.Errorf("compact the head: %w", err)
+		}
+		if h.MinTime() <= t+step-1 {
+			return fmt.Errorf("compact the head: its start stayed at %d after persisting [%d, %d]", h.MinTime(), t, t+step-1)
+		}
 	}
 	return nil
+}
+
+// floorTo rounds t down to a multiple of step (t may be negative).
+func floorTo(t, step int64) int64 {
+	q := t / step
+	if t%step != 0 && t < 0 {
+		q--
+	}
+	return q * step
 }
 
 // Compact persists the head's full blocks now and waits until it is done, instead of leaving
