@@ -107,7 +107,7 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 				a = &acc{hours: map[int64]*query.Amounts{}}
 				found[k] = a
 			}
-			if m == query.TaskMinutes && t > a.last {
+			if t > a.last { // any metric: running tasks are read only at the right-sizing cadence
 				a.last = t
 			}
 			h := (t - 1) / hourMs * hourMs // a sample stamped at t covers the period before it
@@ -128,7 +128,7 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 	out := make([]UnmappedService, 0, len(found))
 	for k, a := range found {
 		if a.last == 0 {
-			continue // no running-tasks sample inside (from, to]
+			continue // no sample inside (from, to]
 		}
 		var total query.Amounts
 		cost := shownCost{places: placesBill}

@@ -8,11 +8,14 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
@@ -111,4 +114,61 @@ func retryable(err error) bool {
 		return false
 	}
 	return true // transport: connection refused, reset, timeout
+}
+
+// TargetConfig is one AWS account and region to collect from (config aws.targets).
+type TargetConfig struct {
+	// RoleARN is the role assumed with STS AssumeRole for this account; empty: the base
+	// credentials themselves (the account they belong to).
+	RoleARN string
+	// ExternalID is passed to AssumeRole when set (the role's trust policy may require it).
+	ExternalID string
+	// Region is the region collected and the region label of its series. Required.
+	Region string
+}
+
+// NewTargets builds a Target per entry of targets from the base AWS configuration (the standard
+// chain: config.LoadDefaultConfig, as NewBaseConfig loads it): its credentials assume each
+// target's role through STS (credentials/stscreds, cached and refreshed before they expire), and
+// its clients call the target's region.
+func NewTargets(base aws.Config, targets []TargetConfig) ([]Target, error) {
+	stsClient := sts.NewFromConfig(base)
+	out := make([]Target, 0, len(targets))
+	for i, tc := range targets {
+		if tc.Region == "" {
+			return nil, fmt.Errorf("aws target %d (%s) has no region", i+1, tc.RoleARN)
+		}
+		cfg := base.Copy()
+		cfg.Region = tc.Region
+		name := tc.Region
+		if tc.RoleARN != "" {
+			p := stscreds.NewAssumeRoleProvider(stsClient, tc.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+				o.RoleSessionName = "cygni-usage"
+				if tc.ExternalID != "" {
+					o.ExternalID = aws.String(tc.ExternalID)
+				}
+			})
+			cfg.Credentials = aws.NewCredentialsCache(p)
+			name = tc.RoleARN + " " + tc.Region
+		}
+		out = append(out, Target{Name: name, Region: tc.Region, CloudWatch: cloudwatch.NewFromConfig(cfg), ECS: ecs.NewFromConfig(cfg)})
+	}
+	return out, nil
+}
+
+// NewBaseConfig loads the standard AWS configuration as NewClients does (region may be empty
+// when every target names its own), with the attempt counters in set.
+func NewBaseConfig(ctx context.Context, logger *slog.Logger, region string, set *metrics.Set) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(sdkLogger(logger))}
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if set != nil {
+		cfg.APIOptions = append(cfg.APIOptions, attemptCounter(set))
+	}
+	return cfg, nil
 }

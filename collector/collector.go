@@ -69,13 +69,29 @@ type Progress struct {
 	Started, At time.Time
 }
 
-// Options configure a Collector. Zero values take the defaults.
-type Options struct {
+// Target is one AWS account and region to collect from: its clients (credentials of the
+// account, endpoints of the region) and the value of the region label of its series.
+type Target struct {
+	// Name identifies the target in logs (e.g. the role ARN and region).
+	Name       string
+	Region     string        // required
 	CloudWatch CloudWatchAPI // required
 	ECS        ECSAPI        // required
-	Storage    Storage       // required
-	// Region is the value of the region label. Required.
+}
+
+// Options configure a Collector. Zero values take the defaults.
+type Options struct {
+	// CloudWatch, ECS and Region are the one target collected when Targets is empty.
+	CloudWatch CloudWatchAPI
+	ECS        ECSAPI
+	Storage    Storage // required
+	// Region is the value of the region label of the single target, and the region part of the
+	// watermark key. Required.
 	Region string
+	// Targets, if set, are the accounts and regions collected (instead of CloudWatch, ECS and
+	// Region alone): one discovery, one plan and one watermark over all of them; every
+	// GetMetricData call goes to the target of its services.
+	Targets []Target
 	// DataDir holds the watermark file. Required for Run and RunOnce.
 	DataDir string
 	// Metrics receives the cygni_collector_* counters. Default: a private set.
@@ -84,9 +100,9 @@ type Options struct {
 	Interval time.Duration // between runs; default 5m
 	Lookback time.Duration // re-read behind the watermark; default 15m
 	Backfill time.Duration // history read when there is no watermark; default 7d
-	// RightSizingInterval is how often the right-sizing metrics (CpuUtilized, MemoryUtilized)
-	// are read, each time from their own watermark at 1-minute periods; default 1h. They bill
-	// nothing, and reading them every cycle is a third of the CloudWatch bill. A value at or
+	// RightSizingInterval is how often the metrics priced by nothing (CpuUtilized,
+	// MemoryUtilized, RunningTaskCount) are read, each time from their own watermark at 1-minute
+	// periods; default 1h. Reading them every cycle is almost half the CloudWatch bill. A value at or
 	// below Interval reads them every cycle.
 	RightSizingInterval time.Duration
 	// DiscoveryInterval is how long an ECS discovery is reused; default 10m. It must not exceed
@@ -199,7 +215,7 @@ type Collector struct {
 	cycleMu    sync.Mutex
 	series     map[string]*target // by label string; kept across cycles for the cached refs
 	untagged   map[string]bool    // service ARNs already logged as untagged
-	lbByTG     map[string]string  // TargetGroup dimension -> LoadBalancer dimension
+	lbByTG     map[string]string  // target index + "/" + TargetGroup dimension -> LoadBalancer dimension
 	lbListed   time.Time          // when lbByTG was last refreshed from ListMetrics
 	svcs       []service          // the last discovery, reused for DiscoveryInterval
 	discovered time.Time          // when svcs was listed
@@ -220,8 +236,16 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Collect
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.CloudWatch == nil || opts.ECS == nil {
-		return nil, errors.New("collector: the CloudWatch and ECS clients are required")
+	if len(opts.Targets) == 0 {
+		if opts.CloudWatch == nil || opts.ECS == nil {
+			return nil, errors.New("collector: the CloudWatch and ECS clients are required")
+		}
+		opts.Targets = []Target{{Name: opts.Region, Region: opts.Region, CloudWatch: opts.CloudWatch, ECS: opts.ECS}}
+	}
+	for i, t := range opts.Targets {
+		if t.CloudWatch == nil || t.ECS == nil || t.Region == "" {
+			return nil, fmt.Errorf("collector: target %d (%s) needs CloudWatch and ECS clients and a region", i+1, t.Name)
+		}
 	}
 	if opts.Storage == nil {
 		return nil, errors.New("collector: storage is required")
@@ -383,7 +407,20 @@ func (c *Collector) Collect(ctx context.Context, from, to time.Time) error {
 	}
 	c.cycleMu.Lock()
 	defer c.cycleMu.Unlock()
-	return c.collect(ctx, from, to, allMetrics, false)
+	err := c.collect(ctx, from, to, allMetrics, false)
+	// A backfill lands behind the head, in the TSDB's out-of-order head: persist it as blocks
+	// now (tsdb.DB.Flush), so that blocks alone hold it.
+	if f, ok := c.opts.Storage.(flusher); ok && (err == nil || errors.Is(err, ErrTooOld)) {
+		if ferr := f.Flush(ctx); ferr != nil {
+			return errors.Join(err, fmt.Errorf("persist the backfill as blocks: %w", ferr))
+		}
+	}
+	return err
+}
+
+// flusher is a Storage that can persist its heads as blocks (*tsdb.DB).
+type flusher interface {
+	Flush(ctx context.Context) error
 }
 
 // Watermark returns the end of the last committed chunk of a scheduled cycle, and false when
@@ -507,7 +544,12 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 	if err != nil {
 		return err
 	}
-	chunks := c.plan(from, to, targets.queries)
+	var floor time.Duration
+	if advance {
+		// a scheduled window: the look-back, one (right-sizing) interval and a late cycle
+		floor = c.opts.Lookback + max(c.opts.Interval, c.opts.RightSizingInterval) + c.opts.Interval
+	}
+	chunks := c.planAtLeast(from, to, targets.queries, floor)
 	if len(chunks) == 0 {
 		return nil
 	}

@@ -20,9 +20,10 @@ import (
 
 // The CloudWatch bill of a fleet of 10,000 services over an hour of 5-minute cycles, counted by
 // the collector's own cygni_collector_cloudwatch_metrics_requested_total: each cycle requests
-// every billed metric once (reserved CPU and memory, tasks, egress per service, RequestCount per
-// target group), the right-sizing metrics join once an hour, and ECS is listed only when the
-// discovery is older than DiscoveryInterval.
+// every priced metric once (reserved CPU and memory, egress per service, RequestCount per target
+// group), the right-sizing and running-tasks metrics join once an hour, and ECS is listed only
+// when the discovery is older than DiscoveryInterval. The default configuration must stay at or
+// below $0.40 per service-month at the seed's 5-minute collection.
 func TestCloudWatchMetricsPerCycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 services")
@@ -58,8 +59,8 @@ func TestCloudWatchMetricsPerCycle(t *testing.T) {
 	if services != 10_000 {
 		t.Fatalf("simulated %d services, want 10,000", services)
 	}
-	billed := uint64(4*services + targetGroups)
-	all := billed + uint64(2*services)
+	billed := uint64(3*services + targetGroups)
+	all := billed + uint64(3*services)
 
 	requested := func() uint64 {
 		return set.GetOrCreateCounter("cygni_collector_cloudwatch_metrics_requested_total").Get()
@@ -97,17 +98,21 @@ func TestCloudWatchMetricsPerCycle(t *testing.T) {
 		t.Errorf("ECS discovery ran in %d of 12 cycles, want 6 (DiscoveryInterval 10m)", listed)
 	}
 	// At the seed's 5-minute collection: 8,640 cycles a month, $0.01 per 1,000 metrics.
-	perServiceMonth := float64(total) / 12 * 8640 * 0.01 / 1000 / float64(services)
-	t.Logf("%d services, %d target groups: %d metrics a cycle, %d with right-sizing; $%.3f per service-month",
-		services, targetGroups, billed, all, perServiceMonth)
+	// In micro-dollars, integers: metrics a month × 10 µ$ per metric, per service.
+	perServiceMonth := total * 8640 / 12 * 10 / uint64(services)
+	t.Logf("%d services, %d target groups: %d metrics a cycle, %d with right-sizing and running tasks; $%d.%06d per service-month",
+		services, targetGroups, billed, all, perServiceMonth/1e6, perServiceMonth%1e6)
+	if perServiceMonth > 400_000 {
+		t.Errorf("$%d.%06d per service-month; the target is at most $0.40", perServiceMonth/1e6, perServiceMonth%1e6)
+	}
 	var buf bytes.Buffer
 	set.WritePrometheus(&buf)
-	// The backfill and the hourly cycle request everything, 11 cycles the billed metrics:
-	// 625,000 metrics at $0.01 per 1,000 = $6.25.
+	// The backfill and the hourly cycle request everything, 11 cycles the priced metrics:
+	// 515,000 metrics at $0.01 per 1,000 = $5.15.
 	if n := requested(); n != 2*all+11*billed {
 		t.Errorf("requested %d metrics in all, want %d", n, 2*all+11*billed)
 	}
-	if want := "cygni_collector_cloudwatch_estimated_cost_usd_total 6.25\n"; !strings.Contains(buf.String(), want) {
+	if want := "cygni_collector_cloudwatch_estimated_cost_usd_total 5.15\n"; !strings.Contains(buf.String(), want) {
 		t.Errorf("estimated cost: want %q in\n%s", want, buf.String())
 	}
 }

@@ -61,9 +61,11 @@ func (k conversion) apply(v float64, period int64) float64 {
 }
 
 // containerInsights lists the Container Insights metrics and the series each one fills.
-// The right-sizing metrics (what the tasks used, not what they reserved) bill nothing and feed
-// only recommendations, so they are read at Options.RightSizingInterval, still at 1-minute
-// periods: the same samples, fewer GetMetricData metrics.
+// The right-sizing metrics (what the tasks used, not what they reserved) and RunningTaskCount are
+// priced by nothing and feed only recommendations and analytics, so they are read at
+// Options.RightSizingInterval, still at 1-minute periods: the same samples, fewer GetMetricData
+// metrics. Everything that is priced (reserved CPU and memory, egress, requests) is read every
+// cycle, so budgets, alerts and invoices see it within one interval.
 var containerInsights = []struct {
 	metric, stat, series string
 	conv                 conversion
@@ -73,7 +75,7 @@ var containerInsights = []struct {
 	{"CpuUtilized", "Sum", series.CPUUsedSeconds, convCPU, true},
 	{"MemoryReserved", "Sum", series.MemoryGBHours, convMemory, false},
 	{"MemoryUtilized", "Sum", series.MemoryUsedGBHours, convMemory, true},
-	{"RunningTaskCount", "Average", series.RunningTasks, convTasks, false},
+	{"RunningTaskCount", "Average", series.RunningTasks, convTasks, true},
 	{"NetworkTxBytes", "Sum", series.EgressBytes, convBytes, false},
 }
 
@@ -81,8 +83,8 @@ var containerInsights = []struct {
 type metricSet uint8
 
 const (
-	billedMetrics      metricSet = 1 << iota // everything but right-sizing: reserved CPU and memory, tasks, egress, requests
-	rightSizingMetrics                       // CpuUtilized, MemoryUtilized
+	billedMetrics      metricSet = 1 << iota // what is priced: reserved CPU and memory, egress, requests
+	rightSizingMetrics                       // CpuUtilized, MemoryUtilized, RunningTaskCount
 	allMetrics         = billedMetrics | rightSizingMetrics
 )
 
@@ -104,6 +106,7 @@ type target struct {
 // metricQuery is one CloudWatch metric feeding one target.
 type metricQuery struct {
 	t      *target
+	tgt    int // the index of the Options.Targets whose CloudWatch answers it
 	metric cwtypes.Metric
 	stat   string
 	conv   conversion
@@ -122,6 +125,7 @@ type Discovered struct {
 // fleetPlan is the outcome of discovery: the queries, packed into batches so that every query of
 // a target is in the same batch (its contributions are summed before the correction rule).
 type fleetPlan struct {
+	series  []string // the series the queries fill
 	queries int
 	batches [][]metricQuery
 	running int64 // tasks ECS reported running at discovery, over the fleet
@@ -129,6 +133,7 @@ type fleetPlan struct {
 
 // service is one discovered ECS service.
 type service struct {
+	tgt                 int // index in Options.Targets
 	arn, cluster, name  string
 	project, deployment string
 	targetGroups        []string // TargetGroup dimension values, "targetgroup/<name>/<id>"
@@ -139,9 +144,16 @@ type service struct {
 // DiscoveryInterval, and builds the queries of the selected metrics for every service.
 func (c *Collector) discover(ctx context.Context, ms metricSet) (*fleetPlan, error) {
 	if c.svcs == nil || c.opts.Now().Sub(c.discovered) >= c.opts.DiscoveryInterval {
-		svcs, err := c.listServices(ctx)
-		if err != nil {
-			return nil, err
+		var svcs []service
+		for i := range c.opts.Targets {
+			ts, err := c.listServices(ctx, i)
+			if err != nil {
+				if len(c.opts.Targets) > 1 {
+					err = fmt.Errorf("target %s: %w", c.opts.Targets[i].Name, err)
+				}
+				return nil, err
+			}
+			svcs = append(svcs, ts...)
 		}
 		if c.opts.Shards > 1 {
 			mine := svcs[:0]
@@ -206,14 +218,14 @@ func (c *Collector) buildPlan(svcs []service, ms metricSet) *fleetPlan {
 			}
 			add(c.target(m.series, s), metricQuery{
 				metric: cwtypes.Metric{Namespace: aws.String(nsContainerInsights), MetricName: aws.String(m.metric), Dimensions: dims},
-				stat:   m.stat, conv: m.conv, clock: m.metric == "CpuReserved",
+				stat:   m.stat, conv: m.conv, clock: m.metric == "CpuReserved", tgt: s.tgt,
 			})
 		}
 		for _, tg := range s.targetGroups {
 			if !ms.has(false) {
 				break
 			}
-			lb, ok := c.lbByTG[tg]
+			lb, ok := c.lbByTG[lbKey(s.tgt, tg)]
 			if !ok {
 				c.logger.Debug("target group has no RequestCount metric yet; skipped this cycle", "target_group", tg, "service", s.name)
 				continue
@@ -223,7 +235,7 @@ func (c *Collector) buildPlan(svcs []service, ms metricSet) *fleetPlan {
 					{Name: aws.String("TargetGroup"), Value: aws.String(tg)},
 					{Name: aws.String("LoadBalancer"), Value: aws.String(lb)},
 				}},
-				stat: "Sum", conv: convIdentity,
+				stat: "Sum", conv: convIdentity, tgt: s.tgt,
 			})
 		}
 	}
@@ -231,13 +243,21 @@ func (c *Collector) buildPlan(svcs []service, ms metricSet) *fleetPlan {
 	c.m.services.Set(float64(len(svcs)))
 
 	plan := &fleetPlan{}
+	for _, m := range containerInsights {
+		if ms.has(m.rightSizing) {
+			plan.series = append(plan.series, m.series)
+		}
+	}
+	if ms.has(false) {
+		plan.series = append(plan.series, series.Requests)
+	}
 	for _, s := range svcs {
 		plan.running += int64(s.running)
 	}
 	var cur []metricQuery
 	for _, t := range order {
 		qs := byTarget[t]
-		if len(cur)+len(qs) > c.opts.MaxQueriesPerCall && len(cur) > 0 {
+		if len(cur) > 0 && (len(cur)+len(qs) > c.opts.MaxQueriesPerCall || cur[0].tgt != qs[0].tgt) {
 			plan.batches = append(plan.batches, cur)
 			cur = nil
 		}
@@ -259,7 +279,7 @@ func (c *Collector) target(name string, s service) *target {
 	if s.project != "" {
 		b.Add(series.LabelProject, s.project)
 	}
-	b.Add(series.LabelRegion, c.opts.Region)
+	b.Add(series.LabelRegion, c.opts.Targets[s.tgt].Region)
 	b.Sort()
 	lset := b.Labels()
 	key := lset.String()
@@ -273,11 +293,12 @@ func (c *Collector) target(name string, s service) *target {
 
 // listServices pages through ListClusters, ListServices and DescribeServices (≤10 per call),
 // each call under the collector's back-off.
-func (c *Collector) listServices(ctx context.Context) ([]service, error) {
+func (c *Collector) listServices(ctx context.Context, tgt int) ([]service, error) {
+	api := c.opts.Targets[tgt].ECS
 	var clusters []string
 	for tok := (*string)(nil); ; {
 		out, err := withRetry(ctx, c, "ListClusters", func() (*ecs.ListClustersOutput, error) {
-			out, err := c.opts.ECS.ListClusters(ctx, &ecs.ListClustersInput{NextToken: tok})
+			out, err := api.ListClusters(ctx, &ecs.ListClustersInput{NextToken: tok})
 			c.m.call("ecs", "ListClusters", err)
 			return out, err
 		})
@@ -294,7 +315,7 @@ func (c *Collector) listServices(ctx context.Context) ([]service, error) {
 		var arns []string
 		for tok := (*string)(nil); ; {
 			out, err := withRetry(ctx, c, "ListServices", func() (*ecs.ListServicesOutput, error) {
-				out, err := c.opts.ECS.ListServices(ctx, &ecs.ListServicesInput{Cluster: aws.String(cl), MaxResults: aws.Int32(100), NextToken: tok})
+				out, err := api.ListServices(ctx, &ecs.ListServicesInput{Cluster: aws.String(cl), MaxResults: aws.Int32(100), NextToken: tok})
 				c.m.call("ecs", "ListServices", err)
 				return out, err
 			})
@@ -308,7 +329,7 @@ func (c *Collector) listServices(ctx context.Context) ([]service, error) {
 		}
 		for i := 0; i < len(arns); i += 10 {
 			out, err := withRetry(ctx, c, "DescribeServices", func() (*ecs.DescribeServicesOutput, error) {
-				out, err := c.opts.ECS.DescribeServices(ctx, &ecs.DescribeServicesInput{
+				out, err := api.DescribeServices(ctx, &ecs.DescribeServicesInput{
 					Cluster:  aws.String(cl),
 					Services: arns[i:min(i+10, len(arns))],
 					Include:  []ecstypes.ServiceField{ecstypes.ServiceFieldTags},
@@ -324,11 +345,13 @@ func (c *Collector) listServices(ctx context.Context) ([]service, error) {
 					"arn", aws.ToString(f.Arn), "reason", aws.ToString(f.Reason))
 			}
 			for _, d := range out.Services {
-				svcs = append(svcs, toService(d, cl))
+				s := toService(d, cl)
+				s.tgt = tgt
+				svcs = append(svcs, s)
 			}
 		}
 	}
-	sort.Slice(svcs, func(i, j int) bool { return svcs[i].arn < svcs[j].arn })
+	sort.Slice(svcs, func(i, j int) bool { return svcs[i].arn < svcs[j].arn }) // one target: ARNs share its account and region
 	return svcs, nil
 }
 
@@ -359,24 +382,41 @@ func toService(d ecstypes.Service, clusterARN string) service {
 	return s
 }
 
+func lbKey(tgt int, tg string) string { return fmt.Sprint(tgt) + "/" + tg }
+
 // resolveLoadBalancers fills the TargetGroup → LoadBalancer cache from ListMetrics when a
 // target group is not in it. A miss re-lists at most once per interval.
 func (c *Collector) resolveLoadBalancers(ctx context.Context, svcs []service) error {
-	missing := false
+	missing := map[int]bool{}
 	for _, s := range svcs {
 		for _, tg := range s.targetGroups {
-			if _, ok := c.lbByTG[tg]; !ok {
-				missing = true
+			if _, ok := c.lbByTG[lbKey(s.tgt, tg)]; !ok {
+				missing[s.tgt] = true
 			}
 		}
 	}
-	if !missing || (!c.lbListed.IsZero() && c.opts.Now().Sub(c.lbListed) < c.opts.Interval) {
+	if len(missing) == 0 || (!c.lbListed.IsZero() && c.opts.Now().Sub(c.lbListed) < c.opts.Interval) {
 		return nil
 	}
+	for tgt := range c.opts.Targets {
+		if !missing[tgt] {
+			continue
+		}
+		if err := c.listLoadBalancers(ctx, tgt); err != nil {
+			return err
+		}
+	}
+	c.lbListed = c.opts.Now()
+	return nil
+}
+
+// listLoadBalancers reads the TargetGroup → LoadBalancer dimensions of one target's
+// RequestCount metrics with ListMetrics.
+func (c *Collector) listLoadBalancers(ctx context.Context, tgt int) error {
 	found := map[string]string{}
 	for tok := (*string)(nil); ; {
 		out, err := withRetry(ctx, c, "ListMetrics", func() (*cloudwatch.ListMetricsOutput, error) {
-			out, err := c.opts.CloudWatch.ListMetrics(ctx, &cloudwatch.ListMetricsInput{
+			out, err := c.opts.Targets[tgt].CloudWatch.ListMetrics(ctx, &cloudwatch.ListMetricsInput{
 				Namespace:  aws.String(nsALB),
 				MetricName: aws.String("RequestCount"),
 				Dimensions: []cwtypes.DimensionFilter{{Name: aws.String("TargetGroup")}},
@@ -410,8 +450,7 @@ func (c *Collector) resolveLoadBalancers(ctx context.Context, svcs []service) er
 		}
 	}
 	for tg, lb := range found {
-		c.lbByTG[tg] = lb
+		c.lbByTG[lbKey(tgt, tg)] = lb
 	}
-	c.lbListed = c.opts.Now()
 	return nil
 }

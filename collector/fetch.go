@@ -37,6 +37,13 @@ func (ch chunk) periods() int {
 // whole hours, so coarse samples never straddle an hour, and no chunk holds more than
 // MaxChunkPoints datapoints for the given number of queries.
 func (c *Collector) plan(from, to time.Time, queries int) []chunk {
+	return c.planAtLeast(from, to, queries, 0)
+}
+
+// planAtLeast is plan with chunks of at least floor (when the segment is that long), whatever
+// MaxChunkPoints says: a scheduled cycle's window is one chunk, so every metric is requested
+// once per cycle even for a fleet whose queries would otherwise shrink the chunk below it.
+func (c *Collector) planAtLeast(from, to time.Time, queries int, floor time.Duration) []chunk {
 	now := c.opts.Now()
 	fineFrom := now.Add(-retentionFine).Truncate(time.Hour).Add(time.Hour)
 	mediumFrom := now.Add(-retentionMedium).Truncate(time.Hour).Add(time.Hour)
@@ -57,7 +64,7 @@ func (c *Collector) plan(from, to time.Time, queries int) []chunk {
 			continue
 		}
 		n := int64(c.opts.Chunk / p)
-		n = max(1, min(n, int64(c.opts.MaxChunkPoints/queries)))
+		n = max(1, min(n, max(int64(c.opts.MaxChunkPoints/queries), int64((floor+p-1)/p))))
 		step := time.Duration(n) * p
 		// Chunks start at the window's start, not at multiples of step: a cycle's window shorter
 		// than step is one chunk, so every metric is requested once per cycle (GetMetricData is
@@ -94,7 +101,7 @@ func maxTime(ts ...time.Time) time.Time {
 // newest is the end of the newest period for which CloudWatch returned a CpuReserved datapoint
 // of any service (zero when none): how far it has published.
 func (c *Collector) collectChunk(ctx context.Context, plan *fleetPlan, ch chunk) (rejected int, newest time.Time, err error) {
-	existing, err := c.readExisting(ctx, ch)
+	existing, err := c.readExisting(ctx, ch, plan.series)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -211,7 +218,7 @@ func (c *Collector) fetch(ctx context.Context, b []metricQuery, ch chunk) (*batc
 		ScanBy:            cwtypes.ScanByTimestampAscending,
 	}
 	status := make([]cwtypes.StatusCode, len(b))
-	p := cloudwatch.NewGetMetricDataPaginator(c.opts.CloudWatch, in)
+	p := cloudwatch.NewGetMetricDataPaginator(c.opts.Targets[b[0].tgt].CloudWatch, in)
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		c.m.call("cloudwatch", "GetMetricData", err)

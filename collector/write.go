@@ -10,8 +10,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
-
-	"github.com/cygni/usage/series"
 )
 
 // cell is what the TSDB holds for one series in one period: the sum and number of its samples.
@@ -38,16 +36,16 @@ func (e existingData) lookup(t *target) []cell {
 	return nil
 }
 
-// readExisting sums the usage samples already stored in each period (end − period, end] of
-// the chunk.
-func (c *Collector) readExisting(ctx context.Context, ch chunk) (existingData, error) {
+// readExisting sums the samples of the named usage series already stored in each period
+// (end − period, end] of the chunk.
+func (c *Collector) readExisting(ctx context.Context, ch chunk, names []string) (existingData, error) {
 	mint, maxt := ch.from.UnixMilli()+1, ch.to.UnixMilli()
 	q, err := c.opts.Storage.Querier(mint, maxt)
 	if err != nil {
 		return nil, fmt.Errorf("query stored samples: %w", err)
 	}
 	defer q.Close()
-	m, err := labels.NewMatcher(labels.MatchRegexp, labels.MetricName, strings.Join(series.Usage, "|"))
+	m, err := labels.NewMatcher(labels.MatchRegexp, labels.MetricName, strings.Join(names, "|"))
 	if err != nil {
 		return nil, fmt.Errorf("build series matcher: %w", err)
 	}

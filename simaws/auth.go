@@ -49,6 +49,11 @@ func parseSigV4(h string) (sigV4, bool) {
 // signing a copy of the request (the headers it says it signed, the same time, region and
 // signing name) and comparing signatures.
 func (s *Sim) authenticate(r *http.Request, body []byte, svc service) *apiError {
+	return authenticate(r, body, svc, s.akid, s.secret)
+}
+
+// authenticate checks a SigV4 signature against one access key and secret.
+func authenticate(r *http.Request, body []byte, svc service, akid, secret string) *apiError {
 	missing, badKey, badSig := "MissingAuthenticationToken", "InvalidClientTokenId", "SignatureDoesNotMatch"
 	if svc == svcECS {
 		missing, badKey, badSig = "MissingAuthenticationTokenException", "UnrecognizedClientException", "InvalidSignatureException"
@@ -64,7 +69,7 @@ func (s *Sim) authenticate(r *http.Request, body []byte, svc service) *apiError 
 	if !ok {
 		return authErr(missing, "Authorization header is not a valid AWS4-HMAC-SHA256 signature")
 	}
-	if a.accessKey != s.akid {
+	if a.accessKey != akid {
 		return authErr(badKey, "The security token included in the request is invalid.")
 	}
 	signingTime, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
@@ -88,8 +93,8 @@ func (s *Sim) authenticate(r *http.Request, body []byte, svc service) *apiError 
 	}
 	sum := sha256.Sum256(body)
 	creds := aws.Credentials{
-		AccessKeyID:     s.akid,
-		SecretAccessKey: s.secret,
+		AccessKeyID:     akid,
+		SecretAccessKey: secret,
 		SessionToken:    r.Header.Get("X-Amz-Security-Token"),
 	}
 	if err := v4.NewSigner().SignHTTP(r.Context(), creds, cp, hex.EncodeToString(sum[:]), a.service, a.region, signingTime); err != nil {

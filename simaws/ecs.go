@@ -95,7 +95,7 @@ func (s *Sim) serveECS(op string, body []byte) ([]byte, *apiError) {
 }
 
 func (s *Sim) clusterArn(name string) string {
-	return fmt.Sprintf("arn:aws:ecs:%s:%s:cluster/%s", s.region, accountID, name)
+	return fmt.Sprintf("arn:aws:ecs:%s:%s:cluster/%s", s.region, s.account, name)
 }
 
 // resolveCluster accepts a cluster name or ARN; the empty string means "default".
@@ -203,7 +203,7 @@ func (s *Sim) ecsDescribeServices(req ecsRequest) (any, *apiError) {
 		if i < 0 {
 			arn := want
 			if !strings.HasPrefix(want, "arn:") {
-				arn = fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", s.region, accountID, cluster, want)
+				arn = fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", s.region, s.account, cluster, want)
 			}
 			out.Failures = append(out.Failures, ecsFailure{Arn: arn, Reason: "MISSING"})
 			continue
@@ -240,7 +240,7 @@ func (s *Sim) ecsDescribeServices(req ecsRequest) (any, *apiError) {
 }
 
 func (s *Sim) taskDefinitionArn(svc Service) string {
-	return fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s:3", s.region, accountID, svc.Name)
+	return fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s:3", s.region, s.account, svc.Name)
 }
 
 func (s *Sim) ecsDescribeTaskDefinition(req ecsRequest) (any, *apiError) {

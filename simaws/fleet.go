@@ -36,7 +36,7 @@ const (
 )
 
 const (
-	accountID           = "123456789012"
+	defaultAccountID    = "123456789012"
 	nsContainerInsights = "ECS/ContainerInsights"
 	nsALB               = "AWS/ApplicationELB"
 )
@@ -45,6 +45,7 @@ const (
 type Options struct {
 	Seed               int64  // default 1
 	Region             string // default "us-east-1"
+	AccountID          string // the account in the ARNs; default "123456789012"
 	Projects           int    // tagged projects "proj_001".., spread round-robin over Clusters; default 4
 	Clusters           int    // "cygni-prod", "cygni-staging", then "cygni-c3"...; default 2
 	ServicesPerProject int    // deployments "web", "worker", then "svc3"...; default 2
@@ -90,11 +91,12 @@ type Faults struct {
 
 // Sim is the simulated AWS endpoint. Its methods are safe for concurrent use.
 type Sim struct {
-	seed   uint64
-	region string
-	akid   string
-	secret string
-	now    func() time.Time
+	seed    uint64
+	region  string
+	account string
+	akid    string
+	secret  string
+	now     func() time.Time
 
 	clusters []string
 	services []Service
@@ -155,6 +157,9 @@ func New(opts Options) *Sim {
 	if opts.Region == "" {
 		opts.Region = "us-east-1"
 	}
+	if opts.AccountID == "" {
+		opts.AccountID = defaultAccountID
+	}
 	if opts.Projects <= 0 {
 		opts.Projects = 4
 	}
@@ -179,13 +184,14 @@ func New(opts Options) *Sim {
 		opts.Now = time.Now
 	}
 	s := &Sim{
-		seed:   mix(uint64(opts.Seed)),
-		region: opts.Region,
-		akid:   opts.AccessKeyID,
-		secret: opts.SecretAccessKey,
-		now:    opts.Now,
-		byKey:  make(map[string]metricRef),
-		calls:  make(map[string]int),
+		seed:    mix(uint64(opts.Seed)),
+		region:  opts.Region,
+		account: opts.AccountID,
+		akid:    opts.AccessKeyID,
+		secret:  opts.SecretAccessKey,
+		now:     opts.Now,
+		byKey:   make(map[string]metricRef),
+		calls:   make(map[string]int),
 	}
 	for c := range opts.Clusters {
 		switch c {
@@ -246,7 +252,7 @@ func (s *Sim) addService(cluster, name, project, dep string, withTG bool) {
 	svc := Service{
 		Cluster:       cluster,
 		Name:          name,
-		ARN:           fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", s.region, accountID, cluster, name),
+		ARN:           fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", s.region, s.account, cluster, name),
 		Project:       project,
 		Deployment:    dep,
 		TaskCPU:       cpu,
@@ -266,7 +272,7 @@ func (s *Sim) addService(cluster, name, project, dep string, withTG bool) {
 			tgName = tgName[:32]
 		}
 		m.tgSuffix = fmt.Sprintf("targetgroup/%s/%016x", tgName, mix(seed^4))
-		svc.TargetGroupARN = fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:%s", s.region, accountID, m.tgSuffix)
+		svc.TargetGroupARN = fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:%s", s.region, s.account, m.tgSuffix)
 		svc.LoadBalancer = fmt.Sprintf("app/%s-alb/%016x", cluster, mix(s.seed^uint64(len(cluster))^0x5a5a))
 	}
 	s.services = append(s.services, svc)

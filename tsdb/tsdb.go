@@ -76,6 +76,9 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	o := promtsdb.DefaultOptions()
 	o.RetentionDuration = opts.Retention.Milliseconds()
 	o.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
+	// Out-of-order chunks as large as Prometheus allows (default 32 samples): backfills and
+	// corrections land there, and blocks compacted from them keep their chunks.
+	o.OutOfOrderCapMax = 255
 	// Blocks written beside the DB (WriteBlock) are picked up at the next reload.
 	o.BlockReloadInterval = blockReloadInterval
 	// As Prometheus does: blocks grow up to a tenth of the retention, at most 31 days.
@@ -208,14 +211,56 @@ func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.App
 	}
 }
 
-// Close flushes and closes the TSDB.
+// Close writes everything the heads hold (Flush) into blocks and closes the TSDB, so that
+// after a clean shutdown the blocks alone hold every sample: read-only tools (promtool tsdb
+// dump, OpenReadOnly) and backups of the block directories miss nothing.
 func (d *DB) Close() error {
+	ferr := d.Flush(context.Background())
 	err := d.db.Close()
 	d.compactions.Wait()
 	if err != nil {
-		return fmt.Errorf("close TSDB: %w", err)
+		return errors.Join(ferr, fmt.Errorf("close TSDB: %w", err))
+	}
+	return ferr
+}
+
+// Flush persists the out-of-order head (the samples rewritten behind the head by late-data
+// corrections and backfills) and then the whole in-order head as blocks, and truncates the
+// write-ahead logs they came from. The collector calls it after a one-shot backfill; Close
+// calls it on shutdown.
+func (d *DB) Flush(ctx context.Context) error {
+	if err := d.db.CompactOOOHead(ctx); err != nil {
+		return fmt.Errorf("compact the out-of-order head: %w", err)
+	}
+	// The in-order head, one block per 2-hour range (the head's chunk range), aligned as the
+	// leveled compactor cuts them, so that these blocks still merge into larger ones.
+	h := d.db.Head()
+	if h.NumSeries() == 0 || h.MinTime() > h.MaxTime() {
+		return nil
+	}
+	step := promtsdb.DefaultBlockDuration
+	for h.NumSeries() > 0 && h.MinTime() <= h.MaxTime() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t := floorTo(h.MinTime(), step)
+		if err := d.db.CompactHead(promtsdb.NewRangeHeadWithIsolationDisabled(h, t, t+step-1)); err != nil {
+			return fmt.Errorf("compact the head: %w", err)
+		}
+		if h.MinTime() <= t+step-1 {
+			return fmt.Errorf("compact the head: its start stayed at %d after persisting [%d, %d]", h.MinTime(), t, t+step-1)
+		}
 	}
 	return nil
+}
+
+// floorTo rounds t down to a multiple of step (t may be negative).
+func floorTo(t, step int64) int64 {
+	q := t / step
+	if t%step != 0 && t < 0 {
+		q--
+	}
+	return q * step
 }
 
 // Compact persists the head's full blocks now and waits until it is done, instead of leaving

@@ -110,9 +110,32 @@ func (c *collectCmd) run(g *globals) error {
 func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.Collector, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	clients, err := collector.NewClients(ctx, p.logger, p.cfg.AWS.Region, p.vm)
-	if err != nil {
-		return nil, err
+	var (
+		clients = &collector.Clients{}
+		targets []collector.Target
+	)
+	if ts := p.cfg.AWS.Targets; len(ts) > 0 {
+		// Several accounts and regions: each target's role is assumed from the standard chain.
+		base, err := collector.NewBaseConfig(ctx, p.logger, p.cfg.AWS.Region, p.vm)
+		if err != nil {
+			return nil, err
+		}
+		tcs := make([]collector.TargetConfig, len(ts))
+		for i, t := range ts {
+			tcs[i] = collector.TargetConfig{RoleARN: t.RoleARN, ExternalID: t.ExternalID, Region: t.Region}
+		}
+		if targets, err = collector.NewTargets(base, tcs); err != nil {
+			return nil, err
+		}
+		clients.Region = p.cfg.AWS.Region
+		if clients.Region == "" {
+			clients.Region = ts[0].Region
+		}
+	} else {
+		var err error
+		if clients, err = collector.NewClients(ctx, p.logger, p.cfg.AWS.Region, p.vm); err != nil {
+			return nil, err
+		}
 	}
 	cc := p.cfg.Collector
 	shard, shards := cc.ShardOf()
@@ -125,6 +148,7 @@ func (p *process) newCollector(onProgress func(collector.Progress)) (*collector.
 		Shard:             shard,
 		Shards:            shards,
 		Watermarks:        watermarks,
+		Targets:           targets,
 		CloudWatch:        clients.CloudWatch,
 		ECS:               clients.ECS,
 		Storage:           p.db,

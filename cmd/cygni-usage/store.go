@@ -55,6 +55,10 @@ func (p *process) wireStore() error {
 	p.api.Tokens = api.StoreTokens(p.store)
 	p.api.Notifications = p.store
 	p.api.Unmapped = api.UnmappedDeps{Series: p.db, Projects: p.store, Prices: query.NewPrices(p.cfg.Pricing), Now: p.now}
+	// cygni_unmapped_estimated_cost_usd for the operators' CygniUnattributedCost rule, refreshed
+	// at the collection interval.
+	um := api.NewUnmappedMetrics(p.logger, p.vm, p.api.Unmapped, api.DefaultUnmappedMetricsWindow)
+	p.add("unmapped-metrics", func(ctx context.Context) error { return um.Run(ctx, p.cfg.Collector.Interval.D()) })
 	return nil
 }
 
