@@ -170,7 +170,7 @@ func TestDemoForANewcomer(t *testing.T) {
 	}
 
 	// A restart continues: same budgets, fresh tokens, no second backfill of the whole period.
-	p.Stop(30 * time.Second)
+	p.Stop(60 * time.Second) // shutting down writes the heads of an 18-day backfill into blocks
 	p2 := Start(t, ProcOptions{Args: []string{"demo", "--sim-addr", simAddr}, DataDir: dataDir})
 	banner2 := waitBanner(t, p2)
 	admin2 := regexp.MustCompile(`Admin token \(Acme, operator\):\s+(cyg_\S+)`).FindStringSubmatch(banner2)

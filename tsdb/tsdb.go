@@ -215,7 +215,14 @@ func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.App
 // after a clean shutdown the blocks alone hold every sample: read-only tools (promtool tsdb
 // dump, OpenReadOnly) and backups of the block directories miss nothing.
 func (d *DB) Close() error {
+	start := time.Now()
+	d.logger.Info("writing the heads into blocks before closing")
 	ferr := d.Flush(context.Background())
+	if ferr != nil {
+		d.logger.Warn("writing the heads into blocks failed; the next start replays the write-ahead log", "err", ferr)
+	} else {
+		d.logger.Info("heads written into blocks", "duration", time.Since(start).Round(time.Millisecond).String())
+	}
 	err := d.db.Close()
 	d.compactions.Wait()
 	if err != nil {

@@ -235,6 +235,20 @@ func (p *process) serveHTTP() (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
+// exitOnSecondSignal exits the process on the next SIGINT or SIGTERM: shutting down writes the
+// TSDB's heads into blocks, which can take a while after a large backfill, and an operator who
+// signals again does not want to wait. Nothing is lost: the next start replays the write-ahead
+// log, and the collector resumes from its watermark.
+func exitOnSecondSignal(logger *slog.Logger, sig <-chan os.Signal) {
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			continue
+		}
+		logger.Warn("second signal; exiting now without finishing the shutdown (the next start replays the write-ahead log)", "signal", s.String())
+		os.Exit(1)
+	}
+}
+
 // runAll runs every actor until one returns or a signal arrives, then shuts all down and
 // closes the shared parts. SIGHUP calls onReload (rule files) without stopping anything.
 func (p *process) runAll(onReload func()) error {
@@ -254,7 +268,8 @@ func (p *process) runAll(onReload func()) error {
 						}
 						continue
 					}
-					p.logger.Info("signal received; shutting down", "signal", s.String())
+					p.logger.Info("signal received; shutting down (a second one exits at once)", "signal", s.String())
+					go exitOnSecondSignal(p.logger, sig)
 					return nil
 				case <-ctx.Done():
 					return nil
