@@ -100,10 +100,10 @@ type Options struct {
 	Interval time.Duration // between runs; default 5m
 	Lookback time.Duration // re-read behind the watermark; default 15m
 	Backfill time.Duration // history read when there is no watermark; default 7d
-	// RightSizingInterval is how often the metrics priced by nothing (CpuUtilized,
-	// MemoryUtilized, RunningTaskCount) are read, each time from their own watermark at 1-minute
-	// periods; default 1h. Reading them every cycle is almost half the CloudWatch bill. A value at or
-	// below Interval reads them every cycle.
+	// RightSizingInterval is how often the right-sizing metrics, priced by nothing (CpuUtilized,
+	// MemoryUtilized), are read, each time from their own watermark at 1-minute periods; default
+	// 1h. Reading them every cycle is a third of the CloudWatch bill. A value at or below Interval
+	// reads them every cycle.
 	RightSizingInterval time.Duration
 	// DiscoveryInterval is how long an ECS discovery is reused; default 10m. It must not exceed
 	// Lookback, so that the first minutes of a service created just after a discovery are still

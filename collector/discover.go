@@ -61,11 +61,12 @@ func (k conversion) apply(v float64, period int64) float64 {
 }
 
 // containerInsights lists the Container Insights metrics and the series each one fills.
-// The right-sizing metrics (what the tasks used, not what they reserved) and RunningTaskCount are
-// priced by nothing and feed only recommendations and analytics, so they are read at
-// Options.RightSizingInterval, still at 1-minute periods: the same samples, fewer GetMetricData
-// metrics. Everything that is priced (reserved CPU and memory, egress, requests) is read every
-// cycle, so budgets, alerts and invoices see it within one interval.
+// The right-sizing metrics (what the tasks used, not what they reserved) are priced by nothing and
+// feed only recommendations, so they are read at Options.RightSizingInterval, still at 1-minute
+// periods: the same samples, fewer GetMetricData metrics. Everything else (reserved CPU and
+// memory, running tasks, egress, requests) is read every cycle, the seed's 5-minute collection:
+// budgets, alerts and invoices see it within one interval, and the running-task counts the
+// console and the API show are as fresh as the money.
 var containerInsights = []struct {
 	metric, stat, series string
 	conv                 conversion
@@ -75,7 +76,7 @@ var containerInsights = []struct {
 	{"CpuUtilized", "Sum", series.CPUUsedSeconds, convCPU, true},
 	{"MemoryReserved", "Sum", series.MemoryGBHours, convMemory, false},
 	{"MemoryUtilized", "Sum", series.MemoryUsedGBHours, convMemory, true},
-	{"RunningTaskCount", "Average", series.RunningTasks, convTasks, true},
+	{"RunningTaskCount", "Average", series.RunningTasks, convTasks, false},
 	{"NetworkTxBytes", "Sum", series.EgressBytes, convBytes, false},
 }
 
@@ -83,8 +84,8 @@ var containerInsights = []struct {
 type metricSet uint8
 
 const (
-	billedMetrics      metricSet = 1 << iota // what is priced: reserved CPU and memory, egress, requests
-	rightSizingMetrics                       // CpuUtilized, MemoryUtilized, RunningTaskCount
+	billedMetrics      metricSet = 1 << iota // every cycle: reserved CPU and memory, running tasks, egress, requests
+	rightSizingMetrics                       // CpuUtilized, MemoryUtilized
 	allMetrics         = billedMetrics | rightSizingMetrics
 )
 

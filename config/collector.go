@@ -25,9 +25,9 @@ type CollectorConfig struct {
 	// RetryMaxElapsed bounds the back-off around one failing AWS call before the cycle gives up
 	// and retries at the next interval (default 2m).
 	RetryMaxElapsed Duration `yaml:"retry_max_elapsed"`
-	// RightSizingInterval is how often the metrics priced by nothing (CpuUtilized,
-	// MemoryUtilized, RunningTaskCount) are read — still at 1-minute periods (default 1h; at or
-	// below interval, every cycle).
+	// RightSizingInterval is how often the right-sizing metrics, priced by nothing (CpuUtilized,
+	// MemoryUtilized), are read — still at 1-minute periods (default 1h; at or below interval,
+	// every cycle).
 	RightSizingInterval Duration `yaml:"right_sizing_interval"`
 	// DiscoveryInterval is how long one ECS discovery (ListServices, DescribeServices) is reused
 	// (default 10m); at most lookback, so a new service's first minutes are still re-read.
