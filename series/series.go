@@ -27,6 +27,10 @@ const (
 	ProjectCostUSD            = "cygni_project_cost_usd"
 	ProjectCostMonthToDateUSD = "cygni_project_cost_month_to_date_usd"
 	ProjectCostForecastUSD    = "cygni_project_cost_forecast_month_usd"
+	// ProjectBudgetUsedPercent is budget.PercentUsed of the month-to-date cost and the limit:
+	// floored to 0.1, so that comparing it with a threshold in the rule files gives exactly
+	// budget.Reached, as the API and the notifier decide.
+	ProjectBudgetUsedPercent = "cygni_project_budget_used_percent"
 )
 
 // Label names.
