@@ -132,8 +132,20 @@ func (a *Amounts) quanta(m Metric) decimal.Decimal {
 	return decimal.NewFromBigInt(a[m].Big(), 0)
 }
 
-// cost prices amounts with sheet i.
+// cost prices amounts with sheet i: from the integer pricing (fixedCost, the one arithmetic
+// every price goes through), or, only where that cannot be exact (a price with more decimals
+// than it holds, an amount beyond 64 bits), from costDecimal, the same formula in arbitrary
+// precision (TestPricingPathsAgree holds the two equal where both apply).
 func (p Prices) cost(i int, a *Amounts) Cost {
+	if fc, ok := p.fixedCost(i, a); ok {
+		return fc.decimal()
+	}
+	return p.costDecimal(i, a)
+}
+
+// costDecimal is the pricing formula of fixedCost in decimals: compute and memory rounded half
+// away from zero to costPrecision decimals, everything else exact.
+func (p Prices) costDecimal(i int, a *Amounts) Cost {
 	s := p.sheets[i]
 	var c Cost
 	if !a[CPUSeconds].IsZero() {
