@@ -96,6 +96,16 @@ func (p Prices) sheet(t int64) int {
 // CostAt prices amounts with the sheet in force at t (an hour's start), exactly.
 func (p Prices) CostAt(t time.Time, a *Amounts) Cost { return p.cost(p.sheet(t.UnixMilli()), a) }
 
+// TaskHourCost is the price of one task-hour of a task size (vCPU, GB of memory) with the sheet
+// in force at t: an hour of that size as amounts, priced by cost like any usage. A size finer
+// than the quanta (1/921,600 vCPU, 1/61,440 GB) is rounded to them; Fargate's sizes never are.
+func (p Prices) TaskHourCost(t time.Time, vcpu, memoryGB decimal.Decimal) decimal.Decimal {
+	var a Amounts
+	a[CPUSeconds] = Int128Of(vcpu.Mul(cpuQuantaPerHour).Round(0).IntPart())
+	a[MemoryGBHours] = Int128Of(memoryGB.Mul(memQuantaPerUnit).Round(0).IntPart())
+	return p.CostAt(t, &a).Total()
+}
+
 // SheetAt returns the prices in force at t.
 func (p Prices) SheetAt(t time.Time) config.PriceSheet { return p.sheets[p.sheet(t.UnixMilli())] }
 
