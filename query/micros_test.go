@@ -3,6 +3,7 @@ package query
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -84,5 +85,20 @@ func TestPricingPathsAgree(t *testing.T) {
 	neg := Amounts{CPUSeconds: Int128Of(-1)}
 	if _, ok := p.Micros(0, &neg); ok {
 		t.Error("negative amounts took the integer path")
+	}
+}
+
+// TestTaskHourCost: every Fargate size is a whole number of quanta, so pricing a task-hour
+// through the usage arithmetic gives exactly vCPU × price + GB × price.
+func TestTaskHourCost(t *testing.T) {
+	d := func(s string) config.Decimal { return config.Decimal{Decimal: decimal.RequireFromString(s)} }
+	sheet := config.DefaultPriceSheet()
+	sheet.VCPUHour, sheet.MemoryGBHour = d("0.04048"), d("0.004445")
+	p := NewPrices(config.PricingConfig{Sheets: []config.PriceSheet{sheet}})
+	for _, s := range fargateSizes {
+		want := s.VCPU.Mul(sheet.VCPUHour.Decimal).Add(s.MemoryGB.Mul(sheet.MemoryGBHour.Decimal))
+		if got := p.TaskHourCost(time.Time{}, s.VCPU, s.MemoryGB); !got.Equal(want) {
+			t.Errorf("%s vCPU %s GB: %s, want %s", s.VCPU, s.MemoryGB, got, want)
+		}
 	}
 }
