@@ -38,7 +38,7 @@ func BenchmarkEvalShippedRules(b *testing.B) {
 		if i%10 == 0 {
 			mtd = 85
 		}
-		for name, v := range map[string]float64{series.ProjectBudgetUSD: 100, series.ProjectCostMonthToDateUSD: mtd, series.ProjectCostForecastUSD: 90} {
+		for name, v := range map[string]float64{series.ProjectBudgetUSD: 100, series.ProjectCostMonthToDateUSD: mtd, series.ProjectCostForecastUSD: 90, series.ProjectBudgetUsedPercent: mtd} {
 			for m := range 5 {
 				if _, err := app.Append(0, labels.FromStrings("__name__", name, "project", id), ts.Add(time.Duration(m-4)*time.Minute).UnixMilli(), v); err != nil {
 					b.Fatal(err)

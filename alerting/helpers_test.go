@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/budget"
 	"github.com/cygni/usage/internal/smtptest"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -70,6 +71,11 @@ func writeDerived(t testing.TB, db tsdb.Storage, st *store.Store, ts time.Time, 
 	writeGauges(t, db, ts, budget, mtd, forecast)
 }
 
+// budgetPercent is the Deriver's cygni_project_budget_used_percent for these dollar amounts.
+func budgetPercent(mtd, limit float64) float64 {
+	return budget.PercentUsed(decimal.NewFromFloat(mtd), decimal.NewFromFloat(limit)).InexactFloat64()
+}
+
 // setLimit sets proj_001's budget limit in the store.
 func setLimit(t testing.TB, st *store.Store, budget float64) {
 	t.Helper()
@@ -86,6 +92,7 @@ func writeGauges(t testing.TB, db tsdb.Storage, ts time.Time, budget, mtd, forec
 		series.ProjectBudgetUSD:          budget,
 		series.ProjectCostMonthToDateUSD: mtd,
 		series.ProjectCostForecastUSD:    forecast,
+		series.ProjectBudgetUsedPercent:  budgetPercent(mtd, budget),
 	} {
 		if _, err := app.Append(0, labels.FromStrings("__name__", name, series.LabelProject, "proj_001"), ts.UnixMilli(), v); err != nil {
 			t.Fatal(err)

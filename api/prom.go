@@ -160,6 +160,7 @@ var promMetadata = map[string]PromMetricMetadata{
 	series.ProjectCostUSD:            {"gauge", "The project's cost in the hour ending at the sample, by resource, in US dollars.", "usd"},
 	series.ProjectCostMonthToDateUSD: {"gauge", "The project's cost in the billing period so far, in US dollars.", "usd"},
 	series.ProjectCostForecastUSD:    {"gauge", "The project's forecast cost at the end of the billing period, in US dollars.", "usd"},
+	series.ProjectBudgetUsedPercent:  {"gauge", "Percent of the project's budget used in the billing period, floored to 0.1 (as the API shows it).", "percent"},
 }
 
 // promMetadata answers /api/v1/metadata (parameters metric, limit, limit_per_metric).

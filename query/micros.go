@@ -2,6 +2,7 @@ package query
 
 import (
 	"math"
+	"math/big"
 	"math/bits"
 
 	"github.com/shopspring/decimal"
@@ -119,45 +120,139 @@ func toMicros(x u128) (int64, bool) {
 	return int64(q.lo), over || q.hi != 0 || q.lo > math.MaxInt64
 }
 
-// Micros prices amounts with sheet i in integers and rounds each resource and the total to
+// Resources of fixedCost, in the order of Cost's fields.
+const (
+	rCompute = iota
+	rMemory
+	rBandwidth
+	rRequests
+	rStorage
+	numResources
+)
+
+// pricedMetric is the metric each resource of fixedCost prices.
+var pricedMetric = [numResources]Metric{CPUSeconds, MemoryGBHours, EgressBytes, Requests, StorageGBHours}
+
+// fixedCost is an exact Cost in integers, each resource a sign and a magnitude: compute,
+// memory, requests and storage in 10^-20 USD, bandwidth in 10^-20 / 2^30 USD.
+type fixedCost struct {
+	mag [numResources]u128
+	neg [numResources]bool
+}
+
+// pow5x30 is 5^30: x / 2^30 × 10^-20 = x × 5^30 × 10^-50.
+var pow5x30 = new(big.Int).Exp(big.NewInt(5), big.NewInt(30), nil)
+
+// fixedCost prices amounts with sheet i: the one pricing arithmetic, from which Cost (the API,
+// the cost series, budgets and alerts) and Micros (export rows) are both derived.
+//
+//	compute  = round(vCPU-second quanta × price / (256 × 3600)) at 20 decimals
+//	memory   = round(MiB-minutes × price / 61,440) at 20 decimals
+//	egress   = bytes × price / 2^30, exact
+//	requests = requests × price / 10^6, exact
+//	storage  = 10^-9 GB-hour quanta × price / 10^9, exact
+//
+// rounding half away from zero (a negative correction costs exactly minus its magnitude). ok is
+// false where integers cannot hold it exactly: a price with more decimals than newFixedSheet
+// takes, an amount beyond 64 bits, a product beyond 128; cost then uses costDecimal, the same
+// formula in arbitrary precision.
+func (p Prices) fixedCost(i int, a *Amounts) (fc fixedCost, ok bool) {
+	if i < 0 || i >= len(p.sheets) || !p.fixed[i].ok {
+		return fc, false
+	}
+	f := p.fixed[i]
+	prices := [numResources]fixedPrice{f.cpu, f.mem, f.egress, f.req, f.storage}
+	for r, m := range pricedMetric {
+		v, fits := a[m].Int64()
+		if !fits || v == math.MinInt64 {
+			return fixedCost{}, false
+		}
+		if v == 0 {
+			continue
+		}
+		if v < 0 {
+			fc.neg[r], v = true, -v
+		}
+		pr := prices[r]
+		var x u128
+		var o1, o2 bool
+		switch r {
+		case rCompute:
+			x, o1 = scaled(v, pr.m, 20-pr.k)
+			x, o2 = divRound(x, uint64(PerUnit[CPUSeconds])*3600)
+		case rMemory:
+			x, o1 = scaled(v, pr.m, 20-pr.k)
+			x, o2 = divRound(x, uint64(PerUnit[MemoryGBHours]))
+		case rBandwidth:
+			x, o1 = scaled(v, pr.m, 20-pr.k)
+		case rRequests:
+			x, o1 = scaled(v, pr.m, 14-pr.k)
+		case rStorage:
+			x, o1 = scaled(v, pr.m, 11-pr.k)
+		}
+		if o1 || o2 {
+			return fixedCost{}, false
+		}
+		fc.mag[r] = x
+	}
+	return fc, true
+}
+
+func (x u128) big() *big.Int {
+	b := new(big.Int).SetUint64(x.hi)
+	b.Lsh(b, 64)
+	return b.Or(b, new(big.Int).SetUint64(x.lo))
+}
+
+// decimal returns the exact Cost.
+func (fc fixedCost) decimal() Cost {
+	var d [numResources]decimal.Decimal
+	for r, x := range fc.mag {
+		if x == (u128{}) {
+			continue
+		}
+		var v decimal.Decimal
+		switch {
+		case r == rBandwidth:
+			v = decimal.NewFromBigInt(new(big.Int).Mul(x.big(), pow5x30), -50)
+		case x.hi == 0 && x.lo <= math.MaxInt64:
+			v = decimal.New(int64(x.lo), -20)
+		default:
+			v = decimal.NewFromBigInt(x.big(), -20)
+		}
+		if fc.neg[r] {
+			v = v.Neg()
+		}
+		d[r] = v
+	}
+	return Cost{Compute: d[rCompute], Memory: d[rMemory], Bandwidth: d[rBandwidth], Requests: d[rRequests], Storage: d[rStorage]}
+}
+
+// Micros prices amounts with sheet i (fixedCost) and rounds each resource and the total to
 // micro-USD exactly as StringFixed(6) rounds the exact Cost of Cost(i, a). ok is false when the
 // integer path cannot be exact (negative amounts, prices with many decimals, sums beyond 128
 // bits): use Cost then.
 func (p Prices) Micros(i int, a *Amounts) (c RowCost, ok bool) {
-	if i < 0 || i >= len(p.sheets) {
+	fc, ok := p.fixedCost(i, a)
+	if !ok {
 		return c, false
 	}
-	f := p.fixed[i]
-	if !f.ok {
-		return c, false
-	}
-	var q [NumMetrics]int64
-	for _, m := range [...]Metric{CPUSeconds, MemoryGBHours, EgressBytes, Requests, StorageGBHours} {
-		v, fits := a[m].Int64()
-		if !fits || v < 0 {
+	for _, n := range fc.neg {
+		if n {
 			return c, false
 		}
-		q[m] = v
 	}
-	var over [12]bool
-	// Units of 10^-20 USD. Compute: round(quanta × m × 10^(20−k) / (256 × 3600)), memory:
-	// round(MiB-minutes × m × 10^(20−k) / 61440), both half up at 20 decimals as Cost rounds.
-	cn, o0 := scaled(q[CPUSeconds], f.cpu.m, 20-f.cpu.k)
-	cq, o1 := divRound(cn, uint64(PerUnit[CPUSeconds])*3600)
-	mn, o2 := scaled(q[MemoryGBHours], f.mem.m, 20-f.mem.k)
-	mem, o3 := divRound(mn, uint64(PerUnit[MemoryGBHours]))
-	req, o4 := scaled(q[Requests], f.req.m, 14-f.req.k)
-	st, o5 := scaled(q[StorageGBHours], f.storage.m, 11-f.storage.k)
-	// Bandwidth: bytes × m × 10^(20−k) / 2^30 = q + r/2^30; the remainder never changes a
-	// rounding to 6 decimals of a sum of whole 10^-20 units plus q.
-	bn, o6 := scaled(q[EgressBytes], f.egress.m, 20-f.egress.k)
+	// Bandwidth: x / 2^30 = q + r/2^30; the remainder never changes a rounding to 6 decimals
+	// of a sum of whole 10^-20 units plus q.
+	bn := fc.mag[rBandwidth]
 	bq := u128{bn.hi >> 30, bn.hi<<34 | bn.lo>>30}
-	over[0], over[1], over[2], over[3], over[4], over[5], over[6] = o0, o1, o2, o3, o4, o5, o6
+	cq, mem, req, st := fc.mag[rCompute], fc.mag[rMemory], fc.mag[rRequests], fc.mag[rStorage]
+	var over [4]bool
 	tot, o7 := add128(cq, mem)
 	tot, o8 := add128(tot, bq)
 	tot, o9 := add128(tot, req)
 	tot, o10 := add128(tot, st)
-	over[7], over[8], over[9], over[10] = o7, o8, o9, o10
+	over[0], over[1], over[2], over[3] = o7, o8, o9, o10
 	for _, o := range over {
 		if o {
 			return RowCost{}, false

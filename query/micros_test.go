@@ -3,15 +3,18 @@ package query
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/config"
 )
 
-// TestMicrosMatchesDecimal holds the integer pricing of export rows to the exact decimal one:
-// every resource and the total round to the same micro-dollars as Cost(...).StringFixed(6).
-func TestMicrosMatchesDecimal(t *testing.T) {
+// TestPricingPathsAgree holds the one pricing arithmetic (fixedCost) to the same formula in
+// arbitrary precision (costDecimal, used only where integers cannot be exact): equal to the last
+// digit, negative corrections included; and Micros, derived from it for export rows, rounds
+// every resource and the total to the same micro-dollars as Cost(...).StringFixed(6).
+func TestPricingPathsAgree(t *testing.T) {
 	sheets := []config.PriceSheet{config.DefaultPriceSheet()}
 	for _, ps := range [][5]string{
 		{"0.04048", "0.004445", "0.09", "0.0001", "0.40"},
@@ -36,7 +39,7 @@ func TestMicrosMatchesDecimal(t *testing.T) {
 		return rng.Int64N(1 << 62)
 	}
 	fast := 0
-	for n := range 200000 {
+	for n := range 100000 {
 		i := n % len(sheets)
 		a := Amounts{CPUSeconds: Int128Of(amount()), MemoryGBHours: Int128Of(amount()), EgressBytes: Int128Of(amount()), Requests: Int128Of(amount()), StorageGBHours: Int128Of(amount())}
 		if n%3 == 0 { // ties: multiples that land on half a micro-dollar
@@ -44,6 +47,10 @@ func TestMicrosMatchesDecimal(t *testing.T) {
 			a[MemoryGBHours] = Int128Of(6144 * rng.Int64N(1e9) * 5)
 		}
 		c := p.Cost(i, &a)
+		if d := p.costDecimal(i, &a); !c.Compute.Equal(d.Compute) || !c.Memory.Equal(d.Memory) || !c.Bandwidth.Equal(d.Bandwidth) ||
+			!c.Requests.Equal(d.Requests) || !c.Storage.Equal(d.Storage) {
+			t.Fatalf("sheet %d amounts %v: integer pricing %+v, decimal %+v", i, a, c, d)
+		}
 		m, ok := p.Micros(i, &a)
 		if !ok {
 			continue
@@ -57,11 +64,41 @@ func TestMicrosMatchesDecimal(t *testing.T) {
 			}
 		}
 	}
-	if fast < 100000 {
-		t.Errorf("only %d of 200000 priced on the integer path", fast)
+	if fast < 50000 {
+		t.Errorf("only %d of 100000 priced on the integer path", fast)
+	}
+	for n := range 20000 {
+		i := n % len(sheets)
+		a := Amounts{CPUSeconds: Int128Of(-amount()), MemoryGBHours: Int128Of(-amount()), EgressBytes: Int128Of(-amount()), Requests: Int128Of(amount()), StorageGBHours: Int128Of(-amount())}
+		if n%2 == 0 { // ties
+			a[CPUSeconds] = Int128Of(-9216 * rng.Int64N(1e9) * 5)
+			a[MemoryGBHours] = Int128Of(-6144 * rng.Int64N(1e9) * 5)
+		}
+		c, d := p.Cost(i, &a), p.costDecimal(i, &a)
+		if !c.Compute.Equal(d.Compute) || !c.Memory.Equal(d.Memory) || !c.Bandwidth.Equal(d.Bandwidth) || !c.Requests.Equal(d.Requests) || !c.Storage.Equal(d.Storage) {
+			t.Fatalf("sheet %d amounts %v: integer pricing %+v, decimal %+v", i, a, c, d)
+		}
+	}
+	if _, ok := p.fixedCost(1, &Amounts{CPUSeconds: Int128Of(-5)}); !ok {
+		t.Error("a negative correction left the integer pricing")
 	}
 	neg := Amounts{CPUSeconds: Int128Of(-1)}
 	if _, ok := p.Micros(0, &neg); ok {
 		t.Error("negative amounts took the integer path")
+	}
+}
+
+// TestTaskHourCost: every Fargate size is a whole number of quanta, so pricing a task-hour
+// through the usage arithmetic gives exactly vCPU × price + GB × price.
+func TestTaskHourCost(t *testing.T) {
+	d := func(s string) config.Decimal { return config.Decimal{Decimal: decimal.RequireFromString(s)} }
+	sheet := config.DefaultPriceSheet()
+	sheet.VCPUHour, sheet.MemoryGBHour = d("0.04048"), d("0.004445")
+	p := NewPrices(config.PricingConfig{Sheets: []config.PriceSheet{sheet}})
+	for _, s := range fargateSizes {
+		want := s.VCPU.Mul(sheet.VCPUHour.Decimal).Add(s.MemoryGB.Mul(sheet.MemoryGBHour.Decimal))
+		if got := p.TaskHourCost(time.Time{}, s.VCPU, s.MemoryGB); !got.Equal(want) {
+			t.Errorf("%s vCPU %s GB: %s, want %s", s.VCPU, s.MemoryGB, got, want)
+		}
 	}
 }

@@ -96,6 +96,16 @@ func (p Prices) sheet(t int64) int {
 // CostAt prices amounts with the sheet in force at t (an hour's start), exactly.
 func (p Prices) CostAt(t time.Time, a *Amounts) Cost { return p.cost(p.sheet(t.UnixMilli()), a) }
 
+// TaskHourCost is the price of one task-hour of a task size (vCPU, GB of memory) with the sheet
+// in force at t: an hour of that size as amounts, priced by cost like any usage. A size finer
+// than the quanta (1/921,600 vCPU, 1/61,440 GB) is rounded to them; Fargate's sizes never are.
+func (p Prices) TaskHourCost(t time.Time, vcpu, memoryGB decimal.Decimal) decimal.Decimal {
+	var a Amounts
+	a[CPUSeconds] = Int128Of(vcpu.Mul(cpuQuantaPerHour).Round(0).IntPart())
+	a[MemoryGBHours] = Int128Of(memoryGB.Mul(memQuantaPerUnit).Round(0).IntPart())
+	return p.CostAt(t, &a).Total()
+}
+
 // SheetAt returns the prices in force at t.
 func (p Prices) SheetAt(t time.Time) config.PriceSheet { return p.sheets[p.sheet(t.UnixMilli())] }
 
@@ -132,8 +142,20 @@ func (a *Amounts) quanta(m Metric) decimal.Decimal {
 	return decimal.NewFromBigInt(a[m].Big(), 0)
 }
 
-// cost prices amounts with sheet i.
+// cost prices amounts with sheet i: from the integer pricing (fixedCost, the one arithmetic
+// every price goes through), or, only where that cannot be exact (a price with more decimals
+// than it holds, an amount beyond 64 bits), from costDecimal, the same formula in arbitrary
+// precision (TestPricingPathsAgree holds the two equal where both apply).
 func (p Prices) cost(i int, a *Amounts) Cost {
+	if fc, ok := p.fixedCost(i, a); ok {
+		return fc.decimal()
+	}
+	return p.costDecimal(i, a)
+}
+
+// costDecimal is the pricing formula of fixedCost in decimals: compute and memory rounded half
+// away from zero to costPrecision decimals, everything else exact.
+func (p Prices) costDecimal(i int, a *Amounts) Cost {
 	s := p.sheets[i]
 	var c Cost
 	if !a[CPUSeconds].IsZero() {

@@ -77,10 +77,7 @@ func (e *Engine) Recommendations(ctx context.Context, projects []string, now tim
 	if err != nil {
 		return nil, fmt.Errorf("usage of the last 14 days: %w", err)
 	}
-	sheet := e.prices.SheetAt(now)
-	price := func(s Size) decimal.Decimal {
-		return s.VCPU.Mul(sheet.VCPUHour.Decimal).Add(s.MemoryGB.Mul(sheet.MemoryGBHour.Decimal))
-	}
+	price := func(s Size) decimal.Decimal { return e.prices.TaskHourCost(now, s.VCPU, s.MemoryGB) }
 	var out []Recommendation
 	for _, k := range ru.Keys() {
 		var (

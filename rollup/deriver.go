@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/cygni/usage/budget"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -121,7 +122,8 @@ type DeriverOptions struct {
 //     nothing is overwritten and sum_over_time over the hour stays exact.
 //   - cygni_project_cost_usd{project,resource} — the hour's cost in USD, the same way.
 //   - cygni_project_budget_usd{project}, cygni_project_cost_month_to_date_usd{project},
-//     cygni_project_cost_forecast_month_usd{project} — gauges stamped at now.
+//     cygni_project_cost_forecast_month_usd{project}, cygni_project_budget_used_percent{project}
+//     (budget.PercentUsed) — gauges stamped at now.
 type Deriver struct {
 	logger *slog.Logger
 	opts   DeriverOptions
@@ -825,9 +827,12 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 			l := func(name string) labels.Labels {
 				return labels.FromStrings(labels.MetricName, name, series.LabelProject, p.ID)
 			}
-			w.add(l(series.ProjectBudgetUSD), ts, store.EffectiveLimit(p, team).InexactFloat64())
-			fc := f[p.ID]
+			limit, fc := store.EffectiveLimit(p, team), f[p.ID]
+			w.add(l(series.ProjectBudgetUSD), ts, limit.InexactFloat64())
 			w.add(l(series.ProjectCostMonthToDateUSD), ts, fc.MonthToDate.Total().InexactFloat64())
+			// The rule files compare this with their thresholds: exact (budget.PercentUsed
+			// floors to 0.1), unlike the ratio of the two rounded floats above.
+			w.add(l(series.ProjectBudgetUsedPercent), ts, budget.PercentUsed(fc.MonthToDate.Total(), limit).InexactFloat64())
 			w.add(l(series.ProjectCostForecastUSD), ts, fc.Forecast.InexactFloat64())
 			writeThresholds(w, settings, p, ts)
 		}

@@ -211,6 +211,10 @@ func TestDeriverGauges(t *testing.T) {
 	if got := at(series.ProjectBudgetUSD); got != 250.5 {
 		t.Errorf("budget %v, want 250.5", got)
 	}
+	// $2.91 of $250.50 is 1.1616… %: floored to 0.1 as the API's percentUsed shows it.
+	if got := at(series.ProjectBudgetUsedPercent); got != 1.1 {
+		t.Errorf("budget used %v %%, want 1.1", got)
+	}
 }
 
 func TestDeriverWaitsForTheCollectorsWatermark(t *testing.T) {

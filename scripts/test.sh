@@ -156,6 +156,15 @@ for mod in grafana-plugin deploy; do
 done
 # ---- end of the plugin and deploy modules
 
+# ---- The simulated year of issue #12 at full size (100 projects × 365 days through simaws, the
+# collector, the TSDB, billing and the recording Stripe server): hours of CPU on these machines
+# (docs/billing.md), so only when asked with CYGNI_CI_YEAR_FULL=1. "go test" above runs the
+# always-on variant (2 projects × 75 days).
+if [ "${CYGNI_CI_YEAR_FULL:-}" = "1" ]; then
+  step "billing: the simulated year, full size" env CYGNI_TEST_YEAR_FULL=1 go test -count=1 -timeout 8h -run '^TestYearExactToTheUnit$' -v ./billing/
+fi
+# ---- end of the simulated year block
+
 # The end-to-end package again at pinned instants: in the simulated night, right after a month
 # boundary, and on a DST change day (Europe, 2026-03-29). Only in CI or when asked, to keep a
 # developer's run short.

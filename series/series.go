@@ -40,6 +40,10 @@ const (
 	// ProjectCostDayToDateUSD{project} its cost since local midnight in the team's time zone.
 	ProjectBudgetDailyUSD   = "cygni_project_budget_daily_usd"
 	ProjectCostDayToDateUSD = "cygni_project_cost_day_to_date_usd"
+	// ProjectBudgetUsedPercent is budget.PercentUsed of the month-to-date cost and the limit:
+	// floored to 0.1, so that comparing it with a threshold in the rule files gives exactly
+	// budget.Reached, as the API and the notifier decide.
+	ProjectBudgetUsedPercent = "cygni_project_budget_used_percent"
 )
 
 // Label names.

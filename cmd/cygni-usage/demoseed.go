@@ -131,13 +131,27 @@ func demoBudget(sim *simaws.Sim, dp demoProject, anchorDay int, now time.Time, b
 		if sim == nil || !from.Before(to) {
 			return decimal.Zero
 		}
-		truth := func(s string) decimal.Decimal {
-			return decimal.NewFromFloat(sim.ProjectTruth(dp.project.ID, s, from, to))
+		// The simulator's exact integer truth as the collector's quanta, priced by the one
+		// pricing arithmetic (query.Prices) with the sheet in force now.
+		var a query.Amounts
+		for _, svc := range sim.Services() {
+			if svc.Project != dp.project.ID {
+				continue
+			}
+			for _, q := range []struct {
+				m    query.Metric
+				per  int64 // quanta per raw CloudWatch unit
+				name string
+			}{
+				{query.CPUSeconds, 15, series.CPUSeconds},      // a CPU-unit-minute is 60/1024 vCPU-s = 15/256
+				{query.MemoryGBHours, 1, series.MemoryGBHours}, // MiB-minutes
+				{query.EgressBytes, 60, series.EgressBytes},    // bytes per second, over a minute
+				{query.Requests, 1, series.Requests},
+			} {
+				_ = a.AddQuanta(q.m, sim.RawTruth(svc, q.name, from, to)*q.per)
+			}
 		}
-		return truth(series.CPUSeconds).Div(decimal.NewFromInt(3600)).Mul(sheet.VCPUHour.Decimal).
-			Add(truth(series.MemoryGBHours).Mul(sheet.MemoryGBHour.Decimal)).
-			Add(truth(series.EgressBytes).Div(decimal.NewFromInt(series.GiB)).Mul(sheet.EgressGB.Decimal)).
-			Add(truth(series.Requests).Div(decimal.NewFromInt(1_000_000)).Mul(sheet.MillionRequests.Decimal))
+		return query.NewPrices(config.PricingConfig{Sheets: []config.PriceSheet{sheet}}).CostAt(from, &a).Total()
 	}
 	used := cost(from, to)
 	cent := decimal.New(1, -2)
