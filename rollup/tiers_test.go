@@ -84,8 +84,10 @@ func TestTiersExactAgainstTruth(t *testing.T) {
 	if err := d.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if hf, ht := d.Range(); !hf.Equal(from) || !ht.Equal(to) {
-		t.Fatalf("hourly span %s..%s, want %s..%s", hf, ht, from, to)
+	// The span starts where the TSDB says its data starts (its oldest block's start, aligned to
+	// the block range), so it may begin an hour or two before the fixture's first sample.
+	if hf, ht := d.Range(); hf.After(from) || from.Sub(hf) > 2*time.Hour || !ht.Equal(to) {
+		t.Fatalf("hourly span %s..%s, want %s..%s (or from up to 2 hours earlier)", hf, ht, from, to)
 	}
 	if df, dt := d.DailyRange(); !df.Equal(from) || !dt.Equal(to) {
 		t.Fatalf("daily span %s..%s, want %s..%s", df, dt, from, to)

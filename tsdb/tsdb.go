@@ -20,9 +20,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 )
@@ -52,7 +57,22 @@ type DB struct {
 	// compactions are the Compact calls still waiting for Prometheus' compaction lock after
 	// their caller gave up (compact); Close waits for them.
 	compactions sync.WaitGroup
+	// writeMu keeps compaction and appends apart: an appender holds it shared from its first
+	// sample to Commit or Rollback, a compaction exclusively. Prometheus' own compaction loop
+	// is off (compactLoop runs it under writeMu): compacting the head and the out-of-order head
+	// while an appender is adding samples to the range being compacted lost those samples
+	// (committed, never in a block, gone at the next head truncation) — a collector batch
+	// writing the first hours of a backfill behind another batch's newer samples lost them.
+	writeMu     sync.RWMutex
+	autoCompact atomic.Bool
+	stop        chan struct{}
+	stopOnce    sync.Once
+	loopDone    chan struct{}
 }
+
+// compactInterval is how often compactLoop looks for something to compact (Prometheus' loop
+// looks every block-reload interval, a second here, and finds nothing most of the time).
+const compactInterval = 5 * time.Second
 
 var _ storage.Storage = (*DB)(nil)
 
@@ -94,14 +114,54 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB in %s: %w", opts.Dir, err)
 	}
-	return &DB{db: db, logger: logger}, nil
+	db.DisableCompactions() // compactLoop compacts, under writeMu
+	d := &DB{db: db, logger: logger, stop: make(chan struct{}), loopDone: make(chan struct{})}
+	d.autoCompact.Store(true)
+	go d.compactLoop()
+	return d, nil
 }
 
-// Appender returns a new appender. Samples become visible and durable on Commit.
-func (d *DB) Appender(ctx context.Context) storage.Appender { return d.db.Appender(ctx) }
+// compactLoop compacts what is due every compactInterval, as Prometheus' own loop would, but
+// never while an appender holds samples (writeMu).
+func (d *DB) compactLoop() {
+	defer close(d.loopDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-d.stop
+		cancel()
+	}()
+	tick := time.NewTicker(compactInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-tick.C:
+		}
+		if !d.autoCompact.Load() {
+			continue
+		}
+		d.writeMu.Lock()
+		err := d.db.Compact(ctx)
+		d.writeMu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			d.logger.Error("compaction failed", "err", err)
+		}
+	}
+}
 
-// AppenderV2 returns a new appender of Prometheus' next append interface.
-func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 { return d.db.AppenderV2(ctx) }
+// Appender returns a new appender. Samples become visible and durable on Commit. From its first
+// sample to Commit or Rollback no compaction runs (DB.writeMu).
+func (d *DB) Appender(ctx context.Context) storage.Appender {
+	return &lockedAppender{Appender: d.db.Appender(ctx), mu: &d.writeMu}
+}
+
+// AppenderV2 returns a new appender of Prometheus' next append interface, held apart from
+// compaction as Appender is.
+func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return &lockedAppenderV2{AppenderV2: d.db.AppenderV2(ctx), mu: &d.writeMu}
+}
 
 // Querier returns a querier over [mint, maxt] in milliseconds.
 func (d *DB) Querier(mint, maxt int64) (storage.Querier, error) { return d.db.Querier(mint, maxt) }
@@ -215,6 +275,8 @@ func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.App
 // after a clean shutdown the blocks alone hold every sample: read-only tools (promtool tsdb
 // dump, OpenReadOnly) and backups of the block directories miss nothing.
 func (d *DB) Close() error {
+	d.stopOnce.Do(func() { close(d.stop) })
+	<-d.loopDone
 	start := time.Now()
 	d.logger.Info("writing the heads into blocks before closing")
 	ferr := d.Flush(context.Background())
@@ -236,6 +298,8 @@ func (d *DB) Close() error {
 // write-ahead logs they came from. The collector calls it after a one-shot backfill; Close
 // calls it on shutdown.
 func (d *DB) Flush(ctx context.Context) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
 	if err := d.db.CompactOOOHead(ctx); err != nil {
 		return fmt.Errorf("compact the out-of-order head: %w", err)
 	}
@@ -291,6 +355,8 @@ func (d *DB) compact(ctx context.Context) error {
 	d.compactions.Add(1)
 	go func() {
 		defer d.compactions.Done()
+		d.writeMu.Lock()
+		defer d.writeMu.Unlock()
 		done <- d.db.Compact(ctx)
 	}()
 	select {
@@ -302,10 +368,10 @@ func (d *DB) compact(ctx context.Context) error {
 }
 
 // DisableCompactions stops background compaction until EnableCompactions.
-func (d *DB) DisableCompactions() { d.db.DisableCompactions() }
+func (d *DB) DisableCompactions() { d.autoCompact.Store(false) }
 
 // EnableCompactions lets background compaction run again.
-func (d *DB) EnableCompactions() { d.db.EnableCompactions() }
+func (d *DB) EnableCompactions() { d.autoCompact.Store(true) }
 
 // ReadOnly is a read-only view of a TSDB directory that a running server may be writing at the
 // same time: it takes no lock and writes nothing into the directory (Prometheus' DBReadOnly; the
@@ -342,4 +408,98 @@ func (r *ReadOnly) Querier(mint, maxt int64) (storage.Querier, error) {
 func (r *ReadOnly) Close() error {
 	err := r.db.Close()
 	return errors.Join(err, os.RemoveAll(r.sandbox))
+}
+
+// lockedAppender is a storage.Appender that holds DB.writeMu shared from its first sample to
+// Commit or Rollback, so that no compaction runs over samples it has not committed.
+type lockedAppender struct {
+	storage.Appender
+	mu   *sync.RWMutex
+	held bool
+}
+
+func (a *lockedAppender) hold() {
+	if !a.held {
+		a.mu.RLock()
+		a.held = true
+	}
+}
+
+func (a *lockedAppender) release() {
+	if a.held {
+		a.held = false
+		a.mu.RUnlock()
+	}
+}
+
+func (a *lockedAppender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	a.hold()
+	return a.Appender.Append(ref, l, t, v)
+}
+
+func (a *lockedAppender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	a.hold()
+	return a.Appender.AppendHistogram(ref, l, t, h, fh)
+}
+
+func (a *lockedAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
+	a.hold()
+	return a.Appender.AppendExemplar(ref, l, e)
+}
+
+func (a *lockedAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, m metadata.Metadata) (storage.SeriesRef, error) {
+	a.hold()
+	return a.Appender.UpdateMetadata(ref, l, m)
+}
+
+func (a *lockedAppender) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64) (storage.SeriesRef, error) {
+	a.hold()
+	return a.Appender.AppendSTZeroSample(ref, l, t, st)
+}
+
+func (a *lockedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	a.hold()
+	return a.Appender.AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
+}
+
+func (a *lockedAppender) Commit() error {
+	defer a.release()
+	return a.Appender.Commit()
+}
+
+func (a *lockedAppender) Rollback() error {
+	defer a.release()
+	return a.Appender.Rollback()
+}
+
+// lockedAppenderV2 is lockedAppender for storage.AppenderV2.
+type lockedAppenderV2 struct {
+	storage.AppenderV2
+	mu   *sync.RWMutex
+	held bool
+}
+
+func (a *lockedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	if !a.held {
+		a.mu.RLock()
+		a.held = true
+	}
+	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+}
+
+func (a *lockedAppenderV2) release() {
+	if a.held {
+		a.held = false
+		a.mu.RUnlock()
+	}
+}
+
+func (a *lockedAppenderV2) Commit() error {
+	defer a.release()
+	return a.AppenderV2.Commit()
+}
+
+func (a *lockedAppenderV2) Rollback() error {
+	defer a.release()
+	return a.AppenderV2.Rollback()
 }
