@@ -578,7 +578,15 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 		if advance {
 			next := ch.to
 			if hold && published.Before(next) {
-				next = minTime(next, maxTime(published, to.Add(-c.opts.LateDataHold), ch.from))
+				// Not past what CloudWatch has published, nor behind the watermark or the window's
+				// start; only the hold's end moves it on. (A later chunk's start is no floor: the
+				// minutes between the newest published one and that start are as unread as the
+				// chunk's own.)
+				floor := maxTime(from, to.Add(-c.opts.LateDataHold))
+				if wm := c.watermark.Load(); wm != 0 {
+					floor = maxTime(floor, time.UnixMilli(wm).UTC())
+				}
+				next = minTime(next, maxTime(published, floor))
 				old := ch.from
 				if wm := c.watermark.Load(); wm != 0 {
 					old = maxTime(old, time.UnixMilli(wm))

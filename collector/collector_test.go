@@ -422,3 +422,37 @@ func TestShardsTogetherExact(t *testing.T) {
 		t.Errorf("CollectedUntil = %v %v %v", u, ok, err)
 	}
 }
+
+// A cycle after an outage spans several chunks while CloudWatch is hours late: no chunk's start
+// may move the watermark past minutes an earlier chunk found unpublished (within the hold), so
+// once CloudWatch catches up every minute is read.
+func TestLateDataAcrossChunksOfOneCycle(t *testing.T) {
+	e := newEnv(t, simaws.Options{})
+	c := e.collector(t, func(o *Options) { o.Backfill = 30 * time.Minute; o.Chunk = time.Hour; o.RightSizingInterval = 5 * time.Minute })
+	start := testNow.Add(-30 * time.Minute)
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Four hours down; back with CloudWatch three hours late: a window of four hours and a
+	// quarter in chunks of 25 minutes (look-back + two intervals).
+	e.clock.Add(4 * time.Hour)
+	e.sim.SetFaults(simaws.Faults{LateBy: 3 * time.Hour})
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if wm, _ := c.Watermark(); wm.After(testNow.Add(time.Hour)) {
+		t.Errorf("watermark %v after the cycle, past the newest published minute %v", wm, testNow.Add(time.Hour))
+	}
+	// CloudWatch catches up.
+	e.sim.SetFaults(simaws.Faults{})
+	for range 3 {
+		e.clock.Add(5 * time.Minute)
+		if err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.assertProjectsExact(t, start, e.clock.Now().Truncate(time.Minute))
+	if n := counter(e.set, "cygni_collector_abandoned_minutes_total"); n != 0 {
+		t.Errorf("%d minutes abandoned, want 0", n)
+	}
+}
