@@ -428,7 +428,11 @@ func TestShardsTogetherExact(t *testing.T) {
 // once CloudWatch catches up every minute is read.
 func TestLateDataAcrossChunksOfOneCycle(t *testing.T) {
 	e := newEnv(t, simaws.Options{})
-	c := e.collector(t, func(o *Options) { o.Backfill = 30 * time.Minute; o.Chunk = time.Hour; o.RightSizingInterval = 5 * time.Minute })
+	c := e.collector(t, func(o *Options) {
+		o.Backfill = 30 * time.Minute
+		o.Chunk = time.Hour
+		o.RightSizingInterval = 5 * time.Minute
+	})
 	start := testNow.Add(-30 * time.Minute)
 	if err := c.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
