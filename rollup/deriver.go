@@ -805,6 +805,12 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 		byTeam[p.TeamID] = append(byTeam[p.TeamID], p)
 	}
 	w := d.newWriter(ctx)
+	committed := false
+	defer func() {
+		if !committed { // an error below: give the appender (and the TSDB's write lock) back
+			_ = w.app.Rollback()
+		}
+	}()
 	ts := now.UnixMilli()
 	settings, err := d.budgetSettings(ctx)
 	if err != nil {
@@ -841,5 +847,6 @@ func (d *Deriver) WriteGauges(ctx context.Context, now time.Time) error {
 			return err
 		}
 	}
+	committed = true
 	return w.commit()
 }

@@ -154,13 +154,13 @@ func (d *DB) compactLoop() {
 // Appender returns a new appender. Samples become visible and durable on Commit. From its first
 // sample to Commit or Rollback no compaction runs (DB.writeMu).
 func (d *DB) Appender(ctx context.Context) storage.Appender {
-	return &lockedAppender{Appender: d.db.Appender(ctx), mu: &d.writeMu}
+	return &lockedAppender{db: d.db, ctx: ctx, mu: &d.writeMu}
 }
 
 // AppenderV2 returns a new appender of Prometheus' next append interface, held apart from
 // compaction as Appender is.
 func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 {
-	return &lockedAppenderV2{AppenderV2: d.db.AppenderV2(ctx), mu: &d.writeMu}
+	return &lockedAppenderV2{db: d.db, ctx: ctx, mu: &d.writeMu}
 }
 
 // Querier returns a querier over [mint, maxt] in milliseconds.
@@ -411,95 +411,109 @@ func (r *ReadOnly) Close() error {
 }
 
 // lockedAppender is a storage.Appender that holds DB.writeMu shared from its first sample to
-// Commit or Rollback, so that no compaction runs over samples it has not committed.
+// Commit or Rollback, so that no compaction runs over samples it has not committed. It opens
+// Prometheus' appender only then, under the lock: an initialised head registers an appender with
+// its isolation at creation, and a compaction waits for every registered appender, so one opened
+// before the lock would wait on an appender that waits on the lock.
 type lockedAppender struct {
-	storage.Appender
-	mu   *sync.RWMutex
-	held bool
+	db    *promtsdb.DB
+	ctx   context.Context
+	mu    *sync.RWMutex
+	opts  *storage.AppendOptions
+	inner storage.Appender // nil until the first sample, and again after Commit or Rollback
 }
 
-func (a *lockedAppender) hold() {
-	if !a.held {
+func (a *lockedAppender) app() storage.Appender {
+	if a.inner == nil {
 		a.mu.RLock()
-		a.held = true
+		a.inner = a.db.Appender(a.ctx)
+		if a.opts != nil {
+			a.inner.SetOptions(a.opts)
+		}
 	}
+	return a.inner
 }
 
-func (a *lockedAppender) release() {
-	if a.held {
-		a.held = false
-		a.mu.RUnlock()
+// end runs Commit or Rollback on the open appender, if any, and releases the lock.
+func (a *lockedAppender) end(fn func(storage.Appender) error) error {
+	if a.inner == nil {
+		return nil
+	}
+	defer a.mu.RUnlock()
+	inner := a.inner
+	a.inner = nil
+	return fn(inner)
+}
+
+func (a *lockedAppender) SetOptions(opts *storage.AppendOptions) {
+	a.opts = opts
+	if a.inner != nil {
+		a.inner.SetOptions(opts)
 	}
 }
 
 func (a *lockedAppender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
-	a.hold()
-	return a.Appender.Append(ref, l, t, v)
+	return a.app().Append(ref, l, t, v)
 }
 
 func (a *lockedAppender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	a.hold()
-	return a.Appender.AppendHistogram(ref, l, t, h, fh)
+	return a.app().AppendHistogram(ref, l, t, h, fh)
 }
 
 func (a *lockedAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
-	a.hold()
-	return a.Appender.AppendExemplar(ref, l, e)
+	return a.app().AppendExemplar(ref, l, e)
 }
 
 func (a *lockedAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, m metadata.Metadata) (storage.SeriesRef, error) {
-	a.hold()
-	return a.Appender.UpdateMetadata(ref, l, m)
+	return a.app().UpdateMetadata(ref, l, m)
 }
 
 func (a *lockedAppender) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64) (storage.SeriesRef, error) {
-	a.hold()
-	return a.Appender.AppendSTZeroSample(ref, l, t, st)
+	return a.app().AppendSTZeroSample(ref, l, t, st)
 }
 
 func (a *lockedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	a.hold()
-	return a.Appender.AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
+	return a.app().AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
 }
 
 func (a *lockedAppender) Commit() error {
-	defer a.release()
-	return a.Appender.Commit()
+	return a.end(storage.Appender.Commit)
 }
 
 func (a *lockedAppender) Rollback() error {
-	defer a.release()
-	return a.Appender.Rollback()
+	return a.end(storage.Appender.Rollback)
 }
 
 // lockedAppenderV2 is lockedAppender for storage.AppenderV2.
 type lockedAppenderV2 struct {
-	storage.AppenderV2
-	mu   *sync.RWMutex
-	held bool
+	db    *promtsdb.DB
+	ctx   context.Context
+	mu    *sync.RWMutex
+	inner storage.AppenderV2
 }
 
 func (a *lockedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	if !a.held {
+	if a.inner == nil {
 		a.mu.RLock()
-		a.held = true
+		a.inner = a.db.AppenderV2(a.ctx)
 	}
-	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+	return a.inner.Append(ref, ls, st, t, v, h, fh, opts)
 }
 
-func (a *lockedAppenderV2) release() {
-	if a.held {
-		a.held = false
-		a.mu.RUnlock()
+func (a *lockedAppenderV2) end(fn func(storage.AppenderV2) error) error {
+	if a.inner == nil {
+		return nil
 	}
+	defer a.mu.RUnlock()
+	inner := a.inner
+	a.inner = nil
+	return fn(inner)
 }
 
 func (a *lockedAppenderV2) Commit() error {
-	defer a.release()
-	return a.AppenderV2.Commit()
+	return a.end(storage.AppenderV2.Commit)
 }
 
 func (a *lockedAppenderV2) Rollback() error {
-	defer a.release()
-	return a.AppenderV2.Rollback()
+	return a.end(storage.AppenderV2.Rollback)
 }
