@@ -260,7 +260,9 @@ func registerTokenCreate(app *kingpin.Application) (string, command) {
 		}
 		if member != "" {
 			if err := st.SetTokenMember(ctx, team, t.ID, member); err != nil {
-				_ = st.RevokeToken(ctx, team, t.ID)
+				if rerr := st.RevokeToken(ctx, team, t.ID); rerr != nil {
+					return fmt.Errorf("--member: %w; revoking the new token %s failed too, revoke it by hand: %v", err, t.ID, rerr)
+				}
 				return fmt.Errorf("--member: %w (the token was revoked)", err)
 			}
 		}

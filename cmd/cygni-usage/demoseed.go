@@ -87,7 +87,10 @@ func (p *process) seedDemo() ([]demoToken, error) {
 			for _, dp := range dt.projects {
 				pr := dp.project
 				pr.TeamID = dt.team.ID
-				limit := demoBudget(p.sim, dp, dt.team.BillingAnchorDay, now, p.cfg.Collector.Backfill.D(), prices)
+				limit, err := demoBudget(p.sim, dp, dt.team.BillingAnchorDay, now, p.cfg.Collector.Backfill.D(), prices)
+				if err != nil {
+					return nil, fmt.Errorf("seed the demo budget of %s: %w", pr.ID, err)
+				}
 				pr.BudgetLimit = &limit
 				if _, err := p.store.CreateProject(ctx, pr); err != nil {
 					return nil, fmt.Errorf("seed the demo: %w", err)
@@ -120,16 +123,16 @@ type demoToken struct{ team, role, label, token string }
 // billing period (the period's start or now − backfill, whichever is later), priced at the
 // sheet in force now. Budgets are whole cents, rounded so that the status still holds, and at
 // least one cent.
-func demoBudget(sim *simaws.Sim, dp demoProject, anchorDay int, now time.Time, backfill time.Duration, sheet config.PriceSheet) decimal.Decimal {
+func demoBudget(sim *simaws.Sim, dp demoProject, anchorDay int, now time.Time, backfill time.Duration, sheet config.PriceSheet) (decimal.Decimal, error) {
 	to := now.Truncate(time.Minute)
 	start, _ := query.BillingPeriod(now, anchorDay)
 	from := to.Add(-backfill)
 	if from.Before(start) {
 		from = start
 	}
-	cost := func(from, to time.Time) decimal.Decimal {
+	cost := func(from, to time.Time) (decimal.Decimal, error) {
 		if sim == nil || !from.Before(to) {
-			return decimal.Zero
+			return decimal.Zero, nil
 		}
 		// The simulator's exact integer truth as the collector's quanta, priced by the one
 		// pricing arithmetic (query.Prices) with the sheet in force now.
@@ -148,12 +151,17 @@ func demoBudget(sim *simaws.Sim, dp demoProject, anchorDay int, now time.Time, b
 				{query.EgressBytes, 60, series.EgressBytes},    // bytes per second, over a minute
 				{query.Requests, 1, series.Requests},
 			} {
-				_ = a.AddQuanta(q.m, sim.RawTruth(svc, q.name, from, to)*q.per)
+				if err := a.AddQuanta(q.m, sim.RawTruth(svc, q.name, from, to)*q.per); err != nil {
+					return decimal.Zero, err
+				}
 			}
 		}
-		return query.NewPrices(config.PricingConfig{Sheets: []config.PriceSheet{sheet}}).CostAt(from, &a).Total()
+		return query.NewPrices(config.PricingConfig{Sheets: []config.PriceSheet{sheet}}).CostAt(from, &a).Total(), nil
 	}
-	used := cost(from, to)
+	used, err := cost(from, to)
+	if err != nil {
+		return decimal.Zero, err
+	}
 	cent := decimal.New(1, -2)
 	var limit decimal.Decimal
 	if dp.crossIn > 0 {
@@ -164,9 +172,13 @@ func demoBudget(sim *simaws.Sim, dp demoProject, anchorDay int, now time.Time, b
 			hourAgo = from
 		}
 		target := used
-		if m := to.Sub(hourAgo).Minutes(); m > 0 {
-			rate := cost(hourAgo, to).Div(decimal.NewFromFloat(m)) // per minute
-			target = target.Add(rate.Mul(decimal.NewFromFloat(dp.crossIn.Minutes())))
+		if secs := int64(to.Sub(hourAgo) / time.Second); secs > 0 {
+			last, err := cost(hourAgo, to)
+			if err != nil {
+				return decimal.Zero, err
+			}
+			// The last hour's rate per second, over crossIn (exact decimals, no float minutes).
+			target = target.Add(last.Mul(decimal.NewFromInt(int64(dp.crossIn / time.Second))).Div(decimal.NewFromInt(secs)))
 		}
 		limit = target.Div(decimal.NewFromFloat(0.8)).RoundCeil(2)
 	} else {
@@ -180,7 +192,7 @@ func demoBudget(sim *simaws.Sim, dp demoProject, anchorDay int, now time.Time, b
 	if limit.LessThan(cent) {
 		limit = cent
 	}
-	return limit
+	return limit, nil
 }
 
 // demoBanner is what the demo prints once it is ready: last, so that nothing scrolls it away.
