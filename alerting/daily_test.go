@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"fmt"
+	"github.com/cygni/usage/budget"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,9 @@ func TestDailyBudgetResetsAtLocalMidnight(t *testing.T) {
 		for i := range n {
 			now := ts.Add(time.Duration(i) * time.Minute)
 			app := db.Appender(ctx)
-			for name, v := range map[string]float64{series.ProjectBudgetDailyUSD: 2, series.ProjectCostDayToDateUSD: cost} {
+			for name, v := range map[string]float64{series.ProjectBudgetDailyUSD: 2, series.ProjectCostDayToDateUSD: cost,
+				// As the Deriver writes it: budget.PercentUsed of the exact cost and the budget.
+				series.ProjectBudgetDailyUsedPercent: budget.PercentUsed(decimal.NewFromFloat(cost), decimal.NewFromInt(2)).InexactFloat64()} {
 				if _, err := app.Append(0, labels.FromStrings("__name__", name, "project", "proj_001"), now.UnixMilli(), v); err != nil {
 					t.Fatal(err)
 				}

@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"context"
+	"github.com/cygni/usage/budget"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,9 @@ func TestTeamBudgetCrossingNotifiesOnce(t *testing.T) {
 			}
 			add(labels.FromStrings("__name__", series.TeamBudgetUSD, "team", "team_acme"), 150)
 			add(labels.FromStrings("__name__", series.TeamCostMonthToDateUSD, "team", "team_acme"), a+b)
+			// As the Deriver writes it: budget.PercentUsed of the exact sum and the team budget.
+			add(labels.FromStrings("__name__", series.TeamBudgetUsedPercent, "team", "team_acme"),
+				budget.PercentUsed(decimal.NewFromFloat(a).Add(decimal.NewFromFloat(b)), decimal.NewFromInt(150)).InexactFloat64())
 			if err := app.Commit(); err != nil {
 				t.Fatal(err)
 			}

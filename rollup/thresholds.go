@@ -68,6 +68,7 @@ func writeTeamBudget(w *writer, ix store.SettingsIndex, team store.Team, ps []st
 	}
 	w.add(l(series.TeamBudgetUSD), ts, limit.InexactFloat64())
 	w.add(l(series.TeamCostMonthToDateUSD), ts, sum.InexactFloat64())
+	w.add(l(series.TeamBudgetUsedPercent), ts, budget.PercentUsed(sum, *limit).InexactFloat64())
 }
 
 // writeDaily writes cygni_project_budget_daily_usd{project} and
@@ -112,6 +113,7 @@ func (d *Deriver) writeDaily(ctx context.Context, w *writer, ix store.SettingsIn
 		}
 		w.add(l(series.ProjectBudgetDailyUSD), ts, ix.Project(team.ID, id).DailyLimit.InexactFloat64())
 		w.add(l(series.ProjectCostDayToDateUSD), ts, costs[id].InexactFloat64())
+		w.add(l(series.ProjectBudgetDailyUsedPercent), ts, budget.PercentUsed(costs[id], *ix.Project(team.ID, id).DailyLimit).InexactFloat64())
 	}
 	return nil
 }

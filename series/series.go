@@ -35,11 +35,17 @@ const (
 	// TeamCostMonthToDateUSD{team} the sum of its projects' cost in the billing period so far.
 	TeamBudgetUSD          = "cygni_team_budget_usd"
 	TeamCostMonthToDateUSD = "cygni_team_cost_month_to_date_usd"
-	LabelTeam              = "team"
+	// TeamBudgetUsedPercent{team} is budget.PercentUsed of that sum and the team budget (floored
+	// to 0.1): what the team budget alerts compare, as ProjectBudgetUsedPercent for a project.
+	TeamBudgetUsedPercent = "cygni_team_budget_used_percent"
+	LabelTeam             = "team"
 	// ProjectBudgetDailyUSD{project} is a project's daily budget (only projects that set one);
 	// ProjectCostDayToDateUSD{project} its cost since local midnight in the team's time zone.
 	ProjectBudgetDailyUSD   = "cygni_project_budget_daily_usd"
 	ProjectCostDayToDateUSD = "cygni_project_cost_day_to_date_usd"
+	// ProjectBudgetDailyUsedPercent{project} is budget.PercentUsed of the day-to-date cost and
+	// the daily budget: what the daily budget alert compares.
+	ProjectBudgetDailyUsedPercent = "cygni_project_budget_daily_used_percent"
 	// ProjectBudgetUsedPercent is budget.PercentUsed of the month-to-date cost and the limit:
 	// floored to 0.1, so that comparing it with a threshold in the rule files gives exactly
 	// budget.Reached, as the API and the notifier decide.
