@@ -459,7 +459,7 @@ func TestAlertingProvisioning(t *testing.T) {
 					}
 					exprs = append(exprs, e)
 				case uids[q.DatasourceUID] == pluginID(t):
-					if q.Model["queryType"] != "promql" || q.Model["numeric"] != true || !strings.HasPrefix(q.Model["expr"].(string), "sum by (project) (") {
+					if q.Model["queryType"] != "promql" || q.Model["numeric"] != true || !regexp.MustCompile(`^sum by \(project[,)]`).MatchString(q.Model["expr"].(string)) {
 						t.Errorf("%s: query %s %v is not a numeric PromQL query summed by project", r.Title, q.RefID, q.Model)
 					}
 					exprs = append(exprs, q.Model["expr"].(string))
@@ -490,8 +490,17 @@ func TestAlertingProvisioning(t *testing.T) {
 			}
 		}
 	}
-	for name := range shipped {
-		if !seen[name] {
+	// Team alerts read series labelled team, not project, which a team's data source does not
+	// answer with; the file says so, and cygni-usage raises them.
+	raw, err := os.ReadFile("grafana/provisioning/alerting/cygni.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range shipped {
+		switch {
+		case seen[name]:
+		case strings.HasPrefix(s.Expr, "cygni:team_") && strings.Contains(string(raw), "# Not here: TeamBudgetWarning and TeamBudgetExceeded."):
+		default:
 			t.Errorf("the shipped alert %s has no Grafana rule", name)
 		}
 	}

@@ -145,7 +145,7 @@ collector:
 			}
 		}
 		if err := ss.Err(); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v (the store: %v)", err, vm.Err())
 		}
 		var diff []string
 		for p := range projects {

@@ -44,6 +44,8 @@ type Server struct {
 	dataDir string
 	addr    string
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has exited; waitErr is then its exit status
+	waitErr error
 	logFile *os.File
 }
 
@@ -151,7 +153,19 @@ func (s *Server) Start() {
 		tb.Fatalf("start %s: %v", s.bin, err)
 	}
 	s.cmd = cmd
-	tb.Cleanup(s.Stop)
+	exited := make(chan struct{})
+	s.exited = exited
+	go func() { s.waitErr = cmd.Wait(); close(exited) }()
+	tb.Cleanup(func() {
+		s.Stop()
+		if tb.Failed() {
+			b, _ := os.ReadFile(lf.Name())
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			tb.Logf("%s log (%s):\n%s", s.Kind, s.addr, b)
+		}
+	})
 	ready := s.BaseURL + "/health"
 	if s.Kind == Prometheus {
 		ready = s.BaseURL + "/-/ready"
@@ -181,13 +195,11 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(10 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
+		<-s.exited
 	}
 	s.cmd = nil
 	_ = s.logFile.Close()
@@ -207,6 +219,11 @@ func (s *Server) pid() int {
 func (s *Server) Err() error {
 	if s.cmd == nil {
 		return fmt.Errorf("%s is stopped", s.Kind)
+	}
+	select {
+	case <-s.exited:
+		return fmt.Errorf("%s exited on its own: %v", s.Kind, s.waitErr)
+	default:
 	}
 	return nil
 }

@@ -448,7 +448,11 @@ func TestPluginOverGRPC(t *testing.T) {
 			svc.get(t, svc.tokenA, "/api/v1/alerts", nil, &a)
 			out := map[string][]string{}
 			for _, al := range a.Data.Alerts {
-				out[al.Labels["alertname"]] = append(out[al.Labels["alertname"]], data.Labels{"project": al.Labels["project"]}.String())
+				key := data.Labels{"project": al.Labels["project"]}
+				if al.Labels["alertname"] == "ProjectBudgetThreshold" { // one alert per threshold reached
+					key["threshold"], key["basis"] = al.Labels["threshold"], al.Labels["basis"]
+				}
+				out[al.Labels["alertname"]] = append(out[al.Labels["alertname"]], key.String())
 			}
 			for _, v := range out {
 				slices.Sort(v)
@@ -475,6 +479,9 @@ func TestPluginOverGRPC(t *testing.T) {
 		want := (data.Labels{"project": "proj_001"}).String()
 		if fmt.Sprint(got["ProjectBudgetExceeded"]) != "["+want+"]" || fmt.Sprint(got["ProjectBudgetWarning"]) != "["+want+"]" {
 			t.Errorf("the budget rules hold for %v and %v, want proj_001 alone", got["ProjectBudgetWarning"], got["ProjectBudgetExceeded"])
+		}
+		if th := (data.Labels{"basis": "actual", "project": "proj_001", "threshold": "50"}).String(); fmt.Sprint(got["ProjectBudgetThreshold"]) != "["+th+"]" {
+			t.Errorf("the threshold rule holds for %v, want %s alone", got["ProjectBudgetThreshold"], th)
 		}
 	})
 

@@ -124,7 +124,7 @@ func TestMain(m *testing.M) {
 
 // service is a running cygni-usage (`serve --only collector,api,alerting` on the built-in
 // simulated AWS, real TSDB and SQLite store, the shipped rule files): team A owns proj_001
-// ("Web shop", a $1 budget, so that its budget alerts fire) and proj_002 ("Batch"); team B
+// ("Web shop", a $1 budget and a 50 % threshold, so that its budget alerts fire) and proj_002 ("Batch"); team B
 // owns proj_003 ("Other").
 type service struct {
 	url            string
@@ -202,6 +202,9 @@ func startService(t testing.TB) *service {
 	cli("project", "create", "team_a", "--id", "proj_001", "--name", "Web shop", "--limit", "1")
 	cli("project", "create", "team_a", "--id", "proj_002", "--name", "Batch")
 	cli("project", "create", "team_b", "--id", "proj_003", "--name", "Other")
+	// A customer's own threshold (50 % of the actual cost) on proj_001, reached with its $1 budget:
+	// the shipped ProjectBudgetThreshold and its Grafana rule both hold for it.
+	cli("thresholds", "set", "team_a", `[{"percent":50,"basis":"actual","recipients":{"billingContact":true}}]`, "--project", "proj_001")
 	s := &service{tokenA: cli("token", "create", "team_a", "--role", "member", "--name", "grafana"), tokenB: cli("token", "create", "team_b", "--role", "member")}
 
 	config := filepath.Join(t.TempDir(), "cygni-usage.yml")
