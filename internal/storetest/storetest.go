@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -149,13 +150,24 @@ func (s *Server) Start() {
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Linux sends Pdeathsig when the thread that forked the child ends, not the process: fork
+	// and wait on a goroutine locked to its thread, so the store lives exactly as long as it is
+	// waited for (or the test process dies).
+	exited, started := make(chan struct{}), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer close(exited)
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		s.waitErr = cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		tb.Fatalf("start %s: %v", s.bin, err)
 	}
-	s.cmd = cmd
-	exited := make(chan struct{})
-	s.exited = exited
-	go func() { s.waitErr = cmd.Wait(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
 	tb.Cleanup(func() {
 		s.Stop()
 		if tb.Failed() {
