@@ -249,7 +249,6 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 		start = start.Add(time.Hour)
 	}
 	now := q.Now()
-	prices := q.Prices()
 	var hours []string
 	for lo := 0; lo < len(ps); lo += exportBatch {
 		batch := ps[lo:min(lo+exportBatch, len(ps))]
@@ -274,6 +273,7 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 			}
 			keys := ru.Keys()
 			for _, p := range batch {
+				prices := ru.Prices.Of(p.ID) // the project's overrides, on the rollup's sheets
 				// keys are sorted by project: this project's deployments are one run.
 				from := sort.Search(len(keys), func(i int) bool { return keys[i].Project >= p.ID })
 				until := from

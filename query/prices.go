@@ -75,13 +75,20 @@ func NewPrices(c config.PricingConfig) Prices {
 	if len(sheets) == 0 {
 		sheets = []config.PriceSheet{config.DefaultPriceSheet()}
 	}
-	p := Prices{sheets: sheets, from: make([]int64, len(sheets))}
+	from := make([]int64, len(sheets))
 	for i, s := range sheets {
-		p.from[i] = s.EffectiveFrom.UnixMilli()
+		from[i] = s.EffectiveFrom.UnixMilli()
 		if i == 0 {
-			p.from[i] = minTime
+			from[i] = minTime
 		}
 	}
+	return pricesAt(sheets, from)
+}
+
+// pricesAt builds a price list of sheets in force from the instants from (ms, increasing, the
+// first minTime).
+func pricesAt(sheets []config.PriceSheet, from []int64) Prices {
+	p := Prices{sheets: sheets, from: from}
 	for i := range sheets {
 		p.fixed = append(p.fixed, newFixedSheet(p, i))
 	}

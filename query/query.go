@@ -56,6 +56,9 @@ type Options struct {
 	Storage storage.Queryable
 	// Prices is the price list. Zero: the default prices.
 	Prices Prices
+	// Overrides, if set, returns the projects' negotiated price overrides, which every cost
+	// figure puts on top of Prices (PriceList). Nil: every project has the default prices.
+	Overrides OverridesFunc
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// HourlyRange returns the span [from, through) in which the hourly series are complete
@@ -74,6 +77,7 @@ type Engine struct {
 	logger      *slog.Logger
 	db          storage.Queryable
 	prices      Prices
+	overrides   OverridesFunc
 	now         func() time.Time
 	hourlyRange func() (from, through time.Time)
 	dailyRange  func() (from, through time.Time)
@@ -99,11 +103,11 @@ func New(logger *slog.Logger, _ prometheus.Registerer, opts Options) (*Engine, e
 	if opts.DailyRange == nil {
 		opts.DailyRange = func() (time.Time, time.Time) { return time.Time{}, time.Time{} }
 	}
-	return &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, now: opts.Now,
+	return &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, overrides: opts.Overrides, now: opts.Now,
 		hourlyRange: opts.HourlyRange, dailyRange: opts.DailyRange}, nil
 }
 
-// Prices returns the engine's price list.
+// Prices returns the engine's default price list (a project's own prices: PriceList).
 func (e *Engine) Prices() Prices { return e.prices }
 
 // Now returns the engine's clock.
@@ -136,6 +140,9 @@ type Bucket struct {
 type Rollup struct {
 	Bounds []time.Time      // n+1 boundaries
 	Rows   map[Key][]Bucket // each row has n buckets
+	// Prices are the prices of the rollup's projects; a Bucket's Sheet indexes Prices.Of(its
+	// project).
+	Prices PriceList
 }
 
 // Keys returns the row keys sorted by project, then deployment.
@@ -193,16 +200,27 @@ func (e *Engine) RollupUsage(ctx context.Context, projects []string, bounds []ti
 }
 
 func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Time, g Grouping, price bool) (*Rollup, error) {
-	r := &Rollup{Bounds: bounds, Rows: map[Key][]Bucket{}}
+	r := &Rollup{Bounds: bounds, Rows: map[Key][]Bucket{}, Prices: PriceList{def: e.prices}}
 	if len(bounds) < 2 || len(projects) == 0 {
 		return r, nil
 	}
-	rd, err := e.readParallel(ctx, projects, bounds, g)
+	pl, err := e.PriceList(ctx, projects)
+	if err != nil {
+		return nil, err
+	}
+	r.Prices = pl
+	// Projects priced differently cannot share a total's cells: read them by project, then sum.
+	rg := g
+	if g == ByTotal && !pl.uniform() {
+		rg = ByProject
+	}
+	rd, err := e.readParallel(ctx, projects, bounds, rg, pl.def)
 	if err != nil {
 		return nil, err
 	}
 	ns := rd.nsheets
 	for key, acc := range rd.rows {
+		prices := pl.Of(key.Project)
 		row := r.empty()
 		for i := range row {
 			b := &row[i]
@@ -218,7 +236,7 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 					return nil, err
 				}
 				if price {
-					b.Cost = b.Cost.Add(e.prices.cost(s, a))
+					b.Cost = b.Cost.Add(prices.cost(s, a))
 				}
 				b.Sheet = s
 				n++
@@ -228,6 +246,19 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 			}
 		}
 		r.Rows[key] = row
+	}
+	if rg != g {
+		total, err := r.Total()
+		if err != nil {
+			return nil, err
+		}
+		for i := range total {
+			total[i].Sheet = -1
+		}
+		r.Rows = map[Key][]Bucket{}
+		if len(rd.rows) > 0 {
+			r.Rows[Key{}] = total
+		}
 	}
 	return r, nil
 }
@@ -242,10 +273,10 @@ const (
 // readParallel reads the rows of projects into one reader: for many projects, shares of them
 // are read concurrently and their rows merged (exact integer sums, so the result does not
 // depend on the split or the order).
-func (e *Engine) readParallel(ctx context.Context, projects []string, bounds []time.Time, g Grouping) (*reader, error) {
+func (e *Engine) readParallel(ctx context.Context, projects []string, bounds []time.Time, g Grouping, prices Prices) (*reader, error) {
 	parts := min(runtime.GOMAXPROCS(0), maxParts, len(projects)/parallelProjects)
 	if parts <= 1 {
-		rd := newReader(e, bounds, g)
+		rd := newReader(e, bounds, g, prices)
 		return rd, rd.read(ctx, projectMatcher(projects))
 	}
 	sorted := slices.Clone(projects)
@@ -254,7 +285,7 @@ func (e *Engine) readParallel(ctx context.Context, projects []string, bounds []t
 	grp, gctx := errgroup.WithContext(ctx)
 	for i := range parts {
 		share := sorted[i*len(sorted)/parts : (i+1)*len(sorted)/parts]
-		rds[i] = newReader(e, bounds, g)
+		rds[i] = newReader(e, bounds, g, prices)
 		grp.Go(func() error { return rds[i].read(gctx, projectMatcher(share)) })
 	}
 	if err := grp.Wait(); err != nil {
@@ -324,7 +355,7 @@ func (e *Engine) hourlyAmounts(ctx context.Context, projects []string, from, to 
 		}
 		m = projectMatcher(projects)
 	}
-	rd := newReaderSpan(e, bounds, ByProject, derived, [2]int64{})
+	rd := newReaderSpan(e, bounds, ByProject, derived, [2]int64{}, e.prices)
 	if err := rd.read(ctx, m); err != nil {
 		return err
 	}
@@ -379,6 +410,7 @@ type rowAcc struct {
 // reader sums samples into rows.
 type reader struct {
 	e       *Engine
+	prices  Prices // the timeline of sheets that splits the cells
 	bounds  []int64  // ms
 	derived [2]int64 // hourly points are used for hours inside [derived[0], derived[1])
 	daily   [2]int64 // daily points are used for UTC days inside [daily[0], daily[1])
@@ -396,25 +428,25 @@ type reader struct {
 	dayBucket []int32
 }
 
-func newReader(e *Engine, bounds []time.Time, g Grouping) *reader {
+func newReader(e *Engine, bounds []time.Time, g Grouping, prices Prices) *reader {
 	from, through := e.hourlyRange()
 	df, dt := e.dailyRange()
 	daily := [2]int64{}
 	if !df.IsZero() && !dt.IsZero() {
 		daily = [2]int64{max(df.UnixMilli(), from.UnixMilli()), min(dt.UnixMilli(), through.UnixMilli())}
 	}
-	return newReaderSpan(e, bounds, g, [2]int64{from.UnixMilli(), through.UnixMilli()}, daily)
+	return newReaderSpan(e, bounds, g, [2]int64{from.UnixMilli(), through.UnixMilli()}, daily, prices)
 }
 
 // newReaderSpan is newReader reading hourly points for the whole hours inside derived and daily
-// points for the whole UTC days inside daily.
-func newReaderSpan(e *Engine, bounds []time.Time, g Grouping, derived, daily [2]int64) *reader {
+// points for the whole UTC days inside daily. Cells are kept per sheet of prices' timeline.
+func newReaderSpan(e *Engine, bounds []time.Time, g Grouping, derived, daily [2]int64, prices Prices) *reader {
 	b := make([]int64, len(bounds))
 	for i, t := range bounds {
 		b[i] = t.UnixMilli()
 	}
-	r := &reader{e: e, bounds: b, derived: derived, daily: daily, group: g,
-		nsheets: len(e.prices.sheets), rows: map[Key]*rowAcc{}}
+	r := &reader{e: e, prices: prices, bounds: b, derived: derived, daily: daily, group: g,
+		nsheets: len(prices.sheets), rows: map[Key]*rowAcc{}}
 	r.h0 = floorTo(b[0], hourMs)
 	n := (ceilTo(b[len(b)-1], hourMs) - r.h0) / hourMs
 	r.hourBucket, r.hourSheet = make([]int32, n), make([]int32, n)
@@ -424,7 +456,7 @@ func newReaderSpan(e *Engine, bounds []time.Time, g Grouping, derived, daily [2]
 		if bk < 0 || bk != r.bucketOf(h+hourMs-1) {
 			bk = -1
 		}
-		r.hourBucket[i], r.hourSheet[i] = int32(bk), int32(e.prices.sheet(h))
+		r.hourBucket[i], r.hourSheet[i] = int32(bk), int32(prices.sheet(h))
 	}
 	r.d0 = floorTo(b[0], dayMs)
 	if daily[1] > daily[0] {
@@ -631,7 +663,7 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, tier int, run
 			if acc == nil {
 				acc = r.row(key)
 			}
-			sheet := r.e.prices.sheet(cur)
+			sheet := r.prices.sheet(cur)
 			if i := r.hourIndex(cur); i >= 0 {
 				sheet = int(r.hourSheet[i])
 			}

@@ -77,9 +77,10 @@ func (e *Engine) Recommendations(ctx context.Context, projects []string, now tim
 	if err != nil {
 		return nil, fmt.Errorf("usage of the last 14 days: %w", err)
 	}
-	price := func(s Size) decimal.Decimal { return e.prices.TaskHourCost(now, s.VCPU, s.MemoryGB) }
 	var out []Recommendation
 	for _, k := range ru.Keys() {
+		prices := ru.Prices.Of(k.Project)
+		price := func(s Size) decimal.Decimal { return prices.TaskHourCost(now, s.VCPU, s.MemoryGB) }
 		var (
 			curCPU, curMem, peakCPU, peakMem float64
 			taskMinutes                      float64

@@ -90,6 +90,8 @@ type DeriverOptions struct {
 	Storage Storage
 	// Prices price the hourly cost series and the month-to-date gauges. Zero: the defaults.
 	Prices query.Prices
+	// Overrides are the teams' and projects' negotiated prices on top of Prices (nil: none).
+	Overrides query.OverridesFunc
 	// Projects lists projects and teams for the budget gauges; nil writes no gauges.
 	Projects ProjectSource
 	// Now is the clock; nil means time.Now.
@@ -180,7 +182,7 @@ func NewDeriver(logger *slog.Logger, _ prometheus.Registerer, opts DeriverOption
 	}
 	// The Deriver's own reads (hourly amounts for the cost series, month-to-date costs for the
 	// gauges) go through a query engine over its own span; the API's engine takes Range too.
-	e, err := query.New(logger, nil, query.Options{Storage: opts.Storage, Prices: opts.Prices, Now: opts.Now, HourlyRange: d.Range, DailyRange: d.DailyRange})
+	e, err := query.New(logger, nil, query.Options{Storage: opts.Storage, Prices: opts.Prices, Overrides: opts.Overrides, Now: opts.Now, HourlyRange: d.Range, DailyRange: d.DailyRange})
 	if err != nil {
 		return nil, fmt.Errorf("rollup: %w", err)
 	}
@@ -580,10 +582,16 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 		span = [2]int64{}
 	}
 	e := d.engine
+	// Each project's prices (its team's and its own overrides on the default sheets), read once
+	// for the cycle.
+	pl, err := e.PriceList(ctx, nil)
+	if err != nil {
+		return err
+	}
 	w = d.newWriter(ctx)
 	err = e.HourlyAmountsTier(ctx, nil, time.UnixMilli(lo), time.UnixMilli(hi), time.UnixMilli(span[0]), time.UnixMilli(span[1]), func(project string, hour time.Time, a *query.Amounts) error {
 		t := hour.UnixMilli()
-		c := e.Prices().CostAt(hour, a)
+		c := pl.Of(project).CostAt(hour, a)
 		for _, res := range query.Resources {
 			l := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, project, series.LabelResource, string(res))
 			w.reconcile(l, l.String(), have, int((t-lo)/hourMs), lo, c.Of(res).InexactFloat64())
