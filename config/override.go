@@ -14,7 +14,7 @@ import (
 // override that sets no price is a reset: from its instant on, the sheet underneath applies
 // again. Overrides live in the metadata store, not in the configuration file.
 type PriceOverride struct {
-	EffectiveFrom time.Time
+	EffectiveFrom                                                    time.Time
 	VCPUHour, MemoryGBHour, EgressGB, StorageGBHour, MillionRequests *decimal.Decimal
 }
 

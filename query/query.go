@@ -410,7 +410,7 @@ type rowAcc struct {
 // reader sums samples into rows.
 type reader struct {
 	e       *Engine
-	prices  Prices // the timeline of sheets that splits the cells
+	prices  Prices   // the timeline of sheets that splits the cells
 	bounds  []int64  // ms
 	derived [2]int64 // hourly points are used for hours inside [derived[0], derived[1])
 	daily   [2]int64 // daily points are used for UTC days inside [daily[0], daily[1])
