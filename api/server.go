@@ -44,6 +44,7 @@ type Options struct {
 	BillingDeps
 	AlertingDeps
 	BudgetDeps
+	PriceDeps
 }
 
 // Server routes requests to handlers.
@@ -140,6 +141,7 @@ func (s *Server) routes() {
 	s.registerBilling(r)
 	s.registerAlerting(r)
 	s.registerBudgets(r)
+	s.registerPrices(r)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

@@ -122,7 +122,7 @@ func (p *process) queryEngine() (*query.Engine, error) {
 	if p.engine != nil {
 		return p.engine, nil
 	}
-	e, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: query.NewPrices(p.cfg.Pricing), Now: p.now})
+	e, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: query.NewPrices(p.cfg.Pricing), Overrides: p.priceOverrides(), Now: p.now})
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,8 @@ func (p *process) wireQuery() error {
 	if p.store != nil {
 		p.api.UsageProjects = p.store
 		p.api.BudgetDeps = api.BudgetDeps{Budgets: p.store, BudgetChanged: d.Trigger}
+		// A changed price override is in the cost gauges (and the alerts) at once.
+		p.api.PriceDeps = api.PriceDeps{PriceOverrides: p.store, DefaultPrices: engine.Prices(), PricesChanged: d.Trigger}
 	}
 	return nil
 }
@@ -74,8 +76,8 @@ func (p *process) wireQuery() error {
 // reads its hourly tier over the process's TSDB and store; collectedUntil bounds the derived
 // hours (nil: no bound).
 func (p *process) newQuery(collectedUntil func() (time.Time, bool)) (*query.Engine, *rollup.Deriver, error) {
-	prices := query.NewPrices(p.cfg.Pricing)
-	opts := rollup.DeriverOptions{Storage: p.db, Prices: prices, Metrics: p.vm, Now: p.now, CollectedUntil: collectedUntil}
+	prices, overrides := query.NewPrices(p.cfg.Pricing), p.priceOverrides()
+	opts := rollup.DeriverOptions{Storage: p.db, Prices: prices, Overrides: overrides, Metrics: p.vm, Now: p.now, CollectedUntil: collectedUntil}
 	if p.store != nil {
 		opts.Projects = p.store
 	}
@@ -83,10 +85,30 @@ func (p *process) newQuery(collectedUntil func() (time.Time, bool)) (*query.Engi
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: prices, HourlyRange: d.Range, DailyRange: d.DailyRange, Now: p.now})
+	engine, err := query.New(p.logger, p.reg, query.Options{Storage: p.db, Prices: prices, Overrides: overrides, HourlyRange: d.Range, DailyRange: d.DailyRange, Now: p.now})
 	if err != nil {
 		return nil, nil, err
 	}
 	p.engine = engine
 	return engine, d, nil
+}
+
+// priceOverrides reads the teams' and projects' negotiated prices from the metadata store (nil
+// without one: every project has the default sheets).
+func (p *process) priceOverrides() query.OverridesFunc {
+	if p.store == nil {
+		return nil
+	}
+	st := p.store
+	return func(ctx context.Context, projects []string) (map[string]query.ProjectOverrides, error) {
+		m, err := st.ProjectPriceOverrides(ctx, projects)
+		if err != nil || len(m) == 0 {
+			return nil, err
+		}
+		out := make(map[string]query.ProjectOverrides, len(m))
+		for id, o := range m {
+			out[id] = query.ProjectOverrides{Team: o.Team, Project: o.Project}
+		}
+		return out, nil
+	}
 }
