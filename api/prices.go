@@ -87,7 +87,7 @@ func (s *Server) priceScope(r *http.Request, change bool) (string, error) {
 		return "", NotFound("team %q not found", team)
 	}
 	if change && !op {
-		return "", Forbidden("negotiated prices are a contract: only an operator token (an admin of the configuration's operator_teams) may change them; the token is a %s of team %s", p.Role, p.TeamID)
+		return "", Forbidden("negotiated prices are a contract: only an operator token (an admin of the configuration's operator_teams) may change them; the token has role %s in team %s", p.Role, p.TeamID)
 	}
 	if !change && !op && !p.Role.Allows(RoleAdmin) {
 		return "", Forbidden("reading the team's prices needs the admin role; the token has %s", p.Role)

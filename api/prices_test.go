@@ -299,3 +299,101 @@ func (f *priceFixture) want(t *testing.T, method, token, path, body string, want
 		t.Fatalf("%s %s %s:\ngot  %d %s\nwant %d %s", method, path, body, code, b, wantCode, wantBody)
 	}
 }
+
+// TestPricesAPIAuthzInputAndAudit: a team's admin reads its own prices but cannot change them
+// (403), nor can a member; another team's are 404; an operator changes any team's (200). Bad
+// input is a 400 naming the field; every change is in the team's audit trail with its actor,
+// old → new.
+func TestPricesAPIAuthzInputAndAudit(t *testing.T) {
+	f := newPriceFixture(t)
+	set := `{"effectiveFrom":"2026-12-15T00:00:00Z","prices":{"vcpuHour":"0.04"}}`
+	const noOverride = `{"teamId":"team_a","effective":[{"effectiveFrom":null,"vcpuHour":"0.05","memoryGbHour":"0.005","egressGb":"0.09","storageGbHour":"0.0001","millionRequests":"0.4"}],"projects":[],"overrides":[]}`
+	f.want(t, "GET", f.admin, "/api/teams/team_a/prices", "", 200, noOverride)
+	f.want(t, "GET", f.member, "/api/teams/team_a/prices", "", 403, `{"error":{"code":"forbidden","message":"reading the team's prices needs the admin role; the token has member"}}`)
+	f.want(t, "GET", f.other, "/api/teams/team_a/prices", "", 404, `{"error":{"code":"not_found","message":"team \"team_a\" not found"}}`)
+	f.want(t, "PUT", f.other, "/api/teams/team_a/prices", set, 404, `{"error":{"code":"not_found","message":"team \"team_a\" not found"}}`)
+	f.want(t, "PUT", f.member, "/api/teams/team_a/prices", set, 403, "")
+	f.want(t, "PUT", f.admin, "/api/teams/team_a/prices", set, 403,
+		`{"error":{"code":"forbidden","message":"negotiated prices are a contract: only an operator token (an admin of the configuration's operator_teams) may change them; the token has role admin in team team_a"}}`)
+	f.want(t, "DELETE", f.admin, "/api/teams/team_a/prices?effectiveFrom=2026-12-15T00:00:00Z", "", 403, "")
+	f.want(t, "PUT", f.operator, "/api/teams/team_nope/prices", set, 404, `{"error":{"code":"not_found","message":"team \"team_nope\" not found"}}`)
+	f.want(t, "PUT", f.operator, "/api/teams/team_a/prices", `{"projectId":"proj_b1","effectiveFrom":"2026-12-15T00:00:00Z","prices":{"vcpuHour":"0.04"}}`, 404,
+		`{"error":{"code":"not_found","message":"project \"proj_b1\" not found in team team_a"}}`)
+
+	for _, c := range []struct{ name, body, want string }{
+		{"unknown price", `{"effectiveFrom":"2026-12-15T00:00:00Z","prices":{"gpuHour":"1"}}`,
+			`{"error":{"code":"invalid_parameter","message":"prices.gpuHour: is not a price (known: vcpuHour, memoryGbHour, egressGb, storageGbHour, millionRequests)"}}`},
+		{"unknown field", `{"effectiveFrom":"2026-12-15T00:00:00Z","prices":{"vcpuHour":"1"},"discount":5}`,
+			`{"error":{"code":"invalid_parameter","message":"body: json: unknown field \"discount\""}}`},
+		{"negative price", `{"effectiveFrom":"2026-12-15T00:00:00Z","prices":{"egressGb":"-0.01"}}`,
+			`{"error":{"code":"invalid_parameter","message":"prices.egressGb: -0.01 is not a price; it must be between 0 and 1000 USD"}}`},
+		{"not a decimal", `{"effectiveFrom":"2026-12-15T00:00:00Z","prices":{"vcpuHour":"cheap"}}`,
+			`{"error":{"code":"invalid_parameter","message":"prices.vcpuHour: cheap is not a decimal price (e.g. \"0.04\")"}}`},
+		{"malformed date", `{"effectiveFrom":"2026-12-15","prices":{"vcpuHour":"0.04"}}`,
+			`{"error":{"code":"invalid_parameter","message":"effectiveFrom: \"2026-12-15\" is not an RFC 3339 instant (e.g. 2026-12-15T00:00:00Z)"}}`},
+		{"no date", `{"prices":{"vcpuHour":"0.04"}}`,
+			`{"error":{"code":"invalid_parameter","message":"effectiveFrom: is required (RFC 3339, e.g. 2026-12-15T00:00:00Z)"}}`},
+		{"no prices", `{"effectiveFrom":"2026-12-15T00:00:00Z","prices":{}}`,
+			`{"error":{"code":"invalid_parameter","message":"prices: is required: at least one of vcpuHour, memoryGbHour, egressGb, storageGbHour, millionRequests (DELETE resets to the sheet underneath)"}}`},
+		{"bad project id", `{"projectId":"nope","effectiveFrom":"2026-12-15T00:00:00Z","prices":{"vcpuHour":"0.04"}}`,
+			`{"error":{"code":"invalid_parameter","message":"projectId: \"nope\" is not a project id (proj_ followed by 1-64 letters, digits, '-' or '_')"}}`},
+	} {
+		t.Run(c.name, func(t *testing.T) { f.want(t, "PUT", f.operator, "/api/teams/team_a/prices", c.body, 400, c.want) })
+	}
+	f.want(t, "DELETE", f.operator, "/api/teams/team_a/prices?effectiveFrom=soon", "", 400,
+		`{"error":{"code":"invalid_parameter","message":"effectiveFrom: \"soon\" is not an RFC 3339 instant (e.g. 2026-12-15T00:00:00Z)"}}`)
+	f.want(t, "GET", f.admin, "/api/teams/team_a/prices", "", 200, noOverride) // nothing bad was stored
+
+	// The operator sets the team's, then a project's, then replaces the team's, then resets it.
+	f.want(t, "PUT", f.operator, "/api/teams/team_a/prices", set, 200, "")
+	f.want(t, "PUT", f.operator, "/api/teams/team_a/prices", `{"projectId":"proj_a2","effectiveFrom":"2026-12-20T00:00:00Z","prices":{"memoryGbHour":"0.004","millionRequests":0.3}}`, 200, "")
+	f.want(t, "PUT", f.operator, "/api/teams/team_a/prices", `{"effectiveFrom":"2026-12-15T00:00:00Z","prices":{"vcpuHour":"0.045"}}`, 200, "")
+	f.want(t, "DELETE", f.operator, "/api/teams/team_a/prices?effectiveFrom=2027-01-01T00:00:00Z", "", 200, "")
+	const sheets = `{"teamId":"team_a","effective":[` +
+		`{"effectiveFrom":null,"vcpuHour":"0.05","memoryGbHour":"0.005","egressGb":"0.09","storageGbHour":"0.0001","millionRequests":"0.4"},` +
+		`{"effectiveFrom":"2026-12-15T00:00:00Z","vcpuHour":"0.045","memoryGbHour":"0.005","egressGb":"0.09","storageGbHour":"0.0001","millionRequests":"0.4"},` +
+		`{"effectiveFrom":"2027-01-01T00:00:00Z","vcpuHour":"0.05","memoryGbHour":"0.005","egressGb":"0.09","storageGbHour":"0.0001","millionRequests":"0.4"}],` +
+		`"projects":[{"projectId":"proj_a2","effective":[` +
+		`{"effectiveFrom":null,"vcpuHour":"0.05","memoryGbHour":"0.005","egressGb":"0.09","storageGbHour":"0.0001","millionRequests":"0.4"},` +
+		`{"effectiveFrom":"2026-12-15T00:00:00Z","vcpuHour":"0.045","memoryGbHour":"0.005","egressGb":"0.09","storageGbHour":"0.0001","millionRequests":"0.4"},` +
+		`{"effectiveFrom":"2026-12-20T00:00:00Z","vcpuHour":"0.045","memoryGbHour":"0.004","egressGb":"0.09","storageGbHour":"0.0001","millionRequests":"0.3"},` +
+		`{"effectiveFrom":"2027-01-01T00:00:00Z","vcpuHour":"0.05","memoryGbHour":"0.004","egressGb":"0.09","storageGbHour":"0.0001","millionRequests":"0.3"}]}],` +
+		`"overrides":[` +
+		`{"effectiveFrom":"2026-12-15T00:00:00Z","prices":{"vcpuHour":"0.045"},"updatedAt":"2026-12-03T00:30:00Z"},` +
+		`{"effectiveFrom":"2027-01-01T00:00:00Z","prices":{},"updatedAt":"2026-12-03T00:30:00Z"},` +
+		`{"projectId":"proj_a2","effectiveFrom":"2026-12-20T00:00:00Z","prices":{"memoryGbHour":"0.004","millionRequests":"0.3"},"updatedAt":"2026-12-03T00:30:00Z"}]}`
+	f.want(t, "GET", f.admin, "/api/teams/team_a/prices", "", 200, sheets)
+	f.want(t, "GET", f.operator, "/api/teams/team_a/prices", "", 200, sheets)
+	f.want(t, "GET", f.other, "/api/teams/team_b/prices", "", 200, strings.ReplaceAll(noOverride, "team_a", "team_b"))
+
+	// The audit trail: the customer's admin sees each change, by the operator's token.
+	code, b, _ := f.do(t, "GET", f.admin, "/api/audit?action=price_override", "")
+	if code != 200 {
+		t.Fatalf("audit: %d %s", code, b)
+	}
+	var audit struct {
+		Events []auditJSON `json:"events"`
+	}
+	if err := json.Unmarshal(b, &audit); err != nil {
+		t.Fatalf("audit %s: %v", b, err)
+	}
+	want := []struct{ target, old, new string }{
+		{"team_a from 2027-01-01T00:00:00Z", `{"vcpuHour":"0.045"}`, `{}`},
+		{"team_a from 2026-12-15T00:00:00Z", `{"vcpuHour":"0.04"}`, `{"vcpuHour":"0.045"}`},
+		{"proj_a2 from 2026-12-20T00:00:00Z", ``, `{"memoryGbHour":"0.004","millionRequests":"0.3"}`},
+		{"team_a from 2026-12-15T00:00:00Z", ``, `{"vcpuHour":"0.04"}`},
+	}
+	if len(audit.Events) != len(want) {
+		t.Fatalf("%d audit events, want %d: %s", len(audit.Events), len(want), b)
+	}
+	for i, w := range want {
+		e := audit.Events[i]
+		if e.Action != "price_override" || e.Target != w.target || e.Old != w.old || e.New != w.new || e.Actor != "operator-api" || e.ActorToken != f.opTok.ID {
+			t.Errorf("audit[%d] = %+v, want %+v by operator-api with %s", i, e, w, f.opTok.ID)
+		}
+	}
+	// Team B's audit has none of it.
+	if _, b, _ := f.do(t, "GET", f.other, "/api/audit?action=price_override", ""); strings.Contains(string(b), "price_override") {
+		t.Errorf("team B's audit shows team A's prices: %s", b)
+	}
+}
