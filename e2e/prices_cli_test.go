@@ -43,10 +43,19 @@ func TestPricesCLI(t *testing.T) {
 		"2026-12-20T00:00:00Z  0.03       0.005           0.07       0.0001           0.25",
 		"2027-01-01T00:00:00Z  0.03       0.005           0.09       0.0001           0.25",
 		"",
+		"Stripe unit_amount_decimal (US cents per reported unit) the subscription's prices need:",
+		"FROM                  cygni_vcpu_hours (per 0.001 vCPU-hour)  cygni_memory_gb_hours (per 0.001 GB-hour)  cygni_egress_gb (per 0.001 GB)  cygni_requests (per 1 request)",
+		"always                0.005                                   0.0005                                     0.009                           0.00004",
+		"2026-12-15T00:00:00Z  0.004                                   0.0005                                     0.007                           0.00004",
+		"2026-12-20T00:00:00Z  0.003                                   0.0005                                     0.007                           0.000025",
+		"2027-01-01T00:00:00Z  0.003                                   0.0005                                     0.009                           0.000025",
+		"",
 		"OVERRIDE   FROM                  PRICES",
 		`team_acme  2026-12-15T00:00:00Z  {"vcpuHour":"0.04","egressGb":"0.07"}`,
 		"team_acme  2027-01-01T00:00:00Z  reset",
 		`proj_web   2026-12-20T00:00:00Z  {"vcpuHour":"0.03","millionRequests":"0.25"}`,
+		"",
+		`warning: proj_web has prices of its own, but with billing.mode meter_events Stripe prices all of a customer's projects at the customer's one price per meter: the invoice follows the team's prices, not these (docs/billing.md "Negotiated prices")`,
 	}, "\n")
 	if got := trimLines(must("prices", "show", "team_acme", "--project", "proj_web")); got != want {
 		t.Errorf("prices show --project proj_web:\n%s\nwant\n%s", got, want)

@@ -38,8 +38,8 @@ type linkFunc func(ctx context.Context, l *billing.Linker, st *store.Store, out 
 type adminCmd struct {
 	fn   adminFunc
 	link linkFunc
-	// priced, if set, runs instead with the configured default price sheets.
-	priced func(ctx context.Context, st *store.Store, prices query.Prices, out io.Writer) error
+	// priced, if set, runs instead with the configuration (its price sheets and meters).
+	priced func(ctx context.Context, st *store.Store, cfg *config.Config, out io.Writer) error
 }
 
 func (c *adminCmd) run(g *globals) error {
@@ -59,7 +59,7 @@ func (c *adminCmd) run(g *globals) error {
 	}
 	defer st.Close()
 	if c.priced != nil {
-		return c.priced(ctx, st, query.NewPrices(cfg.Pricing), os.Stdout)
+		return c.priced(ctx, st, cfg, os.Stdout)
 	}
 	if c.link != nil {
 		return c.link(ctx, billing.NewLinker(st, cfg.Billing.Stripe.URL, cfg.Billing.Stripe.APIKey.Reveal(), nil, now), st, os.Stdout)

@@ -43,7 +43,8 @@ func registerPricesShow(app *kingpin.Application) (string, command) {
 	var team, project string
 	cl.Arg("team", "The team id.").Required().StringVar(&team)
 	cl.Flag("project", "A project of the team; default: the team's prices (those of its projects without overrides of their own).").StringVar(&project)
-	return cl.FullCommand(), &adminCmd{priced: func(ctx context.Context, st *store.Store, def query.Prices, out io.Writer) error {
+	return cl.FullCommand(), &adminCmd{priced: func(ctx context.Context, st *store.Store, cfg *config.Config, out io.Writer) error {
+		def := query.NewPrices(cfg.Pricing)
 		if project != "" {
 			if _, err := st.GetProject(ctx, team, project); err != nil {
 				return err
@@ -53,15 +54,23 @@ func registerPricesShow(app *kingpin.Application) (string, command) {
 		if err != nil {
 			return err
 		}
-		var sheets [][]string
-		for _, s := range effectivePrices(def, rows, project).EffectiveSheets() {
+		var sheets, stripe [][]string
+		effective := effectivePrices(def, rows, project).EffectiveSheets()
+		for _, s := range effective {
 			from := "always"
 			if !s.EffectiveFrom.IsZero() {
 				from = s.EffectiveFrom.Format(time.RFC3339)
 			}
 			sheets = append(sheets, []string{from, s.VCPUHour.String(), s.MemoryGBHour.String(), s.EgressGB.String(), s.StorageGBHour.String(), s.MillionRequests.String()})
+			stripe = append(stripe, append([]string{from}, stripeAmounts(cfg.Billing, s)...))
 		}
 		if err := table(out, "FROM\tVCPU_HOUR\tMEMORY_GB_HOUR\tEGRESS_GB\tSTORAGE_GB_HOUR\tMILLION_REQUESTS\t", sheets); err != nil {
+			return err
+		}
+		// What the customer's Stripe prices must say for the invoice to match (docs/billing.md
+		// "Negotiated prices"): the meter events carry quantities only.
+		fmt.Fprintln(out, "\nStripe unit_amount_decimal (US cents per reported unit) the subscription's prices need:")
+		if err := table(out, "FROM\t"+strings.Join(stripeHeader(cfg.Billing), "\t")+"\t", stripe); err != nil {
 			return err
 		}
 		var ov [][]string
@@ -84,7 +93,13 @@ func registerPricesShow(app *kingpin.Application) (string, command) {
 			return err
 		}
 		fmt.Fprintln(out)
-		return table(out, "OVERRIDE\tFROM\tPRICES\t", ov)
+		if err := table(out, "OVERRIDE\tFROM\tPRICES\t", ov); err != nil {
+			return err
+		}
+		if project != "" && cfg.Billing.Mode == config.BillingModeMeterEvents && len(effective) > len(effectivePrices(def, rows, "").EffectiveSheets()) {
+			fmt.Fprintf(out, "\nwarning: %s has prices of its own, but with billing.mode meter_events Stripe prices all of a customer's projects at the customer's one price per meter: the invoice follows the team's prices, not these (docs/billing.md \"Negotiated prices\")\n", project)
+		}
+		return nil
 	}}
 }
 
@@ -194,4 +209,48 @@ func targetName(team, project string) string {
 		return team
 	}
 	return project
+}
+
+// stripeMeters are the billed metrics in a stable order, with the sheet's price per billed unit.
+var stripeMeters = []struct {
+	metric string
+	price  func(config.PriceSheet) decimal.Decimal
+}{
+	{"cpu", func(s config.PriceSheet) decimal.Decimal { return s.VCPUHour.Decimal }},
+	{"memory", func(s config.PriceSheet) decimal.Decimal { return s.MemoryGBHour.Decimal }},
+	{"egress", func(s config.PriceSheet) decimal.Decimal { return s.EgressGB.Decimal }},
+	{"requests", func(s config.PriceSheet) decimal.Decimal { return s.MillionRequests.Decimal.Shift(-6) }},
+}
+
+func stripeHeader(b config.BillingConfig) []string {
+	var h []string
+	for _, m := range stripeMeters {
+		if mc, ok := b.Meters[m.metric]; ok && !mc.Disabled {
+			name := mc.EventName
+			if name == "" {
+				name = m.metric
+			}
+			h = append(h, name+" (per "+mc.Unit+" "+config.BilledMetrics[m.metric]+")")
+		}
+	}
+	return h
+}
+
+// stripeAmounts are, per billed meter, the price of one reported unit in US cents (Stripe's
+// unit_amount_decimal): the sheet's price × the meter's unit × 100, exact.
+func stripeAmounts(b config.BillingConfig, s config.PriceSheet) []string {
+	var out []string
+	for _, m := range stripeMeters {
+		mc, ok := b.Meters[m.metric]
+		if !ok || mc.Disabled {
+			continue
+		}
+		unit, err := decimal.NewFromString(mc.Unit)
+		if err != nil {
+			out = append(out, "?")
+			continue
+		}
+		out = append(out, m.price(s).Mul(unit).Shift(2).String())
+	}
+	return out
 }
