@@ -114,13 +114,14 @@ func (s *Store) scanOverrides(ctx context.Context, q queryer, where string, args
 	return out, nil
 }
 
-// ListPriceOverrides returns a team's override rows (its own and its projects'), by project
-// ("" first) and instant. Another team's are never included.
+// ListPriceOverrides returns a team's override rows (its own and those of its projects), by
+// project ("" first) and instant. Another team's are never included, nor those of a project
+// since moved to another team.
 func (s *Store) ListPriceOverrides(ctx context.Context, teamID string) ([]PriceOverride, error) {
 	if _, err := s.GetTeam(ctx, teamID); err != nil {
 		return nil, err
 	}
-	return s.scanOverrides(ctx, s.db, "team_id = ?", teamID)
+	return s.scanOverrides(ctx, s.db, "team_id = ? AND (project_id = '' OR project_id IN (SELECT id FROM projects WHERE team_id = ?))", teamID, teamID)
 }
 
 // ProjectPriceOverrides returns, for each of projects (nil: every project) whose prices have an
@@ -169,9 +170,12 @@ func (s *Store) ProjectPriceOverrides(ctx context.Context, projects []string) (m
 	byTeam := map[string][]config.PriceOverride{}
 	byProject := map[string][]config.PriceOverride{}
 	for _, r := range all {
-		if r.ProjectID == "" {
+		switch {
+		case r.ProjectID == "":
 			byTeam[r.TeamID] = append(byTeam[r.TeamID], r.PriceOverride)
-		} else {
+		case teamOf[r.ProjectID] == r.TeamID:
+			// A project's own prices are its team's contract: a project moved to another team
+			// leaves them behind.
 			byProject[r.ProjectID] = append(byProject[r.ProjectID], r.PriceOverride)
 		}
 	}

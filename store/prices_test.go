@@ -106,5 +106,15 @@ func TestPriceOverrides(t *testing.T) {
 		if ev[0].ActorToken != "tok_op" || ev[0].ActorMember != "ops@cygni.test" {
 			t.Errorf("actor of %+v", ev[0])
 		}
+		// A project moved to another team leaves its own prices behind and takes the new team's.
+		if err := s.MoveProject(ctx, "proj_a2", "team_b"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ProjectPriceOverrides(ctx, []string{"proj_a2"}); err != nil || len(got) != 0 {
+			t.Errorf("moved proj_a2 keeps overrides %+v, %v", got, err)
+		}
+		if rows, err := s.ListPriceOverrides(ctx, "team_a"); err != nil || len(rows) != 3 {
+			t.Errorf("team_a lists %d rows after the move (%+v), want its own 3", len(rows), err)
+		}
 	})
 }
