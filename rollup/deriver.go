@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/cygni/usage/budget"
+	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -138,6 +140,10 @@ type Deriver struct {
 	days          bool  // the daily tier holds every whole UTC day of the span (DailyRange)
 	rangeT        int64 // timestamp of the last write of RangeSeries
 	lastFull      int64
+	// The price overrides of the previous run, to re-price the cost series of the hours a
+	// changed override reaches back to.
+	overrides      map[string]int64
+	overridesKnown bool
 
 	runs, samples, appendErrors, blocks *metrics.Counter
 	runSeconds                          *metrics.Histogram
@@ -274,6 +280,15 @@ func (d *Deriver) Step(ctx context.Context) error {
 		lastFull = now
 	}
 	lo = max(floorTo(lo, hourMs), from)
+	// A changed price override re-prices the cost series back to its instant (this run derives
+	// the hours from lo on anyway).
+	if since, changed, err := d.overridesChangedSince(ctx); err != nil {
+		return err
+	} else if changed && since < lo {
+		if err := d.reprice(ctx, since, lo); err != nil {
+			return err
+		}
+	}
 	// The whole backlog in this run, a day at a time (a first start derives its backfill in
 	// seconds, not a day per Interval).
 	for {
@@ -581,6 +596,12 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	if w.skipped > 0 {
 		span = [2]int64{}
 	}
+	return d.priceHours(ctx, lo, hi, span, have)
+}
+
+// priceHours writes the hourly cost series of the hours [lo, hi) from HourlyAmounts, reading the
+// hourly tier inside span; have holds the cost samples already written.
+func (d *Deriver) priceHours(ctx context.Context, lo, hi int64, span [2]int64, have map[string]*hourSums) error {
 	e := d.engine
 	// Each project's prices (its team's and its own overrides on the default sheets), read once
 	// for the cycle.
@@ -588,7 +609,7 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 	if err != nil {
 		return err
 	}
-	w = d.newWriter(ctx)
+	w := d.newWriter(ctx)
 	err = e.HourlyAmountsTier(ctx, nil, time.UnixMilli(lo), time.UnixMilli(hi), time.UnixMilli(span[0]), time.UnixMilli(span[1]), func(project string, hour time.Time, a *query.Amounts) error {
 		t := hour.UnixMilli()
 		c := pl.Of(project).CostAt(hour, a)
@@ -603,6 +624,65 @@ func (d *Deriver) Derive(ctx context.Context, from, to time.Time) error {
 		return err
 	}
 	return w.commit()
+}
+
+// reprice re-prices the hourly cost series of the derived hours in [lo, hi) (after a change of
+// price overrides that reaches back before the recent window), a chunk at a time.
+func (d *Deriver) reprice(ctx context.Context, lo, hi int64) error {
+	d.mu.Lock()
+	lo, hi = max(floorTo(lo, hourMs), d.from), min(hi, d.through)
+	d.mu.Unlock()
+	for ; lo < hi; lo += backlogChunk {
+		end := min(hi, lo+backlogChunk)
+		have := map[string]*hourSums{}
+		if err := d.scan(ctx, lo, end, series.ProjectCostUSD, int((end-lo)/hourMs), have, nil, hourMs, hourMs); err != nil {
+			return err
+		}
+		if err := d.priceHours(ctx, lo, end, [2]int64{lo, end}, have); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// overridesChangedSince reads the price overrides and returns the earliest instant (ms) from
+// which some project's prices differ from those of the previous run (ok false when nothing
+// changed, or on the first run, which has nothing to compare with).
+func (d *Deriver) overridesChangedSince(ctx context.Context) (int64, bool, error) {
+	if d.opts.Overrides == nil {
+		return 0, false, nil
+	}
+	ov, err := d.opts.Overrides(ctx, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("read the price overrides: %w", err)
+	}
+	cur := map[string]int64{} // "project from prices" → from (ms)
+	for p, o := range ov {
+		for scope, l := range map[string][]config.PriceOverride{"team": o.Team, "project": o.Project} {
+			for _, x := range l {
+				cur[p+" "+scope+" "+strconv.FormatInt(x.EffectiveFrom.UnixMilli(), 10)+" "+x.PricesJSON()] = x.EffectiveFrom.UnixMilli()
+			}
+		}
+	}
+	d.mu.Lock()
+	prev, known := d.overrides, d.overridesKnown
+	d.overrides, d.overridesKnown = cur, true
+	d.mu.Unlock()
+	if !known {
+		return 0, false, nil
+	}
+	earliest, changed := int64(math.MaxInt64), false
+	for k, t := range cur {
+		if _, ok := prev[k]; !ok {
+			earliest, changed = min(earliest, t), true
+		}
+	}
+	for k, t := range prev {
+		if _, ok := cur[k]; !ok {
+			earliest, changed = min(earliest, t), true
+		}
+	}
+	return earliest, changed, nil
 }
 
 // scan sums the samples of the series named by the regexp names into out, per step (an hour or

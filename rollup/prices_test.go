@@ -2,6 +2,7 @@ package rollup
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -118,5 +119,68 @@ func TestOverridesInRollupsAndCostSeries(t *testing.T) {
 	l := labels.FromStrings(labels.MetricName, series.ProjectCostMonthToDateUSD, series.LabelProject, "proj_a")
 	if got := samplesIn(t, db, l, now.Add(-time.Millisecond), now); len(got) != 1 || got[0] != 0.06 {
 		t.Errorf("proj_a month-to-date gauge %v, want [0.06]", got)
+	}
+}
+
+// A backdated override (set after its hours were priced, reaching back before the recent
+// window) re-prices the hourly cost series back to its instant on the Deriver's next run, not
+// only the hours that run re-derives anyway; another project's series stay as they were.
+func TestBackdatedOverrideRepricesCostSeries(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(6*time.Hour + 30*time.Minute)
+	app := db.Appender(ctx)
+	for _, p := range []string{"proj_a", "proj_b"} {
+		l := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, p, series.LabelDeployment, "web")
+		for m := 1; m <= 6*60; m++ {
+			if _, err := app.Append(0, l, t0.Add(time.Duration(m)*time.Minute).UnixMilli(), 60); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var ov map[string]query.ProjectOverrides
+	overrides := func(context.Context, []string) (map[string]query.ProjectOverrides, error) { return ov, nil }
+	src := memProjects{
+		projects: []store.Project{{ID: "proj_a", TeamID: "team_a"}, {ID: "proj_b", TeamID: "team_b"}},
+		teams:    map[string]store.Team{"team_a": {ID: "team_a", BillingAnchorDay: 1}, "team_b": {ID: "team_b", BillingAnchorDay: 1}},
+	}
+	clock := now
+	d, err := NewDeriver(nil, nil, DeriverOptions{Storage: db, Projects: src, Overrides: overrides, Now: func() time.Time { return clock },
+		RecentWindow: time.Hour, FullWindow: time.Hour, FullEvery: 1000 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ov = map[string]query.ProjectOverrides{"proj_a": {Team: []config.PriceOverride{{EffectiveFrom: t0.Add(time.Hour), VCPUHour: decp("0.02")}}}}
+	clock = now.Add(time.Minute)
+	if err := d.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sum := func(project string, hour int) float64 {
+		l := labels.FromStrings(labels.MetricName, series.ProjectCostUSD, series.LabelProject, project, series.LabelResource, string(query.Compute))
+		from := t0.Add(time.Duration(hour) * time.Hour)
+		var s float64
+		for _, v := range samplesIn(t, db, l, from, from.Add(time.Hour)) { // a correction is stamped inside the hour
+			s += v
+		}
+		return s
+	}
+	for h := range 6 {
+		wantA := 0.02
+		if h == 0 {
+			wantA = 0.05
+		}
+		if got := sum("proj_a", h); math.Abs(got-wantA) > 1e-12 {
+			t.Errorf("proj_a compute cost in hour %d = %v, want %v", h, got, wantA)
+		}
+		if got := sum("proj_b", h); got != 0.05 {
+			t.Errorf("proj_b compute cost in hour %d = %v, want 0.05", h, got)
+		}
 	}
 }
