@@ -236,12 +236,15 @@ func TestPriceOverrideMidMonthForOneTeam(t *testing.T) {
 	// Team A by hand: proj_a1 36 h × (0.05 + 0.01) + 12 h × (0.04 + 0.01) = 2.16 + 0.60 = 2.76
 	// (compute 1.80 + 0.48 = 2.28, memory 0.48); proj_a2 30 h × 0.06 + 18 h × (0.02 + 0.01) =
 	// 1.80 + 0.54 = 2.34 (compute 1.50 + 0.36 = 1.86).
+	// The forecast adds the last 24 hours' cost (23.5 h of data: proj_a1 11.5 h × 0.06 + 12 h ×
+	// 0.05 = 1.29, proj_a2 5.5 h × 0.06 + 18 h × 0.03 = 0.87) for each of the 41,730 minutes left
+	// in December, per 1,440: 2.76 + 37.383125 = 40.14, 2.34 + 25.211875 = 27.55.
 	for _, c := range []struct {
-		project, total, compute string
-		gauge                   float64
+		project, total, compute, forecast string
+		gauge                             float64
 	}{
-		{"proj_a1", "2.76", "2.28", 2.76},
-		{"proj_a2", "2.34", "1.86", 2.34},
+		{"proj_a1", "2.76", "2.28", "40.14", 2.76},
+		{"proj_a2", "2.34", "1.86", "27.55", 2.34},
 	} {
 		if g := gauges[c.project]; g != c.gauge {
 			t.Errorf("%s month-to-date gauge %v, want %v", c.project, g, c.gauge)
@@ -250,6 +253,9 @@ func TestPriceOverrideMidMonthForOneTeam(t *testing.T) {
 		bd := b["breakdown"].(map[string]any)
 		if got := b["used"].(json.Number).String(); got != c.total {
 			t.Errorf("%s budget used %s, want %s", c.project, got, c.total)
+		}
+		if got := b["forecast"].(json.Number).String(); got != c.forecast {
+			t.Errorf("%s budget forecast %s, want %s", c.project, got, c.forecast)
 		}
 		if got := bd["compute"].(map[string]any)["cost"]; got != c.compute {
 			t.Errorf("%s budget compute %v, want %s", c.project, got, c.compute)
