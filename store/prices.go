@@ -127,7 +127,19 @@ func (s *Store) ListPriceOverrides(ctx context.Context, teamID string) ([]PriceO
 // ProjectPriceOverrides returns, for each of projects (nil: every project) whose prices have an
 // override, its team's and its own overrides: one read for a whole rollup or Deriver cycle.
 func (s *Store) ProjectPriceOverrides(ctx context.Context, projects []string) (map[string]ProjectPriceOverrides, error) {
-	all, err := s.scanOverrides(ctx, s.db, "")
+	if projects != nil && len(projects) == 0 {
+		return nil, nil
+	}
+	// Only the overrides of the projects' teams (all of them for the Deriver).
+	where, args := "", []any{}
+	if projects != nil {
+		ph := make([]string, len(projects))
+		for i, p := range projects {
+			ph[i], args = "?", append(args, p)
+		}
+		where = "team_id IN (SELECT team_id FROM projects WHERE id IN (" + strings.Join(ph, ", ") + "))"
+	}
+	all, err := s.scanOverrides(ctx, s.db, where, args...)
 	if err != nil || len(all) == 0 {
 		return nil, err
 	}
@@ -136,15 +148,12 @@ func (s *Store) ProjectPriceOverrides(ctx context.Context, projects []string) (m
 		teams[r.TeamID] = true
 	}
 	// The projects of the teams that have overrides (a team's override prices all of them).
-	where, args := []string{}, []any{}
+	tp, args := []string{}, []any{}
 	for t := range teams {
-		where, args = append(where, "?"), append(args, t)
+		tp, args = append(tp, "?"), append(args, t)
 	}
-	q := "SELECT id, team_id FROM projects WHERE team_id IN (" + strings.Join(where, ", ") + ")"
+	q := "SELECT id, team_id FROM projects WHERE team_id IN (" + strings.Join(tp, ", ") + ")"
 	if projects != nil {
-		if len(projects) == 0 {
-			return nil, nil
-		}
 		ph := make([]string, len(projects))
 		for i, p := range projects {
 			ph[i], args = "?", append(args, p)
