@@ -56,6 +56,10 @@ func (c *deriveCmd) run(g *globals) error {
 		return err
 	}
 	defer p.close()
+	// The metadata store's price overrides price the cost series, as in the server.
+	if err := p.openStore(); err != nil {
+		return err
+	}
 	_, d, err := p.newQuery(nil)
 	if err != nil {
 		return err
