@@ -52,7 +52,7 @@ type UnmappedService struct {
 	Cluster    string    `json:"cluster"`
 	Region     string    `json:"region"`
 	Account    string    `json:"account,omitempty"` // the AWS account of a target reached through a role
-	LastSeen   time.Time `json:"lastSeen"` // the end of the last collected period
+	LastSeen   time.Time `json:"lastSeen"`          // the end of the last collected period
 	// Usage is what the service used in the period, and EstimatedCost what it would cost at the
 	// price sheets in force hour by hour (the revenue nobody is billed for), both rounded as
 	// on a bill (docs/api.md).
