@@ -51,7 +51,8 @@ type UnmappedService struct {
 	Deployment string    `json:"deployment"`
 	Cluster    string    `json:"cluster"`
 	Region     string    `json:"region"`
-	LastSeen   time.Time `json:"lastSeen"` // the end of the last collected period
+	Account    string    `json:"account,omitempty"` // the AWS account of a target reached through a role
+	LastSeen   time.Time `json:"lastSeen"`          // the end of the last collected period
 	// Usage is what the service used in the period, and EstimatedCost what it would cost at the
 	// price sheets in force hour by hour (the revenue nobody is billed for), both rounded as
 	// on a bill (docs/api.md).
@@ -75,7 +76,7 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 		names[i] = regexp.QuoteMeta(n)
 	}
 	set := querier.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, strings.Join(names, "|")))
-	type key struct{ project, cluster, deployment, region string }
+	type key struct{ project, cluster, deployment, region, account string }
 	type acc struct {
 		last  int64
 		hours map[int64]*query.Amounts // by the hour's start, unix ms
@@ -84,7 +85,7 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 	const hourMs = int64(time.Hour / time.Millisecond)
 	for set.Next() {
 		ls := set.At().Labels()
-		k := key{ls.Get(series.LabelProject), ls.Get(series.LabelCluster), ls.Get(series.LabelDeployment), ls.Get(series.LabelRegion)}
+		k := key{ls.Get(series.LabelProject), ls.Get(series.LabelCluster), ls.Get(series.LabelDeployment), ls.Get(series.LabelRegion), ls.Get(series.LabelAccount)}
 		if k.project != "" && known[k.project] {
 			continue
 		}
@@ -141,7 +142,7 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 		// Each hour's cost is kept to 6 decimals, the period's parts rounded once to cents.
 		cost = shownCost{places: placesBill, compute: cost.compute.Round(placesBill), memory: cost.memory.Round(placesBill),
 			bandwidth: cost.bandwidth.Round(placesBill), requests: cost.requests.Round(placesBill), storage: cost.storage.Round(placesBill)}
-		u := UnmappedService{Reason: ReasonUnknownProject, Project: k.project, Deployment: k.deployment, Cluster: k.cluster, Region: k.region,
+		u := UnmappedService{Reason: ReasonUnknownProject, Project: k.project, Deployment: k.deployment, Cluster: k.cluster, Region: k.region, Account: k.account,
 			LastSeen: time.UnixMilli(a.last).UTC(), Usage: showMetrics(&total, from, to, to).json(), EstimatedCost: cost.json()}
 		if k.project == "" {
 			u.Reason = ReasonUntagged
@@ -159,7 +160,13 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 		if a.Cluster != b.Cluster {
 			return a.Cluster < b.Cluster
 		}
-		return a.Deployment < b.Deployment
+		if a.Deployment != b.Deployment {
+			return a.Deployment < b.Deployment
+		}
+		if a.Region != b.Region {
+			return a.Region < b.Region
+		}
+		return a.Account < b.Account
 	})
 	return out, nil
 }

@@ -140,7 +140,7 @@ func NewTargets(base aws.Config, targets []TargetConfig) ([]Target, error) {
 		}
 		cfg := base.Copy()
 		cfg.Region = tc.Region
-		name := tc.Region
+		name, account := tc.Region, ""
 		if tc.RoleARN != "" {
 			p := stscreds.NewAssumeRoleProvider(stsClient, tc.RoleARN, func(o *stscreds.AssumeRoleOptions) {
 				o.RoleSessionName = "cygni-usage"
@@ -150,10 +150,20 @@ func NewTargets(base aws.Config, targets []TargetConfig) ([]Target, error) {
 			})
 			cfg.Credentials = aws.NewCredentialsCache(p)
 			name = tc.RoleARN + " " + tc.Region
+			account = accountOf(tc.RoleARN)
 		}
-		out = append(out, Target{Name: name, Region: tc.Region, CloudWatch: cloudwatch.NewFromConfig(cfg), ECS: ecs.NewFromConfig(cfg)})
+		out = append(out, Target{Name: name, Region: tc.Region, Account: account, CloudWatch: cloudwatch.NewFromConfig(cfg), ECS: ecs.NewFromConfig(cfg)})
 	}
 	return out, nil
+}
+
+// accountOf is the account id of arn:aws:iam::<account>:role/<name> ("" for anything else).
+func accountOf(roleARN string) string {
+	parts := strings.SplitN(roleARN, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" {
+		return ""
+	}
+	return parts[4]
 }
 
 // NewBaseConfig loads the standard AWS configuration as NewClients does (region may be empty

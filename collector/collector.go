@@ -73,8 +73,11 @@ type Progress struct {
 // account, endpoints of the region) and the value of the region label of its series.
 type Target struct {
 	// Name identifies the target in logs (e.g. the role ARN and region).
-	Name       string
-	Region     string        // required
+	Name   string
+	Region string // required
+	// Account labels the target's series (series.LabelAccount) when set: the account id of the
+	// role assumed for it. Empty for the base credentials' own account.
+	Account    string
 	CloudWatch CloudWatchAPI // required
 	ECS        ECSAPI        // required
 }

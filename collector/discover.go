@@ -273,7 +273,7 @@ func (c *Collector) buildPlan(svcs []service, ms metricSet) *fleetPlan {
 
 // target returns the cached target for a series of a service, creating it on first sight.
 func (c *Collector) target(name string, s service) *target {
-	b := labels.NewScratchBuilder(5)
+	b := labels.NewScratchBuilder(6)
 	b.Add(labels.MetricName, name)
 	b.Add(series.LabelCluster, s.cluster)
 	b.Add(series.LabelDeployment, s.deployment)
@@ -281,6 +281,9 @@ func (c *Collector) target(name string, s service) *target {
 		b.Add(series.LabelProject, s.project)
 	}
 	b.Add(series.LabelRegion, c.opts.Targets[s.tgt].Region)
+	if acc := c.opts.Targets[s.tgt].Account; acc != "" {
+		b.Add(series.LabelAccount, acc)
+	}
 	b.Sort()
 	lset := b.Labels()
 	key := lset.String()

@@ -116,3 +116,79 @@ func TestTargetsAcrossAccountsAndRegions(t *testing.T) {
 		t.Errorf("unknown role: %v, want STS AccessDenied naming the role", err)
 	}
 }
+
+// Two accounts in one region whose clusters and services have the same names (each account a
+// copy of the same layout, as platforms that stamp one account per environment do): without the
+// account label their series would be one and one account's samples refused as duplicates.
+// Every project's usage equals the sum of both accounts' truths, and each account's series its
+// own truth.
+func TestTargetsSameNamesInTwoAccounts(t *testing.T) {
+	clk := &clock{t: testNow}
+	accounts := []simaws.Account{
+		{ID: "111111111111", RoleName: "cygni-collector", Sim: simaws.New(simaws.Options{Seed: 3, Projects: 2, Region: "us-east-1",
+			AccountID: "111111111111", AccessKeyID: "ASIASIM111", SecretAccessKey: "secret-111", Now: clk.Now})},
+		{ID: "222222222222", RoleName: "cygni-collector", Sim: simaws.New(simaws.Options{Seed: 8, Projects: 2, Region: "us-east-1",
+			AccountID: "222222222222", AccessKeyID: "ASIASIM222", SecretAccessKey: "secret-222", Now: clk.Now})},
+	}
+	names := func(s *simaws.Sim) (out []string) {
+		for _, svc := range s.Services() {
+			out = append(out, svc.Cluster+"/"+svc.Name)
+		}
+		return out
+	}
+	if a, b := names(accounts[0].Sim), names(accounts[1].Sim); strings.Join(a, ",") != strings.Join(b, ",") {
+		t.Fatalf("the two accounts' services differ (%v, %v): the test needs the same names", a, b)
+	}
+	org := simaws.NewOrg(simaws.OrgOptions{Accounts: accounts})
+	srv := httptest.NewServer(org.Handler())
+	defer srv.Close()
+	base := aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSIMULATED", "simulated-secret", ""),
+		BaseEndpoint: aws.String(srv.URL),
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.Backoff = noBackoff{} })
+		},
+	}
+	targets, err := NewTargets(base, []TargetConfig{
+		{RoleARN: accounts[0].RoleARN(), Region: "us-east-1"},
+		{RoleARN: accounts[1].RoleARN(), Region: "us-east-1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c, err := New(testLogger(t), nil, Options{Targets: targets, Storage: db, Region: "us-east-1", DataDir: t.TempDir(),
+		Metrics: metrics.NewSet(), Backfill: 2 * time.Hour, Now: clk.Now, RetryInitial: time.Millisecond, RetryMaxElapsed: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 3 {
+		if i > 0 {
+			clk.Add(5 * time.Minute)
+		}
+		if err := c.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from, to := testNow.Add(-2*time.Hour), clk.Now()
+	for _, name := range []string{simaws.SeriesCPUSeconds, simaws.SeriesMemoryGBHours, simaws.SeriesEgressBytes, simaws.SeriesRequests} {
+		for _, p := range []string{"proj_001", "proj_002"} {
+			var both float64
+			for _, acc := range accounts {
+				want := acc.Sim.ProjectTruth(p, name, from, to)
+				both += want
+				assertClose(t, acc.ID+" "+p+" "+name, stored(t, db, name, from, to, eq("project", p), eq("account", acc.ID)), want)
+			}
+			if both == 0 {
+				t.Fatalf("%s %s: no truth to compare", p, name)
+			}
+			assertClose(t, p+" "+name+" (both accounts)", stored(t, db, name, from, to, eq("project", p)), both)
+		}
+	}
+}

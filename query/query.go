@@ -70,6 +70,10 @@ type Options struct {
 	// day inside it that lies whole inside one bucket, priced by one sheet, is read from its
 	// daily points. Nil: no day is read from the daily series.
 	DailyRange func() (from, through time.Time)
+	// DayCacheEntries bounds the day cache (project-days of daily-tier sums, reused while the
+	// storage reports their days unchanged; see Generations). Zero: DefaultDayCacheEntries;
+	// negative: no cache.
+	DayCacheEntries int
 }
 
 // Engine answers usage and cost questions over the TSDB. It is safe for concurrent use.
@@ -81,6 +85,7 @@ type Engine struct {
 	now         func() time.Time
 	hourlyRange func() (from, through time.Time)
 	dailyRange  func() (from, through time.Time)
+	days        *dayCache // nil: every day is read from the storage
 }
 
 // New builds an Engine. It starts no goroutines.
@@ -103,8 +108,15 @@ func New(logger *slog.Logger, _ prometheus.Registerer, opts Options) (*Engine, e
 	if opts.DailyRange == nil {
 		opts.DailyRange = func() (time.Time, time.Time) { return time.Time{}, time.Time{} }
 	}
-	return &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, overrides: opts.Overrides, now: opts.Now,
-		hourlyRange: opts.HourlyRange, dailyRange: opts.DailyRange}, nil
+	if opts.DayCacheEntries == 0 {
+		opts.DayCacheEntries = DefaultDayCacheEntries
+	}
+	e := &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, overrides: opts.Overrides, now: opts.Now,
+		hourlyRange: opts.HourlyRange, dailyRange: opts.DailyRange}
+	if _, ok := opts.Storage.(Generations); ok {
+		e.days = newDayCache(opts.DayCacheEntries)
+	}
+	return e, nil
 }
 
 // Prices returns the engine's default price list (a project's own prices: PriceList).
@@ -277,6 +289,7 @@ func (e *Engine) readParallel(ctx context.Context, projects []string, bounds []t
 	parts := min(runtime.GOMAXPROCS(0), maxParts, len(projects)/parallelProjects)
 	if parts <= 1 {
 		rd := newReader(e, bounds, g, prices)
+		rd.projects = projects
 		return rd, rd.read(ctx, projectMatcher(projects))
 	}
 	sorted := slices.Clone(projects)
@@ -286,6 +299,7 @@ func (e *Engine) readParallel(ctx context.Context, projects []string, bounds []t
 	for i := range parts {
 		share := sorted[i*len(sorted)/parts : (i+1)*len(sorted)/parts]
 		rds[i] = newReader(e, bounds, g, prices)
+		rds[i].projects = share
 		grp.Go(func() error { return rds[i].read(gctx, projectMatcher(share)) })
 	}
 	if err := grp.Wait(); err != nil {
@@ -416,7 +430,9 @@ type reader struct {
 	daily   [2]int64 // daily points are used for UTC days inside [daily[0], daily[1])
 	group   Grouping
 	nsheets int
-	rows    map[Key]*rowAcc
+	// projects are the projects read, when known: the day cache is used only then.
+	projects []string
+	rows     map[Key]*rowAcc
 	// The hours [h0, h0 + len(hourBucket)·1h) of the range: the bucket that holds each hour
 	// whole (-1 when it straddles a boundary or lies outside) and the sheet that prices it.
 	h0         int64
@@ -565,7 +581,7 @@ func (r *reader) read(ctx context.Context, ms ...*labels.Matcher) error {
 		}
 	}
 	for _, run := range dayRuns {
-		if err := r.selectInto(ctx, run[0]+1, run[1], tierDay, &run, nameRe(DailyName), ms); err != nil {
+		if err := r.readDays(ctx, run, nameRe(DailyName), ms); err != nil {
 			return err
 		}
 	}

@@ -58,7 +58,11 @@ const (
 	LabelDeployment = "deployment"
 	LabelCluster    = "cluster"
 	LabelRegion     = "region"
-	LabelResource   = "resource"
+	// LabelAccount is the AWS account id of a target reached through a role (aws.targets with
+	// role_arn); absent for the base credentials' own account. Two accounts may hold clusters
+	// and services of the same names in one region: without it their series would be one.
+	LabelAccount  = "account"
+	LabelResource = "resource"
 )
 
 // Usage lists the collected usage series in a stable order.

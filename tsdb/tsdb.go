@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,6 +170,33 @@ func (d *DB) Querier(mint, maxt int64) (storage.Querier, error) { return d.db.Qu
 // ChunkQuerier returns a chunk querier over [mint, maxt] in milliseconds.
 func (d *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 	return d.db.ChunkQuerier(mint, maxt)
+}
+
+// Generation identifies what is stored over [mint, maxt] (ms, inclusive): the persisted blocks
+// that overlap it, with their tombstone counts. It is false while any of the range lies in the
+// head or the out-of-order head, where writes land. Blocks never change once written (a
+// compaction, WriteBlock or a correction makes new ones), so while Generation returns the same
+// value a querier over the range returns the same samples (query.Generations).
+func (d *DB) Generation(mint, maxt int64) (string, bool) {
+	h := d.db.Head()
+	if h.MinTime() <= maxt {
+		return "", false
+	}
+	if h.MinOOOTime() <= maxt && h.MaxOOOTime() >= mint {
+		return "", false
+	}
+	var b strings.Builder
+	for _, bl := range d.db.Blocks() {
+		m := bl.Meta()
+		if m.MaxTime <= mint || m.MinTime > maxt { // a block holds [MinTime, MaxTime)
+			continue
+		}
+		b.WriteString(m.ULID.String())
+		b.WriteByte('.')
+		b.WriteString(strconv.FormatUint(m.Stats.NumTombstones, 10))
+		b.WriteByte(' ')
+	}
+	return b.String(), true
 }
 
 // StartTime returns the oldest timestamp stored, in milliseconds.

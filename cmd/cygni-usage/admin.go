@@ -376,10 +376,14 @@ func (c *unmappedCmd) run(g *globals) error {
 		if p == "" {
 			p = "-"
 		}
-		rows = append(rows, []string{u.Reason, p, u.Cluster, u.Deployment, u.Region, u.LastSeen.Format(time.RFC3339),
+		region := u.Region
+		if u.Account != "" {
+			region += " (" + u.Account + ")"
+		}
+		rows = append(rows, []string{u.Reason, p, u.Cluster, u.Deployment, region, u.LastSeen.Format(time.RFC3339),
 			string(u.Usage.CPUHours), string(u.Usage.MemoryGBHours), string(u.Usage.EgressGB), string(u.Usage.Requests), u.EstimatedCost.Total})
 	}
-	if err := table(os.Stdout, "REASON\tPROJECT\tCLUSTER\tDEPLOYMENT\tREGION\tLAST SEEN\tVCPU-H\tMEM GB-H\tEGRESS GB\tREQUESTS\tEST. COST USD", rows); err != nil {
+	if err := table(os.Stdout, "REASON\tPROJECT\tCLUSTER\tDEPLOYMENT\tREGION (ACCOUNT)\tLAST SEEN\tVCPU-H\tMEM GB-H\tEGRESS GB\tREQUESTS\tEST. COST USD", rows); err != nil {
 		return err
 	}
 	fmt.Printf("\nEstimated cost not attributed to any project over %d days: $%s\n", c.days, api.UnmappedTotal(list).StringFixed(2))

@@ -1,0 +1,264 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/cygni/usage/series"
+)
+
+// Generations is implemented by a storage that can tell when what it holds over a time range
+// cannot change: the embedded TSDB, whose persisted blocks are immutable.
+type Generations interface {
+	// Generation returns a value that identifies everything stored in [mint, maxt], and true
+	// when no write can change what a querier returns for that range without also changing
+	// the value (the range lies in persisted blocks only: nothing of it in the head or the
+	// out-of-order head).
+	Generation(mint, maxt int64) (string, bool)
+}
+
+// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.7 KB
+// each with 2 deployments × 7 series, so ~70 MB; 1,000 projects × 100 days).
+const DefaultDayCacheEntries = 100_000
+
+// dayCache holds, per project and UTC day, the sums of the project's daily-tier points: the
+// same integers a read of the daily series gives, kept only while the storage reports the day's
+// generation unchanged. A day in the head, or written to since (a correction, a backfill, a
+// rebuild: they all go to the head or to new blocks), has another generation or none, and is
+// read from the TSDB again. So the cache can be stale only in what it does not answer; a restart
+// starts it empty and it fills as queries read days.
+type dayCache struct {
+	mu    sync.Mutex
+	max   int
+	cells map[dayKey]*dayCell
+}
+
+type dayKey struct {
+	project string
+	day     int64 // the day's start, unix ms (UTC)
+}
+
+// dayCell is one project's daily points of one day: one sum per (deployment, metric) of the
+// series read, zero sums included (a series with a zero point counts as present, as a read does).
+type dayCell struct {
+	gen  string
+	sums []daySum
+}
+
+type daySum struct {
+	deployment string
+	metric     Metric
+	sum        Int128
+}
+
+func newDayCache(max int) *dayCache {
+	if max <= 0 {
+		return nil
+	}
+	return &dayCache{max: max, cells: map[dayKey]*dayCell{}}
+}
+
+// get returns the cell of project and day if it was read at generation gen.
+func (c *dayCache) get(project string, day int64, gen string) *dayCell {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cell := c.cells[dayKey{project, day}]; cell != nil && cell.gen == gen {
+		return cell
+	}
+	return nil
+}
+
+// put stores cells, dropping about a tenth of the entries (in map order) when full.
+func (c *dayCache) put(cells map[dayKey]*dayCell) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cells)+len(cells) > c.max {
+		drop := len(c.cells) + len(cells) - c.max + c.max/10
+		for k := range c.cells {
+			if drop <= 0 {
+				break
+			}
+			delete(c.cells, k)
+			drop--
+		}
+	}
+	for k, cell := range cells {
+		if len(c.cells) >= c.max {
+			return
+		}
+		c.cells[k] = cell
+	}
+}
+
+// len is the number of cached project-days.
+func (c *dayCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.cells)
+}
+
+// readDays reads the daily points of the UTC days [run[0], run[1]): days whose generation the
+// storage knows come from the day cache where it holds them for every project of the reader,
+// the others are read from the TSDB (and cached when their generation held during the read).
+func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []*labels.Matcher) error {
+	gens, ok := r.e.db.(Generations)
+	if !ok || r.e.days == nil || r.projects == nil {
+		return r.selectInto(ctx, run[0]+1, run[1], tierDay, &run, names, ms)
+	}
+	// Days of unknown generation, read directly, one range per run of such days.
+	var direct [][2]int64
+	missing := map[int64][]string{} // day → projects not cached
+	gen := map[int64]string{}
+	for dy := run[0]; dy < run[1]; dy += dayMs {
+		g, ok := gens.Generation(dy+1, dy+dayMs)
+		if !ok {
+			if n := len(direct); n > 0 && direct[n-1][1] == dy {
+				direct[n-1][1] = dy + dayMs
+			} else {
+				direct = append(direct, [2]int64{dy, dy + dayMs})
+			}
+			continue
+		}
+		gen[dy] = g
+		for _, p := range r.projects {
+			if cell := r.e.days.get(p, dy, g); cell != nil {
+				if err := r.applyDay(p, dy, cell); err != nil {
+					return err
+				}
+				continue
+			}
+			missing[dy] = append(missing[dy], p)
+		}
+	}
+	for _, d := range direct {
+		if err := r.selectInto(ctx, d[0]+1, d[1], tierDay, &d, names, ms); err != nil {
+			return err
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	cells, err := r.captureDays(ctx, missing, names)
+	if err != nil {
+		return err
+	}
+	keep := make(map[dayKey]*dayCell, len(cells))
+	for k, cell := range cells {
+		if err := r.applyDay(k.project, k.day, cell); err != nil {
+			return err
+		}
+		// Cached only if the day's generation held through the read.
+		if g, ok := gens.Generation(k.day+1, k.day+dayMs); ok && g == gen[k.day] {
+			cell.gen = g
+			keep[k] = cell
+		}
+	}
+	r.e.days.put(keep)
+	return nil
+}
+
+// captureDays reads the daily points of the given days and projects in one Select and returns a
+// cell for every (project, day) asked for, empty where the project has no point that day.
+func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, names string) (map[dayKey]*dayCell, error) {
+	cells := map[dayKey]*dayCell{}
+	var projects []string
+	lo, hi := int64(math.MaxInt64), int64(minTime)
+	for dy, ps := range missing {
+		lo, hi = min(lo, dy), max(hi, dy+dayMs)
+		for _, p := range ps {
+			cells[dayKey{p, dy}] = &dayCell{}
+			projects = append(projects, p)
+		}
+	}
+	slices.Sort(projects)
+	projects = slices.Compact(projects)
+	q, err := r.e.db.Querier(lo+1, hi)
+	if err != nil {
+		return nil, fmt.Errorf("open TSDB querier: %w", err)
+	}
+	defer q.Close()
+	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, names), projectMatcher(projects))
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		lbls := s.Labels()
+		m, ok := metricByName[lbls.Get(labels.MetricName)]
+		if !ok {
+			continue
+		}
+		p, dep := lbls.Get(series.LabelProject), lbls.Get(series.LabelDeployment)
+		it = s.Iterator(it)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt != chunkenc.ValFloat {
+				continue
+			}
+			t, v := it.At()
+			cell := cells[dayKey{p, ceilTo(t, dayMs) - dayMs}]
+			if cell == nil {
+				continue // a day not asked for (or outside the range)
+			}
+			qv, err := Quantize(m, v)
+			if err != nil {
+				return nil, fmt.Errorf("read series %s at %d: %w", lbls, t, err)
+			}
+			i := slices.IndexFunc(cell.sums, func(d daySum) bool { return d.metric == m && d.deployment == dep })
+			if i < 0 {
+				cell.sums = append(cell.sums, daySum{deployment: dep, metric: m})
+				i = len(cell.sums) - 1
+			}
+			sum, overflow := cell.sums[i].sum.Add64(qv)
+			if overflow {
+				return nil, fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
+			}
+			cell.sums[i].sum = sum
+		}
+		if err := it.Err(); err != nil {
+			return nil, fmt.Errorf("read series %s: %w", lbls, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return nil, fmt.Errorf("select usage series: %w", err)
+	}
+	return cells, nil
+}
+
+// applyDay adds a project's daily sums of day dy to the reader's rows, into the bucket and sheet
+// selectInto gives the day's points.
+func (r *reader) applyDay(project string, dy int64, cell *dayCell) error {
+	di := r.dayIndex(dy)
+	if di < 0 || r.dayBucket[di] < 0 {
+		return nil
+	}
+	b := int(r.dayBucket[di])
+	sheet := r.prices.sheet(dy)
+	if i := r.hourIndex(dy); i >= 0 {
+		sheet = int(r.hourSheet[i])
+	}
+	c := b*r.nsheets + sheet
+	for _, s := range cell.sums {
+		var key Key
+		switch r.group {
+		case ByProject:
+			key = Key{Project: project}
+		case ByDeployment:
+			key = Key{Project: project, Deployment: s.deployment}
+		}
+		acc := r.row(key)
+		v, overflow := acc.cells[c][s.metric].Add(s.sum)
+		if overflow {
+			return fmt.Errorf("%s: %w", seriesOf[s.metric], ErrOverflow)
+		}
+		acc.cells[c][s.metric] = v
+		acc.has[c] = true
+	}
+	return nil
+}

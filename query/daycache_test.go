@@ -1,0 +1,170 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/tsdb"
+)
+
+// countingDB counts the queriers opened on a TSDB and keeps its Generations.
+type countingDB struct {
+	*tsdb.DB
+	queriers atomic.Int64
+}
+
+func (c *countingDB) Querier(mint, maxt int64) (storage.Querier, error) {
+	c.queriers.Add(1)
+	return c.DB.Querier(mint, maxt)
+}
+
+// The day cache answers exactly what a read of the daily series answers: cold, warm, after a
+// correction written into a cached day (out-of-order, into the head: the day is read again), and
+// after that correction is persisted into new blocks; for every grouping and for a share of the
+// projects. A warm read of days in persisted blocks opens no querier.
+func TestDayCacheExactThroughCorrections(t *testing.T) {
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir(), OutOfOrderWindow: 60 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	d0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	const days, nproj = 12, 80
+	metrics := []Metric{CPUSeconds, MemoryGBHours, EgressBytes, Requests}
+	rng := rand.New(rand.NewPCG(11, 12))
+	projects := make([]string, nproj)
+	app := db.Appender(context.Background())
+	for i := range projects {
+		projects[i] = fmt.Sprintf("proj_%03d", i)
+		for _, dep := range []string{"web", "worker"} {
+			for _, m := range metrics {
+				l := labels.FromStrings(labels.MetricName, DailyName(seriesOf[m]), series.LabelProject, projects[i], series.LabelDeployment, dep)
+				for d := range days {
+					if (i+d)%7 == 3 {
+						continue // no point that day: the day has no usage for this series
+					}
+					end := d0.Add(time.Duration(d+1) * 24 * time.Hour)
+					if _, err := app.Append(0, l, end.UnixMilli(), Dequantize(m, rng.Int64N(1<<40))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	span := func() (time.Time, time.Time) { return d0, d0.Add(days * 24 * time.Hour) }
+	counted := &countingDB{DB: db}
+	cached, err := New(nil, nil, Options{Storage: counted, HourlyRange: span, DailyRange: span, Now: func() time.Time { return simNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := New(nil, nil, Options{Storage: db, HourlyRange: span, DailyRange: span, DayCacheEntries: -1, Now: func() time.Time { return simNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.days != nil || cached.days == nil {
+		t.Fatalf("cache: plain %v, cached %v", plain.days != nil, cached.days != nil)
+	}
+	bounds, err := Buckets(d0, d0.Add(days*24*time.Hour), Day, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	week, err := Buckets(d0, d0.Add(days*24*time.Hour), Week, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compare := func(what string) {
+		t.Helper()
+		for _, b := range [][]time.Time{bounds, week} {
+			for _, g := range []Grouping{ByProject, ByDeployment, ByTotal} {
+				for _, ps := range [][]string{projects, projects[:5], projects[40:41]} {
+					got, err := cached.Rollup(context.Background(), ps, b, g)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := plain.Rollup(context.Background(), ps, b, g)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(got.Rows, want.Rows) {
+						t.Fatalf("%s: %d buckets, grouping %v, %d projects: the cached rollup differs from a read", what, len(b)-1, g, len(ps))
+					}
+				}
+			}
+		}
+	}
+	compare("cold")
+	if n := cached.days.len(); n != nproj*days {
+		t.Fatalf("%d project-days cached, want %d", n, nproj*days)
+	}
+	before := counted.queriers.Load()
+	if _, err := cached.Rollup(context.Background(), projects, bounds, ByProject); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.queriers.Load() - before; n != 0 {
+		t.Errorf("a warm read of persisted days opened %d queriers, want 0", n)
+	}
+	compare("warm")
+
+	// A correction of day 3 for proj_007 (the Deriver appends the difference 1 ms before the
+	// day's end): out of order, into the head; the day is read again, with it.
+	first, err := cached.Rollup(context.Background(), projects[7:8], bounds, ByProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := d0.Add(4 * 24 * time.Hour)
+	app = db.Appender(context.Background())
+	l := labels.FromStrings(labels.MetricName, DailyName(seriesOf[Requests]), series.LabelProject, "proj_007", series.LabelDeployment, "web")
+	if _, err := app.Append(0, l, end.UnixMilli()-1, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := cached.Rollup(context.Background(), projects[7:8], bounds, ByProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := after.Rows[Key{Project: "proj_007"}][3].Usage[Requests]
+	want, _ := first.Rows[Key{Project: "proj_007"}][3].Usage[Requests].Add(Int128Of(1234))
+	if got != want {
+		t.Fatalf("day 3 requests after the correction: %v, want %v", got, want)
+	}
+	compare("correction in the head")
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	compare("correction persisted")
+	if after2, _ := cached.Rollup(context.Background(), projects[7:8], bounds, ByProject); after2.Rows[Key{Project: "proj_007"}][3].Usage[Requests] != want {
+		t.Fatalf("after the flush: %v, want %v", after2.Rows[Key{Project: "proj_007"}][3].Usage[Requests], want)
+	}
+}
+
+// The cache stays within its bound.
+func TestDayCacheBounded(t *testing.T) {
+	c := newDayCache(100)
+	for i := range 10 {
+		cells := map[dayKey]*dayCell{}
+		for j := range 30 {
+			cells[dayKey{fmt.Sprint(i), int64(j)}] = &dayCell{}
+		}
+		c.put(cells)
+		if n := c.len(); n > 100 {
+			t.Fatalf("%d entries, bound 100", n)
+		}
+	}
+}
