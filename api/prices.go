@@ -186,8 +186,8 @@ func (s *Server) getPrices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for k := range r.URL.Query() {
-		return BadParam(k, "is not a parameter of GET /api/teams/{teamId}/prices (it has none)")
+	if err := checkParams(r); err != nil {
+		return err
 	}
 	out, err := s.pricesAnswer(r.Context(), team)
 	if err != nil {
@@ -312,12 +312,10 @@ func (s *Server) deletePrices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	for k := range q {
-		if k != "effectiveFrom" && k != "projectId" {
-			return BadParam(k, "is not a parameter of DELETE /api/teams/{teamId}/prices (known: effectiveFrom, projectId)")
-		}
+	if err := checkParams(r, "effectiveFrom", "projectId"); err != nil {
+		return err
 	}
+	q := r.URL.Query()
 	from, err := parseInstant("effectiveFrom", q.Get("effectiveFrom"))
 	if err != nil {
 		return err

@@ -348,6 +348,10 @@ func TestPricesAPIAuthzInputAndAudit(t *testing.T) {
 	}
 	f.want(t, "DELETE", f.operator, "/api/teams/team_a/prices?effectiveFrom=soon", "", 400,
 		`{"error":{"code":"invalid_parameter","message":"effectiveFrom: \"soon\" is not an RFC 3339 instant (e.g. 2026-12-15T00:00:00Z)"}}`)
+	f.want(t, "DELETE", f.operator, "/api/teams/team_a/prices?effectiveFrom=2027-01-01T00:00:00Z&force=1", "", 400,
+		`{"error":{"code":"invalid_parameter","message":"force: is not a parameter of /api/teams/team_a/prices (known: effectiveFrom, projectId)"}}`)
+	f.want(t, "GET", f.admin, "/api/teams/team_a/prices?at=now", "", 400,
+		`{"error":{"code":"invalid_parameter","message":"at: is not a parameter of /api/teams/team_a/prices (it takes none)"}}`)
 	f.want(t, "GET", f.admin, "/api/teams/team_a/prices", "", 200, noOverride) // nothing bad was stored
 
 	// The operator sets the team's, then a project's, then replaces the team's, then resets it.
