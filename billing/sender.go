@@ -17,6 +17,7 @@ import (
 	"github.com/stripe/stripe-go/v76/customer"
 	"github.com/stripe/stripe-go/v76/subscriptionitem"
 	"github.com/stripe/stripe-go/v76/usagerecord"
+	"github.com/stripe/stripe-go/v76/subscription"
 	"github.com/stripe/stripe-go/v76/usagerecordsummary"
 
 	"github.com/cygni/usage/store"
@@ -34,6 +35,7 @@ type stripeClient struct {
 	customers     customer.Client
 	subItems      subscriptionitem.Client
 	usageSummarys usagerecordsummary.Client
+	subscriptions subscription.Client
 }
 
 func newStripeClient(url, key string, hc *http.Client) *stripeClient {
@@ -56,6 +58,7 @@ func newStripeClient(url, key string, hc *http.Client) *stripeClient {
 		customers:     customer.Client{B: backend, Key: key},
 		subItems:      subscriptionitem.Client{B: backend, Key: key},
 		usageSummarys: usagerecordsummary.Client{B: backend, Key: key},
+		subscriptions: subscription.Client{B: backend, Key: key},
 	}
 }
 

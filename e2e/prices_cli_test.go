@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cygni/usage/billing/stripetest"
 	"github.com/cygni/usage/store"
 )
 
@@ -112,4 +113,57 @@ func trimLines(s string) string {
 		ls[i] = strings.TrimRight(l, " ")
 	}
 	return strings.Join(ls, "\n")
+}
+
+// `prices check-stripe` compares the team's prices in force with what Stripe will invoice (the
+// customer's subscription items on each meter): a price left at the default, or a meter without
+// an item, fails the check and says so; matching prices pass.
+func TestPricesCheckStripe(t *testing.T) {
+	stripe := stripetest.New(t)
+	stripe.AddCustomer("cus_acme")
+	stripe.AddMeter("cygni_vcpu_hours", "cygni_memory_gb_hours", "cygni_egress_gb", "cygni_requests")
+	dataDir := t.TempDir()
+	env := []string{"CYGNI_STRIPE_API_KEY=" + stripe.Key, "CYGNI_STRIPE_URL=" + stripe.URL}
+	cli := func(args ...string) (string, error) {
+		return Run(t, 60*time.Second, env, append([]string{"--data-dir", dataDir}, args...)...)
+	}
+	for _, args := range [][]string{
+		{"team", "create", "Acme", "--id", "team_acme"},
+		{"team", "set-stripe-customer", "team_acme", "cus_acme"},
+		{"prices", "set", "team_acme", "--from", "2000-01-01T00:00:00Z", "--vcpu-hour", "0.04"},
+	} {
+		if out, err := cli(args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	// The vCPU price still at the default ($0.05 per vCPU-hour = 0.005 cents per 0.001), no
+	// requests item.
+	stripe.AddSubscriptionPrice("cus_acme", "si_cpu", "cygni_vcpu_hours", "0.005")
+	stripe.AddSubscriptionPrice("cus_acme", "si_mem", "cygni_memory_gb_hours", "0.0005")
+	stripe.AddSubscriptionPrice("cus_acme", "si_egress", "cygni_egress_gb", "0.009")
+	out, err := cli("prices", "check-stripe", "team_acme")
+	if err == nil || !strings.Contains(out, "2 Stripe price(s) differ") {
+		t.Fatalf("check-stripe with a default price and a missing item: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"cygni_vcpu_hours       0.004       0.005         si_cpu     DIFFERS: Stripe invoices 0.005 cents per unit",
+		"cygni_memory_gb_hours  0.0005      0.0005        si_mem     ok",
+		"cygni_requests         0.00004     -             -          MISSING: no subscription item on this meter",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-stripe output lacks %q:\n%s", want, out)
+		}
+	}
+	// A Stripe with the negotiated price on its own item, and a requests item: the check passes.
+	stripe2 := stripetest.New(t)
+	stripe2.AddCustomer("cus_acme")
+	stripe2.AddMeter("cygni_vcpu_hours", "cygni_memory_gb_hours", "cygni_egress_gb", "cygni_requests")
+	stripe2.AddSubscriptionPrice("cus_acme", "si_cpu", "cygni_vcpu_hours", "0.004")
+	stripe2.AddSubscriptionPrice("cus_acme", "si_mem", "cygni_memory_gb_hours", "0.0005")
+	stripe2.AddSubscriptionPrice("cus_acme", "si_egress", "cygni_egress_gb", "0.009")
+	stripe2.AddSubscriptionPrice("cus_acme", "si_req", "cygni_requests", "0.00004")
+	out, err = Run(t, 60*time.Second, []string{"CYGNI_STRIPE_API_KEY=" + stripe2.Key, "CYGNI_STRIPE_URL=" + stripe2.URL}, "--data-dir", dataDir, "prices", "check-stripe", "team_acme")
+	if err != nil || strings.Contains(out, "DIFFERS") || strings.Contains(out, "MISSING") {
+		t.Fatalf("check-stripe with matching prices: %v\n%s", err, out)
+	}
 }

@@ -66,7 +66,8 @@ type Server struct {
 	customers   map[string]bool
 	items       map[string]string // subscription item → customer
 	adjust      map[summaryKey]int64
-	meters      map[string]bool // event names listed as meters
+	meters      map[string]bool       // event names listed as meters
+	subPrices   map[string][]subPrice // customer → its subscription items' prices
 	requests    int
 	replays     int
 	duplicates  int
@@ -363,6 +364,21 @@ func (s *Server) usageRecord(item string, f map[string][]string) (int, []byte) {
 	return http.StatusOK, b
 }
 
+// subPrice is a subscription item on a metered price.
+type subPrice struct{ item, eventName, unitAmountDecimal string }
+
+// AddSubscriptionPrice makes GET /v1/subscriptions?customer= list, for the customer, an active
+// subscription item on a price of the meter of eventName with unit_amount_decimal (US cents
+// per unit, as Stripe writes it).
+func (s *Server) AddSubscriptionPrice(customer, item, eventName, unitAmountDecimal string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.subPrices == nil {
+		s.subPrices = map[string][]subPrice{}
+	}
+	s.subPrices[customer] = append(s.subPrices[customer], subPrice{item, eventName, unitAmountDecimal})
+}
+
 // AddMeter makes GET /v1/billing/meters list a meter for each event name (id MeterID(name));
 // a meter is also listed once an event of its name was accepted.
 func (s *Server) AddMeter(eventNames ...string) {
@@ -445,6 +461,20 @@ func (s *Server) get(path string, q url.Values) (int, []byte) {
 		}
 		objs := []map[string]any{{"id": "sis_" + item, "object": "usage_record_summary", "livemode": false,
 			"subscription_item": item, "total_usage": total, "period": map[string]any{"start": first, "end": last + 1}}}
+		return page(q, path, objs)
+	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "subscriptions":
+		cus := q.Get("customer")
+		var objs []map[string]any
+		if items := s.subPrices[cus]; len(items) > 0 {
+			data := make([]map[string]any, 0, len(items))
+			for _, it := range items {
+				data = append(data, map[string]any{"id": it.item, "object": "subscription_item", "price": map[string]any{
+					"id": "price_" + it.item, "object": "price", "unit_amount_decimal": it.unitAmountDecimal, "billing_scheme": "per_unit",
+					"recurring": map[string]any{"interval": "month", "usage_type": "metered", "meter": MeterID(it.eventName)}}})
+			}
+			objs = append(objs, map[string]any{"id": "sub_" + cus, "object": "subscription", "customer": cus, "status": "active",
+				"items": map[string]any{"object": "list", "data": data, "has_more": false}})
+		}
 		return page(q, path, objs)
 	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "billing" && parts[2] == "meters":
 		names := map[string]bool{}

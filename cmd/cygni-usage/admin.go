@@ -39,7 +39,7 @@ type adminCmd struct {
 	fn   adminFunc
 	link linkFunc
 	// priced, if set, runs instead with the configuration (its price sheets and meters).
-	priced func(ctx context.Context, st *store.Store, cfg *config.Config, out io.Writer) error
+	priced func(ctx context.Context, st *store.Store, cfg *config.Config, now func() time.Time, out io.Writer) error
 }
 
 func (c *adminCmd) run(g *globals) error {
@@ -59,7 +59,7 @@ func (c *adminCmd) run(g *globals) error {
 	}
 	defer st.Close()
 	if c.priced != nil {
-		return c.priced(ctx, st, cfg, os.Stdout)
+		return c.priced(ctx, st, cfg, now, os.Stdout)
 	}
 	if c.link != nil {
 		return c.link(ctx, billing.NewLinker(st, cfg.Billing.Stripe.URL, cfg.Billing.Stripe.APIKey.Reveal(), nil, now), st, os.Stdout)

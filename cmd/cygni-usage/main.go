@@ -123,6 +123,7 @@ var commands = []func(app *kingpin.Application) (string, command){
 	registerPricesShow,
 	registerPricesSet,
 	registerPricesClear,
+	registerPricesCheckStripe,
 	registerAuditList,
 	registerTeamSetBudget,
 	registerTeamSetTimeZone,

@@ -11,6 +11,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/shopspring/decimal"
 
+	"github.com/cygni/usage/billing"
 	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/store"
@@ -43,7 +44,7 @@ func registerPricesShow(app *kingpin.Application) (string, command) {
 	var team, project string
 	cl.Arg("team", "The team id.").Required().StringVar(&team)
 	cl.Flag("project", "A project of the team; default: the team's prices (those of its projects without overrides of their own).").StringVar(&project)
-	return cl.FullCommand(), &adminCmd{priced: func(ctx context.Context, st *store.Store, cfg *config.Config, out io.Writer) error {
+	return cl.FullCommand(), &adminCmd{priced: func(ctx context.Context, st *store.Store, cfg *config.Config, _ func() time.Time, out io.Writer) error {
 		def := query.NewPrices(cfg.Pricing)
 		if project != "" {
 			if _, err := st.GetProject(ctx, team, project); err != nil {
@@ -254,3 +255,76 @@ func stripeAmounts(b config.BillingConfig, s config.PriceSheet) []string {
 	}
 	return out
 }
+
+func registerPricesCheckStripe(app *kingpin.Application) (string, command) {
+	cl := pricesClause(app).Command("check-stripe",
+		"Compare the prices in force now for a team with the prices of its Stripe customer's subscription items on each billed meter (what Stripe will invoice); exits non-zero when one differs or is missing.")
+	var team string
+	cl.Arg("team", "The team id.").Required().StringVar(&team)
+	return cl.FullCommand(), &adminCmd{priced: func(ctx context.Context, st *store.Store, cfg *config.Config, now func() time.Time, out io.Writer) error {
+		t, err := st.GetTeam(ctx, team)
+		if err != nil {
+			return err
+		}
+		if t.StripeCustomerID == "" {
+			return fmt.Errorf("team %s has no Stripe customer (team set-stripe-customer)", team)
+		}
+		if cfg.Billing.Mode != config.BillingModeMeterEvents {
+			return fmt.Errorf("check-stripe compares meter prices (billing.mode meter_events); with usage_records check each project's subscription items in Stripe")
+		}
+		rows, err := st.ListPriceOverrides(ctx, team)
+		if err != nil {
+			return err
+		}
+		at := now()
+		sheet := effectivePrices(query.NewPrices(cfg.Pricing), rows, "").SheetAt(at)
+		l := billing.NewLinker(st, cfg.Billing.Stripe.URL, cfg.Billing.Stripe.APIKey.Reveal(), nil, now)
+		prices, err := l.StripePrices(ctx, t.StripeCustomerID)
+		if err != nil {
+			return err
+		}
+		want := stripeAmounts(cfg.Billing, sheet)
+		var checked [][]string
+		bad := 0
+		i := 0
+		for _, m := range stripeMeters {
+			mc, ok := cfg.Billing.Meters[m.metric]
+			if !ok || mc.Disabled {
+				continue
+			}
+			w := want[i]
+			i++
+			var found []stripeRow
+			for _, p := range prices {
+				if p.EventName == mc.EventName {
+					found = append(found, stripeRow{p.Item, p.UnitAmountDecimal})
+				}
+			}
+			if len(found) == 0 {
+				bad++
+				checked = append(checked, []string{mc.EventName, w, "-", "-", "MISSING: no subscription item on this meter"})
+				continue
+			}
+			for _, f := range found {
+				status := "ok"
+				wd, _ := decimal.NewFromString(w)
+				if gd, err := decimal.NewFromString(f.amount); err != nil || !gd.Equal(wd) {
+					bad++
+					status = "DIFFERS: Stripe invoices " + f.amount + " cents per unit"
+				}
+				checked = append(checked, []string{mc.EventName, w, f.amount, f.item, status})
+			}
+		}
+		fmt.Fprintf(out, "team %s (Stripe customer %s), prices in force at %s:\n", team, t.StripeCustomerID, at.UTC().Format(time.RFC3339))
+		if err := table(out, "METER\tWANT_CENTS\tSTRIPE_CENTS\tITEM\tSTATUS\t", checked); err != nil {
+			return err
+		}
+		if bad > 0 {
+			return fmt.Errorf("%d Stripe price(s) differ from the team's prices or are missing: the invoice would not match the dashboards", bad)
+		}
+		return nil
+	}}
+}
+
+// stripeRow is one subscription item's price on a meter.
+type stripeRow struct{ item, amount string }
