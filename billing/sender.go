@@ -15,9 +15,9 @@ import (
 	"github.com/stripe/stripe-go/v76/billing/meterevent"
 	"github.com/stripe/stripe-go/v76/billing/metereventsummary"
 	"github.com/stripe/stripe-go/v76/customer"
+	"github.com/stripe/stripe-go/v76/subscription"
 	"github.com/stripe/stripe-go/v76/subscriptionitem"
 	"github.com/stripe/stripe-go/v76/usagerecord"
-	"github.com/stripe/stripe-go/v76/subscription"
 	"github.com/stripe/stripe-go/v76/usagerecordsummary"
 
 	"github.com/cygni/usage/store"
