@@ -111,6 +111,10 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 	if !ok || r.e.days == nil || r.projects == nil {
 		return r.selectInto(ctx, run[0]+1, run[1], tierDay, &run, names, ms)
 	}
+	// Each project once, as the project matcher of a read counts it.
+	projects := slices.Clone(r.projects)
+	slices.Sort(projects)
+	projects = slices.Compact(projects)
 	// Days of unknown generation, read directly, one range per run of such days.
 	var direct [][2]int64
 	missing := map[int64][]string{} // day → projects not cached
@@ -126,7 +130,7 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 			continue
 		}
 		gen[dy] = g
-		for _, p := range r.projects {
+		for _, p := range projects {
 			if cell := r.e.days.get(p, dy, g); cell != nil {
 				if err := r.applyDay(p, dy, cell); err != nil {
 					return err

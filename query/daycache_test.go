@@ -91,7 +91,7 @@ func TestDayCacheExactThroughCorrections(t *testing.T) {
 		t.Helper()
 		for _, b := range [][]time.Time{bounds, week} {
 			for _, g := range []Grouping{ByProject, ByDeployment, ByTotal} {
-				for _, ps := range [][]string{projects, projects[:5], projects[40:41]} {
+				for _, ps := range [][]string{projects, projects[:5], projects[40:41], {"proj_003", "proj_003", "proj_001"}} {
 					got, err := cached.Rollup(context.Background(), ps, b, g)
 					if err != nil {
 						t.Fatal(err)

@@ -294,6 +294,7 @@ func (e *Engine) readParallel(ctx context.Context, projects []string, bounds []t
 	}
 	sorted := slices.Clone(projects)
 	slices.Sort(sorted)
+	sorted = slices.Compact(sorted) // a project in two shares would be read twice
 	rds := make([]*reader, parts)
 	grp, gctx := errgroup.WithContext(ctx)
 	for i := range parts {
