@@ -288,7 +288,6 @@ const teamStatusText = { none: "No budget set", ok: "OK", warning: "Warning: 80 
 async function loadAlerts() {
   showError("alerts-error", null);
   const team = $("team-alerts");
-  const projects = $("project-alerts");
   team.replaceChildren();
   try {
     team.append(await teamAlertsCard());
