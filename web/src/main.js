@@ -393,7 +393,7 @@ function thresholdsPanel(scope, t) {
     const heading = scope.kind === "team" ? "Team default thresholds" : "Alert thresholds";
     box.replaceChildren(
       el("h4", {}, heading),
-      el("p", { class: "source", "data-source": t.source }, "In force: ", el("strong", {}, sourceText[t.source] || t.source), "."),
+      el("p", { class: "source", "data-source": t.source }, "In force: ", el("strong", {}, scope.kind === "team" && t.source === "team" ? "the team's own list" : sourceText[t.source] || t.source), "."),
       table(`${heading} of ${scope.kind === "team" ? "the team" : scope.name}`,
         [{ label: "Threshold", num: true }, { label: "On the" }, { label: "Recipients" }, { label: "Change" }], rows),
       isAdmin() ? addThresholdForm(key, (entry) => put([...entries(t.thresholds), entry],
