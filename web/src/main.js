@@ -391,11 +391,11 @@ function thresholdsPanel(scope, t) {
         }, "Remove") : "",
     ]);
     const heading = scope.kind === "team" ? "Team default thresholds" : "Alert thresholds";
-    box.replaceChildren(
+    box.replaceChildren(...[
       el("h4", {}, heading),
       el("p", { class: "source", "data-source": t.source }, "In force: ", el("strong", {}, scope.kind === "team" && t.source === "team" ? "the team's own list" : sourceText[t.source] || t.source), "."),
-      table(`${heading} of ${scope.kind === "team" ? "the team" : scope.name}`,
-        [{ label: "Threshold", num: true }, { label: "On the" }, { label: "Recipients" }, { label: "Change" }], rows),
+      table(scope.kind === "team" ? heading : `${heading} of ${scope.name}`,
+        [{ label: "Threshold" }, { label: "On the" }, { label: "Recipients" }, { label: "Change" }], rows),
       isAdmin() ? addThresholdForm(key, (entry) => put([...entries(t.thresholds), entry],
         `Added a ${entry.percent} % ${entry.basis} threshold.`, `#${key}-pct`), (m) => { msg.textContent = m; }) : null,
       isAdmin() && t.source === (scope.kind === "team" ? "team" : "project")
@@ -405,7 +405,7 @@ function thresholdsPanel(scope, t) {
         }, scope.kind === "team" ? "Use the default (80 % and 100 %)" : "Use the team default")
         : null,
       isAdmin() ? null : el("p", { class: "muted small-print" }, "Only a team admin can change the thresholds."),
-      msg);
+      msg].filter(Boolean));
   };
   render(t);
   return box;

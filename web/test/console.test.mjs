@@ -469,6 +469,8 @@ test("alerts: an admin adds a 50 % forecast threshold, the API returns it and th
   assert.deepEqual(row, [ev.at.replace("T", " ").replace("Z", ""), `ada@acme.example · ${who.tokenId}`, "thresholds", "proj_001", ev.old || "—", ev.new]);
   assert.match(ev.new, /"percent":"50","basis":"forecast"/);
   await screenshot("console-alerts.png", page.locator("#alerts"));
+  await screenshot("console-audit.png", page.locator("#audit"), {}, false);
+  await axeCheck(page, "admin, a project with a list of its own");
 
   // Bad input: what the page can check is refused before it is sent...
   for (const [v, msg] of [["1001", /above 0 and at most 1000/], ["0", /above 0/], ["12.345", /two decimals/], ["fifty", /percentage/]]) {
@@ -609,7 +611,7 @@ test("alerts: a member sees the thresholds read-only and toggles their own mute"
   await p.reload();
   await p.waitForSelector("body[data-loaded=true]", { timeout: 60_000 });
   assert.equal(await p.locator("#mute-proj_001").isChecked(), true);
-  await screenshot("console-alerts-member.png", p.locator("#alerts"));
+  await screenshot("console-alerts-member.png", p.locator("#alerts"), {}, false);
   await axeCheck(p, "member");
   await p.locator("#mute-proj_001").click();
   await p.waitForSelector("article[data-alerts-project=proj_001] .mute .form-msg:text('go to max@acme.example again')");
