@@ -24,8 +24,9 @@ type Generations interface {
 	Generation(mint, maxt int64) (string, bool)
 }
 
-// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.7 KB
-// each with 2 deployments × 7 series, so ~70 MB; 1,000 projects × 100 days).
+// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.85 KB
+// each with 2 deployments × 7 series, BenchmarkDayCacheMemory, so ~85 MB; 1,000 projects × 100
+// days).
 const DefaultDayCacheEntries = 100_000
 
 // dayCache holds, per project and UTC day, the sums of the project's daily-tier points: the
