@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ func (s *Server) registerBudgets(r *mux.Router) {
 	r.Handle("/api/projects/{projectId}/thresholds", s.authed(RoleMember, s.budgetHandler(s.putThresholds))).Methods(http.MethodPut)
 	r.Handle("/api/teams/{teamId}/thresholds", s.authed(RoleMember, s.budgetHandler(s.getThresholds))).Methods(http.MethodGet)
 	r.Handle("/api/teams/{teamId}/thresholds", s.authed(RoleMember, s.budgetHandler(s.putThresholds))).Methods(http.MethodPut)
+	r.Handle("/api/projects/{projectId}/mute", s.authed(RoleMember, s.budgetHandler(s.getMute))).Methods(http.MethodGet)
 	r.Handle("/api/projects/{projectId}/mute", s.authed(RoleMember, s.budgetHandler(s.putMute))).Methods(http.MethodPut)
 	r.Handle("/api/audit", s.authed(RoleAdmin, s.budgetHandler(s.listAudit))).Methods(http.MethodGet)
 	s.registerTeamBudget(r)
@@ -279,6 +281,31 @@ func orNothing(s string) string {
 	return s
 }
 
+// noMember is the answer to a mute of a token that belongs to no member.
+var noMember = &Error{Kind: KindBadRequest, Code: "no_member", Message: "this token belongs to no member; mute with a member's token (cygni-usage token create --member EMAIL)"}
+
+// getMute is GET /api/projects/{projectId}/mute (member): whether the token's member muted the
+// project's warnings.
+func (s *Server) getMute(w http.ResponseWriter, r *http.Request) error {
+	teamID, projectID, err := s.thresholdScope(r)
+	if err != nil {
+		return err
+	}
+	if err := checkParams(r); err != nil {
+		return err
+	}
+	p, _ := PrincipalFrom(r.Context())
+	if p.MemberEmail == "" {
+		return noMember
+	}
+	mutes, err := s.opts.Budgets.Mutes(r.Context(), teamID)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"projectId": projectID, "member": p.MemberEmail, "muted": slices.Contains(mutes[projectID], strings.ToLower(p.MemberEmail))})
+	return nil
+}
+
 // putMute is PUT /api/projects/{projectId}/mute (member), body {"muted": true|false}: the
 // token's member stops (or resumes) getting the project's warnings. Exceeded alerts to admins
 // are never muted.
@@ -289,7 +316,7 @@ func (s *Server) putMute(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, _ := PrincipalFrom(r.Context())
 	if p.MemberEmail == "" {
-		return &Error{Kind: KindBadRequest, Code: "no_member", Message: "this token belongs to no member; mute with a member's token (cygni-usage token create --member EMAIL)"}
+		return noMember
 	}
 	var req struct {
 		Muted *bool `json:"muted"`

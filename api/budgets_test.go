@@ -294,3 +294,32 @@ func TestDailyBudgetAPI(t *testing.T) {
 		t.Fatalf("audit: %d %s", code, b)
 	}
 }
+
+// A member reads their own mute of a project (what the console's toggle shows) and whoami names
+// the member; a team token has none to read, another team's project is 404.
+func TestMuteState(t *testing.T) {
+	f := newBudgetFixture(t)
+	f.want(t, "GET", f.member, "/api/projects/proj_001/mute", "", 200, `{"member":"dev@a.test","muted":false,"projectId":"proj_001"}`)
+	f.want(t, "PUT", f.member, "/api/projects/proj_001/mute", `{"muted":true}`, 200, `{"member":"dev@a.test","muted":true,"projectId":"proj_001"}`)
+	f.want(t, "GET", f.member, "/api/projects/proj_001/mute", "", 200, `{"member":"dev@a.test","muted":true,"projectId":"proj_001"}`)
+	f.want(t, "GET", f.admin, "/api/projects/proj_001/mute", "", 200, `{"member":"ana@a.test","muted":false,"projectId":"proj_001"}`)
+	f.want(t, "GET", f.member, "/api/projects/proj_002/mute", "", 200, `{"member":"dev@a.test","muted":false,"projectId":"proj_002"}`)
+	f.want(t, "GET", f.other, "/api/projects/proj_001/mute", "", 404, `{"error":{"code":"not_found","message":"project \"proj_001\" not found"}}`)
+	f.want(t, "GET", f.member, "/api/projects/proj_001/mute?x=1", "", 400, `{"error":{"code":"invalid_parameter","message":"x: is not a parameter of /api/projects/proj_001/mute (it takes none)"}}`)
+	f.want(t, "PUT", f.member, "/api/projects/proj_001/mute", `{"muted":false}`, 200, `{"member":"dev@a.test","muted":false,"projectId":"proj_001"}`)
+	f.want(t, "GET", f.member, "/api/projects/proj_001/mute", "", 200, `{"member":"dev@a.test","muted":false,"projectId":"proj_001"}`)
+
+	team, _, err := f.st.CreateToken(context.Background(), "team_a", "member", "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.want(t, "GET", team, "/api/projects/proj_001/mute", "", 400, `{"error":{"code":"no_member","message":"this token belongs to no member; mute with a member's token (cygni-usage token create --member EMAIL)"}}`)
+
+	code, b, _ := f.do(t, "GET", f.member, "/api/whoami", "")
+	if code != 200 || !strings.Contains(string(b), `"tokenId":"`+f.memberTok.ID+`","member":"dev@a.test",`) {
+		t.Errorf("whoami of a member's token: %d %s", code, b)
+	}
+	if code, b, _ := f.do(t, "GET", team, "/api/whoami", ""); code != 200 || strings.Contains(string(b), `"member":`) {
+		t.Errorf("whoami of a team token: %d %s", code, b)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/query"
+	"github.com/cygni/usage/series"
 )
 
 // How displayed money adds up (the rule of every usage endpoint, as on an invoice):
@@ -70,14 +71,16 @@ type shownMetrics struct {
 }
 
 func showMetrics(a *query.Amounts, start, end, now time.Time) shownMetrics {
+	// Each quantity rounded once from the exact quanta (Amounts.Quo: integer arithmetic where it
+	// fits an int64, exact decimals otherwise).
 	return shownMetrics{
-		cpuSeconds: a.Decimal(query.CPUSeconds).Round(placesCPUSeconds),
-		cpuHours:   a.Decimal(query.CPUSeconds).DivRound(secondsPerHour, placesCPUHours),
-		memory:     a.Decimal(query.MemoryGBHours).Round(placesGBHours),
+		cpuSeconds: a.Round(query.CPUSeconds, placesCPUSeconds),
+		cpuHours:   a.Quo(query.CPUSeconds, 3600, placesCPUHours),
+		memory:     a.Round(query.MemoryGBHours, placesGBHours),
 		tasks:      query.AverageTasks(a, start, end, now).Round(placesTasks),
-		egress:     a.Decimal(query.EgressBytes).DivRound(gib, placesEgressGB),
-		requests:   a.Decimal(query.Requests).Round(placesRequests),
-		storage:    a.Decimal(query.StorageGBHours).Round(placesGBHours),
+		egress:     a.Quo(query.EgressBytes, series.GiB, placesEgressGB),
+		requests:   a.Round(query.Requests, placesRequests),
+		storage:    a.Round(query.StorageGBHours, placesGBHours),
 	}
 }
 

@@ -38,6 +38,7 @@ type monthBench struct {
 	f        *fixture.Fixture
 	url      string
 	plainURL string // the same API over an engine without the day cache
+	engine   *query.Engine
 	from, to time.Time
 	projects []string
 }
@@ -85,7 +86,7 @@ func monthFixture(b *testing.B) *monthBench {
 			})
 			ts := httptest.NewServer(srv)
 			if entries == 0 {
-				m.url = ts.URL
+				m.url, m.engine = ts.URL, engine
 			} else {
 				m.plainURL = ts.URL
 			}
@@ -131,7 +132,14 @@ func (m *monthBench) timed(b *testing.B, path string) {
 
 // timedBoth runs timed on the API with the day cache and on the one without, as sub-benchmarks.
 func (m *monthBench) timedBoth(b *testing.B, path string) {
-	b.Run("day-cache", func(b *testing.B) { m.timed(b, path) })
+	b.Run("day-cache", func(b *testing.B) {
+		before := m.engine.DayCacheStats()
+		m.timed(b, path)
+		st := m.engine.DayCacheStats()
+		b.ReportMetric(float64(st.Hits-before.Hits)/float64(b.N), "cached-project-days/op")
+		b.ReportMetric(float64(st.Misses-before.Misses)/float64(b.N), "read-project-days/op")
+		b.ReportMetric(float64(st.DaysWithoutGeneration-before.DaysWithoutGeneration)/float64(b.N), "days-in-head/op")
+	})
 	b.Run("no-cache", func(b *testing.B) {
 		cached := m.url
 		m.url = m.plainURL

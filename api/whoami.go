@@ -16,6 +16,8 @@ type whoamiJSON struct {
 	TeamName string `json:"teamName"`
 	Role     Role   `json:"role"`
 	TokenID  string `json:"tokenId"`
+	// Member is the member (e-mail) the token belongs to; absent for a team token.
+	Member string `json:"member,omitempty"`
 	// Operator is true when the token may use the operator endpoints (GET /api/usage/unmapped).
 	Operator bool   `json:"operator"`
 	Now      string `json:"now,omitempty"` // RFC 3339; absent when the query layer is not in this process
@@ -32,7 +34,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 	}
 	p, _ := PrincipalFrom(r.Context())
 	out := whoamiJSON{
-		TeamID: p.TeamID, Role: p.Role, TokenID: p.TokenID,
+		TeamID: p.TeamID, Role: p.Role, TokenID: p.TokenID, Member: p.MemberEmail,
 		Operator: p.Role == RoleAdmin && slices.Contains(s.opts.OperatorTeams, p.TeamID),
 	}
 	if s.opts.UsageProjects != nil {

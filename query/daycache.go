@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -23,8 +24,9 @@ type Generations interface {
 	Generation(mint, maxt int64) (string, bool)
 }
 
-// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.7 KB
-// each with 2 deployments × 7 series, so ~70 MB; 1,000 projects × 100 days).
+// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.85 KB
+// each with 2 deployments × 7 series, BenchmarkDayCacheMemory, so ~85 MB; 1,000 projects × 100
+// days).
 const DefaultDayCacheEntries = 100_000
 
 // dayCache holds, per project and UTC day, the sums of the project's daily-tier points: the
@@ -34,9 +36,26 @@ const DefaultDayCacheEntries = 100_000
 // read from the TSDB again. So the cache can be stale only in what it does not answer; a restart
 // starts it empty and it fills as queries read days.
 type dayCache struct {
-	mu    sync.Mutex
-	max   int
-	cells map[dayKey]*dayCell
+	mu           sync.Mutex
+	max          int
+	cells        map[dayKey]*dayCell
+	hits, misses atomic.Int64 // project-days answered from the cache, and read
+	unknown      atomic.Int64 // days read because the storage knew no generation for them
+}
+
+// DayCacheStats are the day cache's counters since the engine started.
+type DayCacheStats struct {
+	Entries               int   // project-days held
+	Hits, Misses          int64 // project-days answered from the cache, and read from the storage
+	DaysWithoutGeneration int64 // days read directly: in a head, or a storage without generations
+}
+
+// DayCacheStats returns the day cache's counters (zero without a cache).
+func (e *Engine) DayCacheStats() DayCacheStats {
+	if e.days == nil {
+		return DayCacheStats{}
+	}
+	return DayCacheStats{Entries: e.days.len(), Hits: e.days.hits.Load(), Misses: e.days.misses.Load(), DaysWithoutGeneration: e.days.unknown.Load()}
 }
 
 type dayKey struct {
@@ -69,8 +88,10 @@ func (c *dayCache) get(project string, day int64, gen string) *dayCell {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cell := c.cells[dayKey{project, day}]; cell != nil && cell.gen == gen {
+		c.hits.Add(1)
 		return cell
 	}
+	c.misses.Add(1)
 	return nil
 }
 
@@ -122,6 +143,7 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 	for dy := run[0]; dy < run[1]; dy += dayMs {
 		g, ok := gens.Generation(dy+1, dy+dayMs)
 		if !ok {
+			r.e.days.unknown.Add(1)
 			if n := len(direct); n > 0 && direct[n-1][1] == dy {
 				direct[n-1][1] = dy + dayMs
 			} else {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,5 +167,35 @@ func TestDayCacheBounded(t *testing.T) {
 		if n := c.len(); n > 100 {
 			t.Fatalf("%d entries, bound 100", n)
 		}
+	}
+}
+
+// BenchmarkDayCacheMemory reports the heap one cached project-day takes with 2 deployments × 7
+// series (the figure docs/architecture.md states).
+func BenchmarkDayCacheMemory(b *testing.B) {
+	const projects, days = 1000, 31
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := newDayCache(projects * days)
+		for d := range days {
+			cells := map[dayKey]*dayCell{}
+			gen := fmt.Sprintf("01M8YA6BEC9CYYHWMBW4CH%04d.0 ", d)
+			for p := range projects {
+				cell := &dayCell{gen: gen}
+				for _, dep := range []string{"web", "worker"} {
+					for m := range Metric(7) {
+						cell.sums = append(cell.sums, daySum{deployment: dep, metric: m, sum: Int128Of(int64(p * d))})
+					}
+				}
+				cells[dayKey{fmt.Sprintf("proj_%04d", p), int64(d) * dayMs}] = cell
+			}
+			c.put(cells)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(c.len()), "B/project-day")
+		runtime.KeepAlive(c)
 	}
 }

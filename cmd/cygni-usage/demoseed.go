@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -101,13 +102,21 @@ func (p *process) seedDemo() ([]demoToken, error) {
 	}
 	var out []demoToken
 	for _, tk := range []demoToken{
-		{team: "team_acme", role: "admin", label: "admin token (Acme, operator)"},
-		{team: "team_acme", role: "member", label: "member token (Acme)"},
-		{team: "team_globex", role: "admin", label: "admin token (Globex)"},
+		{team: "team_acme", role: "admin", member: "ada@acme.example", label: "admin token (Acme, operator)"},
+		{team: "team_acme", role: "member", member: "max@acme.example", label: "member token (Acme)"},
+		{team: "team_globex", role: "admin", member: "hank@globex.example", label: "admin token (Globex)"},
 	} {
-		plain, _, err := p.store.CreateToken(ctx, tk.team, tk.role, "demo "+tk.role)
+		plain, t, err := p.store.CreateToken(ctx, tk.team, tk.role, "demo "+tk.role)
 		if err != nil {
 			return nil, fmt.Errorf("mint the demo tokens: %w", err)
+		}
+		// Each token belongs to a seeded member, so the audit trail names them and the member
+		// can mute a project's warnings (PUT /api/projects/{id}/mute). An operator may have
+		// removed the member since the first start: the token then stays a team token.
+		if err := p.store.SetTokenMember(ctx, tk.team, t.ID, tk.member); errors.Is(err, store.ErrNotFound) {
+			p.logger.Warn("demo member is gone; its token is a team token", "member", tk.member, "team", tk.team)
+		} else if err != nil {
+			return nil, fmt.Errorf("tie the demo token to %s: %w", tk.member, err)
 		}
 		tk.token = plain
 		out = append(out, tk)
@@ -116,7 +125,7 @@ func (p *process) seedDemo() ([]demoToken, error) {
 }
 
 // demoToken is a token minted for the banner.
-type demoToken struct{ team, role, label, token string }
+type demoToken struct{ team, role, member, label, token string }
 
 // demoBudget returns the budget that gives project dp its intended status when the demo starts
 // at now: from the simulator's truth of what the first backfill collects inside the current

@@ -23,12 +23,25 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, { token = savedToken(), body, raw = false } = {}) {
+// exactJSON parses an answer keeping every number as the text the API wrote ("530.80" stays
+// "530.80", never 530.8): money and percentages are shown from that text, never computed.
+function exactJSON(text) {
+  return JSON.parse(text, (k, v, ctx) => (typeof v === "number" ? (ctx && typeof ctx.source === "string" ? ctx.source : String(v)) : v));
+}
+
+// amountJSON writes a validated decimal text ("12.50") or null as a JSON number, unchanged.
+export function amountJSON(text) {
+  if (text === null) return "null";
+  if (!/^\d+(\.\d{1,2})?$/.test(text)) throw new Error(`not an amount: ${text}`);
+  return text;
+}
+
+async function request(method, path, { token = savedToken(), body, bodyText, raw = false, exact = false } = {}) {
   const headers = { Authorization: `Bearer ${token}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined || bodyText !== undefined) headers["Content-Type"] = "application/json";
   let res;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(path, { method, headers, body: bodyText !== undefined ? bodyText : body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
     throw new ApiError(0, "network", `The server did not answer (${e.message}).`);
   }
@@ -46,8 +59,11 @@ async function request(method, path, { token = savedToken(), body, raw = false }
     }
     throw new ApiError(res.status, code, message);
   }
-  return raw ? res : res.json();
+  if (raw) return res;
+  return exact ? exactJSON(await res.text()) : res.json();
 }
+
+const scopePath = (scope) => `/api/${scope.kind === "team" ? "teams" : "projects"}/${encodeURIComponent(scope.id)}`;
 
 export const api = {
   whoami: (token) => request("GET", "/api/whoami", { token }),
@@ -59,5 +75,20 @@ export const api = {
   markRead: (id) => request("POST", `/api/usage/notifications/${encodeURIComponent(id)}/read`),
   recommendations: () => request("GET", "/api/usage/recommendations"),
   unmapped: () => request("GET", "/api/usage/unmapped"),
+  // Budgets the way customers set them (docs/api.md "Alert thresholds"): numbers come back as
+  // the API's text (exact: true).
+  thresholds: (scope) => request("GET", scopePath(scope) + "/thresholds", { exact: true }),
+  setThresholds: (scope, thresholds) => request("PUT", scopePath(scope) + "/thresholds", { body: { thresholds }, exact: true }),
+  teamBudget: (teamId) => request("GET", scopePath({ kind: "team", id: teamId }) + "/budget", { exact: true }),
+  setTeamBudget: (teamId, limit) => request("PUT", scopePath({ kind: "team", id: teamId }) + "/budget", { bodyText: `{"limit":${amountJSON(limit)}}`, exact: true }),
+  dailyBudget: (projectId) => request("GET", scopePath({ kind: "project", id: projectId }) + "/daily-budget", { exact: true }),
+  setDailyBudget: (projectId, limit) => request("PUT", scopePath({ kind: "project", id: projectId }) + "/daily-budget", { bodyText: `{"dailyLimit":${amountJSON(limit)}}`, exact: true }),
+  mute: (projectId) => request("GET", scopePath({ kind: "project", id: projectId }) + "/mute"),
+  setMute: (projectId, muted) => request("PUT", scopePath({ kind: "project", id: projectId }) + "/mute", { body: { muted } }),
+  // audit takes the first page's path or the API's own "next".
+  audit: (path) => {
+    if (!path.startsWith("/api/audit?")) throw new Error(`not an audit page: ${path}`);
+    return request("GET", path);
+  },
   exportFile: (params) => request("GET", "/api/usage/export?" + new URLSearchParams(params), { raw: true }),
 };

@@ -48,7 +48,7 @@ const num = (v) => (v === undefined || v === null ? "" : String(v));
 // ---- dates: the server's clock and calendar days in a time zone ----
 
 // budgetCharts and usageCharts are the Chart.js instances on the page, destroyed before redrawing.
-const state = { who: null, now: new Date(), projects: [], budgetCharts: new Map(), usageCharts: [], usageSeq: 0 };
+const state = { who: null, now: new Date(), projects: [], budgetCharts: new Map(), usageCharts: [], usageSeq: 0, audit: [], auditNext: "" };
 
 function dayIn(date, tz) {
   return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(date);
@@ -150,6 +150,8 @@ async function showApp() {
   $("who-text").textContent = `${w.teamName || w.teamId} · ${w.role}${w.operator ? " · operator" : ""}`;
   $("nav-unmapped").hidden = !w.operator;
   $("unmapped").hidden = !w.operator;
+  $("nav-audit").hidden = w.role !== "admin";
+  $("audit").hidden = w.role !== "admin";
   $("main").focus();
   announce(`Signed in to ${w.teamName || w.teamId} as ${w.role}.`);
   try {
@@ -164,7 +166,8 @@ async function showApp() {
   setupUsageForm();
   setupExportForm();
   await Promise.all([
-    loadBudgets(), loadUsage(), loadNotifications(), loadRecommendations(),
+    loadBudgets(), loadAlerts(), loadUsage(), loadNotifications(), loadRecommendations(),
+    w.role === "admin" ? loadAudit() : Promise.resolve(),
     w.operator ? loadUnmapped() : Promise.resolve(),
   ]);
   document.body.dataset.loaded = "true";
@@ -267,6 +270,330 @@ function limitForm(p, b) {
       }
     },
   }, el("label", { for: inputId }, "Budget (USD)"), input, el("button", { type: "submit" }, "Save budget"), msg);
+}
+
+// ---- alert thresholds, team and daily budgets, mutes (docs/api.md "Alert thresholds") ----
+
+// Every figure here is the API's own text (api.js parses these answers with exactJSON).
+const money = (s) => "$" + fixed(micros(s), 2);
+const isAdmin = () => state.who?.role === "admin";
+const sourceText = {
+  project: "this project's own list",
+  team: "the team default",
+  default: "the default (80 % and 100 %)",
+};
+const basisText = { actual: "cost so far", forecast: "month-end forecast" };
+const teamStatusText = { none: "No budget set", ok: "OK", warning: "Warning: 80 % reached", exceeded: "Exceeded: over budget" };
+
+async function loadAlerts() {
+  showError("alerts-error", null);
+  const team = $("team-alerts");
+  team.replaceChildren();
+  try {
+    team.append(await teamAlertsCard());
+  } catch (err) {
+    showError("alerts-error", err);
+  }
+  await loadProjectAlerts();
+}
+
+// loadProjectAlerts draws the projects' cards (again, after the team default changed: the
+// projects without a list of their own follow it).
+async function loadProjectAlerts() {
+  const box = $("project-alerts");
+  try {
+    const cards = [];
+    for (const p of state.projects) cards.push(await projectAlertsCard(p));
+    box.replaceChildren(...cards);
+  } catch (err) {
+    showError("alerts-error", err);
+  }
+}
+
+async function teamAlertsCard() {
+  const w = state.who;
+  const [b, t] = await Promise.all([api.teamBudget(w.teamId), api.thresholds({ kind: "team", id: w.teamId })]);
+  const id = "team-alerts-h";
+  const budgetBox = el("div", { class: "team-budget" });
+  const renderBudget = (b) => {
+    budgetBox.className = `team-budget status-${b.status}`;
+    budgetBox.replaceChildren(
+      el("h4", {}, "Team budget (all projects)"),
+      el("p", { class: `status-line status-${b.status}` }, el("strong", { "data-field": "team-status" }, teamStatusText[b.status] || b.status),
+        b.percentUsed === null ? " — the team has no budget over all its projects" : ` — ${b.percentUsed} % of the team budget used`),
+      el("dl", { class: "figures" },
+        el("div", {}, el("dt", {}, "Used"), el("dd", { "data-field": "team-used" }, money(b.used))),
+        el("div", {}, el("dt", {}, "Team budget"), el("dd", { "data-field": "team-limit" }, b.limit === null ? "none" : money(b.limit))),
+        el("div", {}, el("dt", {}, "Remaining"), el("dd", { "data-field": "team-remaining" }, b.remaining === null ? "—" : money(b.remaining))),
+        el("div", {}, el("dt", {}, "Forecast"), el("dd", { "data-field": "team-forecast" }, money(b.forecast)))),
+      el("p", { class: "muted small-print" }, `${b.projects} projects, billing period ${b.periodStart.slice(0, 10)} to ${b.periodEnd.slice(0, 10)}.`),
+      isAdmin() ? amountForm({
+        id: "team-limit", label: "Team budget (USD)", value: b.limit, save: "Save team budget", remove: "Remove team budget",
+        send: (v) => api.setTeamBudget(w.teamId, v),
+        done: (fresh) => { renderBudget(fresh); return fresh.limit === null ? "Team budget removed." : `Team budget set to ${money(fresh.limit)}.`; },
+      }) : el("p", { class: "muted small-print" }, "Only a team admin can change the team budget."));
+  };
+  renderBudget(b);
+  return el("article", { class: "card team-alerts", id: "team-card", "aria-labelledby": id },
+    el("h3", { id }, "Team ", w.teamName || w.teamId),
+    budgetBox,
+    thresholdsPanel({ kind: "team", id: w.teamId, name: "the team default" }, t));
+}
+
+async function projectAlertsCard(p) {
+  const [t, d] = await Promise.all([api.thresholds({ kind: "project", id: p.projectId }), api.dailyBudget(p.projectId)]);
+  const id = `alerts-${p.projectId}`;
+  return el("article", { class: "card alerts", "data-alerts-project": p.projectId, "aria-labelledby": id },
+    el("h3", { id }, p.projectName, " ", el("span", { class: "muted" }, p.projectId)),
+    thresholdsPanel({ kind: "project", id: p.projectId, name: p.projectName }, t),
+    dailyPanel(p, d),
+    await mutePanel(p));
+}
+
+function recipientsText(r) {
+  const parts = [];
+  if (r.billingContact) parts.push("billing contact");
+  if (r.admins) parts.push("every admin");
+  parts.push(...r.emails);
+  if (r.webhook) parts.push("webhook");
+  return parts.length ? parts.join(", ") : "nobody";
+}
+
+// thresholdsPanel shows the list in force for a project or the team default, and to an admin
+// the controls that change it: each change PUTs the whole list (the fixed ones included, as they
+// are), and the API's answer is drawn again.
+function thresholdsPanel(scope, t) {
+  const box = el("div", { class: "thresholds", "data-scope": `${scope.kind}:${scope.id}` });
+  const key = `${scope.kind}-${scope.id}`;
+  const msg = el("p", { class: "form-msg", role: "status", "data-field": "thresholds-msg" });
+  const entries = (list) => list.map((x) => ({ percent: Number(x.percent), basis: x.basis, recipients: x.recipients }));
+  const put = async (list, done, focus) => {
+    msg.textContent = "";
+    try {
+      const fresh = await api.setThresholds(scope, list);
+      render(fresh);
+      msg.textContent = done;
+      announce(done);
+      box.querySelector(focus)?.focus();
+      if (scope.kind === "team") loadProjectAlerts();
+      refreshAudit();
+    } catch (err) {
+      msg.textContent = err.message;
+    }
+  };
+  const render = (t) => {
+    const rows = t.thresholds.map((x, i) => [
+      `${x.percent} %`, basisText[x.basis] || x.basis, recipientsText(x.recipients),
+      x.fixed ? el("span", { class: "fixed-tag" }, "fixed, always on")
+        : isAdmin() ? el("button", {
+          type: "button", class: "remove-threshold secondary", "aria-label": `Remove the ${x.percent} % ${x.basis} threshold`,
+          onclick: () => put(entries(t.thresholds.filter((_, j) => j !== i)), `Removed the ${x.percent} % ${x.basis} threshold.`, `#${key}-pct`),
+        }, "Remove") : "",
+    ]);
+    const heading = scope.kind === "team" ? "Team default thresholds" : "Alert thresholds";
+    box.replaceChildren(...[
+      el("h4", {}, heading),
+      el("p", { class: "source", "data-source": t.source }, "In force: ", el("strong", {}, scope.kind === "team" && t.source === "team" ? "the team's own list" : sourceText[t.source] || t.source), "."),
+      table(scope.kind === "team" ? heading : `${heading} of ${scope.name}`,
+        [{ label: "Threshold" }, { label: "On the" }, { label: "Recipients" }, { label: "Change" }], rows),
+      isAdmin() ? addThresholdForm(key, (entry) => put([...entries(t.thresholds), entry],
+        `Added a ${entry.percent} % ${entry.basis} threshold.`, `#${key}-pct`), (m) => { msg.textContent = m; }) : null,
+      isAdmin() && t.source === (scope.kind === "team" ? "team" : "project")
+        ? el("button", {
+          type: "button", class: "inherit secondary",
+          onclick: () => put(null, scope.kind === "team" ? "The team uses the default thresholds again." : "The project uses the team default again.", `#${key}-pct`),
+        }, scope.kind === "team" ? "Use the default (80 % and 100 %)" : "Use the team default")
+        : null,
+      isAdmin() ? null : el("p", { class: "muted small-print" }, "Only a team admin can change the thresholds."),
+      msg].filter(Boolean));
+  };
+  render(t);
+  return box;
+}
+
+const emailShape = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+$/;
+
+// addThresholdForm checks an entry as the API would before sending it: a positive percentage
+// of at most 1000 with at most two decimals, at most ten plain addresses.
+function addThresholdForm(key, add, say) {
+  const pct = el("input", { id: `${key}-pct`, type: "text", inputmode: "decimal", autocomplete: "off", required: true, "aria-describedby": `${key}-pct-hint` });
+  const basis = el("select", { id: `${key}-basis` },
+    el("option", { value: "actual" }, "cost so far (actual)"), el("option", { value: "forecast" }, "month-end forecast"));
+  const check = (name, label, checked) => el("div", { class: "check" },
+    el("input", { type: "checkbox", id: `${key}-${name}`, name, checked }), el("label", { for: `${key}-${name}` }, label));
+  const emails = el("input", { id: `${key}-emails`, type: "text", autocomplete: "off", spellcheck: "false", placeholder: "cfo@example.com, ops@example.com" });
+  return el("form", {
+    class: "threshold-form",
+    novalidate: true,
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const f = ev.currentTarget;
+      const v = pct.value.trim();
+      if (!/^\d+(\.\d{1,2})?$/.test(v) || micros(v) <= 0n || micros(v) > micros("1000")) {
+        say("Enter a percentage above 0 and at most 1000, with at most two decimals.");
+        pct.focus();
+        return;
+      }
+      const list = emails.value.split(/[\s,]+/).filter(Boolean);
+      const bad = list.find((e) => !emailShape.test(e));
+      if (bad !== undefined) {
+        say(`"${bad}" is not a plain e-mail address.`);
+        emails.focus();
+        return;
+      }
+      if (list.length > 10) {
+        say(`At most 10 extra addresses, got ${list.length}.`);
+        emails.focus();
+        return;
+      }
+      add({
+        percent: Number(v), basis: basis.value,
+        recipients: {
+          billingContact: f.elements.billingContact.checked, admins: f.elements.admins.checked,
+          emails: list, webhook: f.elements.webhook.checked,
+        },
+      });
+    },
+  },
+  el("div", {}, el("label", { for: `${key}-pct` }, "Percent of the budget"), pct,
+    el("p", { class: "muted small-print", id: `${key}-pct-hint` }, "Above 0, at most 1000.")),
+  el("div", {}, el("label", { for: `${key}-basis` }, "On the"), basis),
+  el("fieldset", {}, el("legend", {}, "Recipients"),
+    check("billingContact", "Billing contact", true), check("admins", "Every admin", false), check("webhook", "The webhook", true)),
+  el("div", {}, el("label", { for: `${key}-emails` }, "Extra e-mail addresses"), emails),
+  el("div", { class: "submit" }, el("button", { type: "submit" }, "Add threshold")));
+}
+
+// amountForm sets or removes a budget amount (team, daily): checked before it is sent, sent as
+// the typed text, and the API's answer drawn by done.
+function amountForm({ id, label, value, save, remove, send, done }) {
+  const msg = el("p", { class: "form-msg", role: "status" });
+  const input = el("input", { id, type: "text", inputmode: "decimal", autocomplete: "off", value: value === null ? "" : fixed(micros(value), 2) });
+  const run = async (v) => {
+    msg.textContent = "";
+    try {
+      const fresh = await send(v);
+      const said = done(fresh);
+      announce(said);
+      document.getElementById(id)?.focus();
+      const m = document.getElementById(id)?.closest("form")?.querySelector(".form-msg");
+      if (m) m.textContent = said;
+      refreshAudit();
+    } catch (err) {
+      msg.textContent = err.message;
+    }
+  };
+  return el("form", {
+    class: "limit-form amount-form",
+    novalidate: true,
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const v = input.value.trim();
+      if (!/^\d+(\.\d{1,2})?$/.test(v) || micros(v) <= 0n) {
+        msg.textContent = "Enter a positive amount with at most two decimals.";
+        return;
+      }
+      run(v);
+    },
+  }, el("label", { for: id }, label), input,
+  el("div", { class: "submit" }, el("button", { type: "submit" }, save),
+    value === null ? null : el("button", { type: "button", class: "secondary", onclick: () => run(null) }, remove)),
+  msg);
+}
+
+function dailyPanel(p, d) {
+  const box = el("div", { class: "daily" });
+  const render = (d) => {
+    const day = `${d.dayStart.replace("T", " ")} to ${d.dayEnd.replace("T", " ")}`;
+    box.className = `daily${d.exceeded ? " status-exceeded" : ""}`;
+    box.replaceChildren(
+      el("h4", {}, "Daily budget"),
+      el("p", { class: "status-line" + (d.exceeded ? " status-exceeded" : "") }, d.dailyLimit === null
+        ? el("span", { "data-field": "daily-status" }, "No daily budget.")
+        : el("span", { "data-field": "daily-status" }, el("strong", {}, d.exceeded ? "Exceeded today" : "Within today's budget"), ` — ${d.percentUsed} % used`)),
+      el("dl", { class: "figures" },
+        el("div", {}, el("dt", {}, "Used today"), el("dd", { "data-field": "daily-used" }, money(d.used))),
+        el("div", {}, el("dt", {}, "Daily budget"), el("dd", { "data-field": "daily-limit" }, d.dailyLimit === null ? "none" : money(d.dailyLimit)))),
+      el("p", { class: "muted small-print" }, `Today in the team's time zone (${d.timeZone}): ${day}.`),
+      isAdmin() ? amountForm({
+        id: `daily-${p.projectId}`, label: "Daily budget (USD)", value: d.dailyLimit, save: "Save daily budget", remove: "Remove daily budget",
+        send: (v) => api.setDailyBudget(p.projectId, v),
+        done: (fresh) => { render(fresh); return fresh.dailyLimit === null ? `Daily budget of ${p.projectName} removed.` : `Daily budget of ${p.projectName} set to ${money(fresh.dailyLimit)}.`; },
+      }) : el("p", { class: "muted small-print" }, "Only a team admin can change the daily budget."));
+  };
+  render(d);
+  return box;
+}
+
+// mutePanel is the token's member's own preference for a project's warnings.
+async function mutePanel(p) {
+  const box = el("div", { class: "mute" }, el("h4", {}, "My notifications"));
+  const note = el("p", { class: "muted small-print" }, "Exceeded alerts to admins cannot be muted: an admin always gets the 100 % alert.");
+  if (!state.who.member) {
+    box.append(el("p", { class: "muted small-print" }, "This token belongs to no member, so it has no notification preferences (cygni-usage token create --member EMAIL)."), note);
+    return box;
+  }
+  const msg = el("p", { class: "form-msg", role: "status" });
+  const cb = el("input", { type: "checkbox", id: `mute-${p.projectId}`, class: "mute-toggle" });
+  try {
+    cb.checked = (await api.mute(p.projectId)).muted;
+  } catch (err) {
+    msg.textContent = err.message;
+    cb.disabled = true;
+  }
+  cb.addEventListener("change", async () => {
+    const want = cb.checked;
+    cb.disabled = true;
+    msg.textContent = "";
+    try {
+      const r = await api.setMute(p.projectId, want);
+      cb.checked = r.muted;
+      const said = r.muted ? `Warnings of ${p.projectName} muted for ${r.member}.` : `Warnings of ${p.projectName} go to ${r.member} again.`;
+      msg.textContent = said;
+      announce(said);
+      refreshAudit();
+    } catch (err) {
+      cb.checked = !want;
+      msg.textContent = err.message;
+    } finally {
+      cb.disabled = false;
+    }
+  });
+  box.append(el("div", { class: "check" }, cb, el("label", { for: cb.id }, `Mute this project's warnings for me (${state.who.member})`)), note, msg);
+  return box;
+}
+
+// ---- audit trail (admins) ----
+
+const AUDIT_PAGE = 25;
+
+async function loadAudit(path = `/api/audit?limit=${AUDIT_PAGE}`, append = false) {
+  showError("audit-error", null);
+  const more = $("audit-more");
+  try {
+    const a = await api.audit(path);
+    state.audit = append ? [...state.audit, ...a.events] : a.events;
+    state.auditNext = a.next || "";
+  } catch (err) {
+    showError("audit-error", err);
+    return;
+  }
+  const who = (e) => [e.actorMember || (e.actor.startsWith("cli:") ? e.actor : "team token"), e.actorToken].filter(Boolean).join(" · ");
+  $("audit-table").replaceChildren(state.audit.length
+    ? table("Changes, newest first", [{ label: "When (UTC)" }, { label: "Who" }, { label: "Change" }, { label: "Of" }, { label: "Old" }, { label: "New" }],
+      state.audit.map((e) => [e.at.replace("T", " ").replace("Z", ""), who(e), e.action.replaceAll("_", " "), e.target,
+        el("code", { class: "audit-val" }, e.old || "—"), el("code", { class: "audit-val" }, e.new || "—")]))
+    : el("p", { class: "muted" }, "No changes recorded yet."));
+  more.hidden = !state.auditNext;
+  if (!more.dataset.ready) {
+    more.dataset.ready = "true";
+    more.addEventListener("click", () => loadAudit(state.auditNext, true));
+  }
+}
+
+// refreshAudit shows the first page again after a change this page made.
+function refreshAudit() {
+  if (isAdmin()) loadAudit();
 }
 
 // ---- usage over time ----

@@ -25,7 +25,10 @@ const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
 
 let tmp, demo, base, tokens, browser, page;
 const problems = []; // console errors, page errors, CSP violations: each one fails the suite
-let expected401 = 0;
+// expected counts the refused requests a test makes on purpose, by status: the browser logs
+// each as a console error, which is then not a problem.
+const expected = new Map();
+const expect = (status, n) => expected.set(status, (expected.get(status) || 0) + n);
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -91,8 +94,8 @@ async function newPage(viewport = { width: 1280, height: 900 }) {
   const p = await browser.newPage({ viewport });
   p.on("console", (m) => {
     if (m.type() !== "error" && m.type() !== "warning") return;
-    // The one refused sign-in of the keyboard test is expected to log its 401.
-    if (expected401 > 0 && /status of 401/.test(m.text())) { expected401--; return; }
+    const code = Number((/status of (\d{3})/.exec(m.text()) || [])[1]);
+    if (expected.get(code) > 0) { expected.set(code, expected.get(code) - 1); return; }
     problems.push(`console ${m.type()}: ${m.text()}`);
   });
   p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
@@ -105,6 +108,18 @@ async function signIn(p, tok) {
   await p.fill("#token", tok);
   await p.press("#token", "Enter");
   await p.waitForSelector("body[data-loaded=true]", { timeout: 60_000 });
+}
+
+// axeCheck fails on any axe-core WCAG 2.1 A/AA violation of the page (details opened).
+async function axeCheck(p, what) {
+  await p.evaluate(readFileSync(join(web, "node_modules/axe-core/axe.min.js"), "utf8"));
+  const res = await p.evaluate(async () => {
+    for (const d of document.querySelectorAll("details")) d.open = true;
+    const r = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+    for (const d of document.querySelectorAll("details")) d.open = false;
+    return r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")})`);
+  });
+  assert.deepEqual(res, [], `${what}: axe violations`);
 }
 
 // money renders a budget API number as the page does: two decimals.
@@ -175,7 +190,7 @@ test("sign in with the keyboard", async () => {
   await page.waitForSelector("#token");
   await screenshot("console-signin.png");
   // A wrong token is refused with a message.
-  expected401 = 1;
+  expect(401, 1);
   await page.fill("#token", "cyg_0000000000000000_not-a-token");
   await page.press("#token", "Enter");
   await page.waitForSelector("#signin-error:not(:empty)");
@@ -322,17 +337,7 @@ test("export: the buttons download exactly what the API exports", async () => {
 });
 
 test("accessible: no axe-core violations (WCAG 2.1 AA), and usable at a phone's width", async () => {
-  const axe = readFileSync(join(web, "node_modules/axe-core/axe.min.js"), "utf8");
-  const check = async (p, what) => {
-    await p.evaluate(axe);
-    const res = await p.evaluate(async () => {
-      for (const d of document.querySelectorAll("details")) d.open = true;
-      const r = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
-      for (const d of document.querySelectorAll("details")) d.open = false;
-      return r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")})`);
-    });
-    assert.deepEqual(res, [], `${what}: axe violations`);
-  };
+  const check = axeCheck;
   await page.evaluate(() => window.scrollTo(0, 0));
   await screenshot("console.png", page);
   await screenshot("console-full.png", page, { fullPage: true }, false);
@@ -395,6 +400,280 @@ test("an admin changes a budget", async () => {
   await page.waitForSelector(`article[data-project=proj_002] dd[data-field=limit]:text('${money(before.limit)}')`);
 });
 
+// ---- alerts, team and daily budgets, mutes, audit (issue #20) ----
+
+// api calls the REST API and answers the status, the body's text and its JSON.
+async function api(method, path, tok = tokens.admin, body) {
+  const res = await fetch(base + path, {
+    method, headers: { Authorization: `Bearer ${tok}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, text, json: JSON.parse(text) };
+}
+
+// field is the text the API wrote for a top-level number or null ("530.80", not 530.8).
+function field(text, name) {
+  const m = new RegExp(`"${name}":(null|-?[0-9.]+)`).exec(text);
+  assert.ok(m, `${name} in ${text}`);
+  return m[1];
+}
+const moneyText = (t) => (t === "null" ? "none" : "$" + (t.includes(".") ? t.split(".")[0] + "." + (t.split(".")[1] + "00").slice(0, 2) : t + ".00"));
+
+// The rows of a thresholds table as the page shows them, and as the API's list says they should be.
+const thresholdRows = (panel) => panel.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.children].slice(0, 3).map((c) => c.textContent)));
+function wantRows(list) {
+  const who = (r) => [r.billingContact && "billing contact", r.admins && "every admin", ...r.emails, r.webhook && "webhook"].filter(Boolean).join(", ") || "nobody";
+  return list.map((x) => [`${x.percent} %`, { actual: "cost so far", forecast: "month-end forecast" }[x.basis], who(x.recipients)]);
+}
+
+test("alerts: an admin adds a 50 % forecast threshold, the API returns it and the audit names the actor", async () => {
+  await page.reload();
+  await page.waitForSelector("body[data-loaded=true]", { timeout: 60_000 });
+  const who = await apiJSON("/api/whoami");
+  assert.equal(who.member, "ada@acme.example");
+  const panel = page.locator('.thresholds[data-scope="project:proj_001"]');
+  const before = await apiJSON("/api/projects/proj_001/thresholds");
+  assert.equal(before.source, "default");
+  assert.equal(await panel.locator(".source").getAttribute("data-source"), "default");
+  assert.deepEqual(await thresholdRows(panel), wantRows(before.thresholds));
+  assert.deepEqual(await panel.locator("tbody tr td:last-child").allTextContents(), ["fixed, always on", "fixed, always on"]);
+
+  // Add 50 % of the month-end forecast, to the billing contact and an extra address.
+  await page.fill("#project-proj_001-pct", "50");
+  await page.selectOption("#project-proj_001-basis", "forecast");
+  await page.uncheck("#project-proj_001-webhook");
+  await page.fill("#project-proj_001-emails", "cfo@acme.example");
+  await page.click('.thresholds[data-scope="project:proj_001"] .threshold-form button[type=submit]');
+  await page.waitForSelector('.thresholds[data-scope="project:proj_001"] .source[data-source=project]');
+  const after = await api("GET", "/api/projects/proj_001/thresholds");
+  assert.equal(after.text, '{"teamId":"team_acme","projectId":"proj_001","source":"project","thresholds":[' +
+    '{"percent":80,"basis":"actual","recipients":{"billingContact":true,"admins":false,"emails":[],"webhook":true},"fixed":true},' +
+    '{"percent":100,"basis":"actual","recipients":{"billingContact":false,"admins":true,"emails":[],"webhook":true},"fixed":true},' +
+    '{"percent":50,"basis":"forecast","recipients":{"billingContact":true,"admins":false,"emails":["cfo@acme.example"],"webhook":false},"fixed":false}]}\n');
+  assert.deepEqual(await thresholdRows(panel), wantRows(after.json.thresholds));
+  assert.equal(await panel.locator(".form-msg").textContent(), "Added a 50 % forecast threshold.");
+  // Another project and the team default are unchanged.
+  assert.equal((await apiJSON("/api/projects/proj_002/thresholds")).source, "default");
+  assert.equal((await apiJSON("/api/teams/team_acme/thresholds")).source, "default");
+
+  // The audit view lists the change first, with the admin's member and token.
+  const audit = await apiJSON("/api/audit?limit=1");
+  const ev = audit.events[0];
+  assert.equal(ev.action, "thresholds");
+  assert.equal(ev.target, "proj_001");
+  assert.equal(ev.actorMember, "ada@acme.example");
+  assert.equal(ev.actorToken, who.tokenId);
+  await page.waitForFunction((n) => document.querySelector("#audit-table tbody tr td:nth-child(6) code")?.textContent === n, ev.new);
+  const row = await page.locator("#audit-table tbody tr").first().evaluate((tr) => [...tr.children].map((c) => c.textContent));
+  assert.deepEqual(row, [ev.at.replace("T", " ").replace("Z", ""), `ada@acme.example · ${who.tokenId}`, "thresholds", "proj_001", ev.old || "—", ev.new]);
+  assert.match(ev.new, /"percent":"50","basis":"forecast"/);
+  await screenshot("console-alerts.png", page.locator("#alerts"));
+  await screenshot("console-audit.png", page.locator("#audit"), {}, false);
+  await axeCheck(page, "admin, a project with a list of its own");
+
+  // Bad input: what the page can check is refused before it is sent...
+  for (const [v, msg] of [["1001", /above 0 and at most 1000/], ["0", /above 0/], ["12.345", /two decimals/], ["fifty", /percentage/]]) {
+    await page.fill("#project-proj_001-pct", v);
+    await page.click('.thresholds[data-scope="project:proj_001"] .threshold-form button[type=submit]');
+    await page.waitForFunction(() => /percentage/.test(document.querySelector('.thresholds[data-scope="project:proj_001"] .form-msg').textContent));
+    assert.match(await panel.locator(".form-msg").textContent(), msg);
+  }
+  await page.fill("#project-proj_001-pct", "60");
+  await page.fill("#project-proj_001-emails", "not-an-address");
+  await page.click('.thresholds[data-scope="project:proj_001"] .threshold-form button[type=submit]');
+  await page.waitForSelector('.thresholds[data-scope="project:proj_001"] .form-msg:text("not a plain e-mail address")');
+  assert.equal((await api("GET", "/api/projects/proj_001/thresholds")).text, after.text, "nothing was sent");
+  // ...and what only the API knows comes back as its message, word for word.
+  await page.fill("#project-proj_001-emails", "");
+  await page.fill("#project-proj_001-pct", "80");
+  await page.selectOption("#project-proj_001-basis", "actual");
+  const refused = await api("PUT", "/api/projects/proj_001/thresholds", tokens.admin, {
+    thresholds: [...after.json.thresholds.map((x) => ({ percent: x.percent, basis: x.basis, recipients: x.recipients })),
+      { percent: 80, basis: "actual", recipients: { billingContact: true, admins: false, emails: [], webhook: true } }],
+  });
+  assert.equal(refused.status, 400);
+  expect(400, 1);
+  await page.click('.thresholds[data-scope="project:proj_001"] .threshold-form button[type=submit]');
+  await page.waitForFunction((m) => document.querySelector('.thresholds[data-scope="project:proj_001"] .form-msg').textContent === m, refused.json.error.message);
+  assert.equal(refused.json.error.message, "thresholds[3].percent: 80 % on the actual cost is listed twice");
+  assert.equal((await api("GET", "/api/projects/proj_001/thresholds")).text, after.text);
+
+  // Remove it again, then go back to the team default (PUT null).
+  await panel.locator("button.remove-threshold").click();
+  await page.waitForFunction(() => document.querySelectorAll('.thresholds[data-scope="project:proj_001"] tbody tr').length === 2);
+  const removed = await apiJSON("/api/projects/proj_001/thresholds");
+  assert.equal(removed.source, "project");
+  assert.deepEqual(removed.thresholds.map((x) => x.percent), [80, 100]);
+  await panel.locator("button.inherit").click();
+  await page.waitForSelector('.thresholds[data-scope="project:proj_001"] .source[data-source=default]');
+  assert.equal((await apiJSON("/api/projects/proj_001/thresholds")).source, "default");
+  assert.equal(await panel.locator("button.inherit").count(), 0);
+});
+
+test("alerts: the team default thresholds and the team budget, as the API says", async () => {
+  const team = page.locator('.thresholds[data-scope="team:team_acme"]');
+  await page.fill("#team-team_acme-pct", "75.5");
+  await page.click('.thresholds[data-scope="team:team_acme"] .threshold-form button[type=submit]');
+  await page.waitForSelector('.thresholds[data-scope="team:team_acme"] .source[data-source=team]');
+  const t = await apiJSON("/api/teams/team_acme/thresholds");
+  assert.equal(t.source, "team");
+  assert.deepEqual(t.thresholds.map((x) => [x.percent, x.basis, x.fixed]), [[75.5, "actual", false], [80, "actual", true], [100, "actual", true]]);
+  assert.deepEqual(await thresholdRows(team), wantRows(t.thresholds));
+  // The projects without a list of their own follow it at once.
+  await page.waitForSelector('.thresholds[data-scope="project:proj_002"] .source[data-source=team]');
+  assert.deepEqual(await thresholdRows(page.locator('.thresholds[data-scope="project:proj_002"]')), wantRows(t.thresholds));
+  assert.equal((await apiJSON("/api/projects/proj_002/thresholds")).source, "team");
+
+  // The team budget: none yet, then 2000.50, figures exactly as the API wrote them.
+  const card = page.locator("#team-card");
+  const none = await api("GET", "/api/teams/team_acme/budget");
+  assert.equal(none.json.status, "none");
+  assert.equal(await card.locator("dd[data-field=team-limit]").textContent(), "none");
+  assert.equal(await card.locator("dd[data-field=team-used]").textContent(), moneyText(field(none.text, "used")));
+  await page.fill("#team-limit", "2000.50");
+  await card.locator(".amount-form button[type=submit]").click();
+  await page.waitForSelector("#team-card dd[data-field=team-limit]:text('$2000.50')");
+  await retry(page, async () => {
+    const b = await api("GET", "/api/teams/team_acme/budget");
+    assert.equal(field(b.text, "limit"), "2000.50");
+    for (const f of ["used", "remaining", "forecast"]) {
+      assert.equal(await card.locator(`dd[data-field=team-${f}]`).textContent(), moneyText(field(b.text, f)), f);
+    }
+    assert.match(await card.locator(".status-line").textContent(), new RegExp(` ${field(b.text, "percentUsed").replace(".", "\\.")} % of the team budget used`));
+    assert.equal(await card.locator(".team-budget").getAttribute("class"), `team-budget status-${b.json.status}`);
+  });
+  // A malformed amount is refused before it is sent; removing it is a PUT null.
+  await page.fill("#team-limit", "1,000");
+  await card.locator(".amount-form button[type=submit]").click();
+  await page.waitForSelector("#team-card .form-msg:text('at most two decimals')");
+  await card.locator(".amount-form button.secondary").click();
+  await page.waitForSelector("#team-card dd[data-field=team-limit]:text('none')");
+  assert.equal((await apiJSON("/api/teams/team_acme/budget")).limit, null);
+
+  // Restore the default thresholds of the team.
+  await team.locator("button.inherit").click();
+  await page.waitForSelector('.thresholds[data-scope="team:team_acme"] .source[data-source=default]');
+  await page.waitForSelector('.thresholds[data-scope="project:proj_002"] .source[data-source=default]');
+  assert.equal((await apiJSON("/api/teams/team_acme/thresholds")).source, "default");
+});
+
+test("alerts: a project's daily budget in the team's time zone, as the API says", async () => {
+  const card = page.locator("article[data-alerts-project=proj_001]");
+  const none = await api("GET", "/api/projects/proj_001/daily-budget");
+  assert.equal(none.json.dailyLimit, null);
+  assert.equal(await card.locator("[data-field=daily-status]").textContent(), "No daily budget.");
+  await page.fill("#daily-proj_001", "5");
+  await card.locator(".daily .amount-form button[type=submit]").click();
+  await page.waitForSelector("article[data-alerts-project=proj_001] dd[data-field=daily-limit]:text('$5.00')");
+  await retry(page, async () => {
+    const d = await api("GET", "/api/projects/proj_001/daily-budget");
+    assert.equal(field(d.text, "dailyLimit"), "5.00");
+    assert.equal(await card.locator("dd[data-field=daily-used]").textContent(), moneyText(field(d.text, "used")));
+    assert.equal(await card.locator("[data-field=daily-status]").textContent(),
+      `${d.json.exceeded ? "Exceeded today" : "Within today's budget"} — ${field(d.text, "percentUsed")} % used`);
+    assert.match(await card.locator(".daily").textContent(), new RegExp(`team's time zone \\(${d.json.timeZone}\\): ${d.json.dayStart.replace("T", " ")} to`));
+  });
+  await card.locator(".daily .amount-form button.secondary").click();
+  await page.waitForSelector("article[data-alerts-project=proj_001] [data-field=daily-status]:text('No daily budget.')");
+  assert.equal((await apiJSON("/api/projects/proj_001/daily-budget")).dailyLimit, null);
+});
+
+test("alerts: a member sees the thresholds read-only and toggles their own mute", async () => {
+  const p = await newPage();
+  await signIn(p, tokens.member);
+  for (const id of ["proj_001", "proj_002"]) {
+    const panel = p.locator(`.thresholds[data-scope="project:${id}"]`);
+    assert.deepEqual(await thresholdRows(panel), wantRows((await apiJSON(`/api/projects/${id}/thresholds`, tokens.member)).thresholds));
+    assert.match(await panel.textContent(), /Only a team admin can change the thresholds\./);
+  }
+  for (const sel of [".threshold-form", "button.remove-threshold", "button.inherit", ".amount-form", "#team-limit"]) {
+    assert.equal(await p.locator(sel).count(), 0, `a member has no ${sel}`);
+  }
+  assert.equal(await p.isVisible("#audit"), false);
+  assert.equal(await p.isVisible("#nav-audit"), false);
+  // The API refuses a member's change (403) and the audit (403) anyway.
+  const put = await api("PUT", "/api/projects/proj_001/thresholds", tokens.member, { thresholds: null });
+  assert.equal(put.status, 403);
+  assert.equal(put.json.error.message, "changing thresholds needs the admin role; the token has member");
+  assert.equal((await api("GET", "/api/audit", tokens.member)).status, 403);
+
+  // The member's own mute of proj_001's warnings.
+  const toggle = p.locator("#mute-proj_001");
+  assert.equal(await toggle.isChecked(), false);
+  assert.deepEqual(await apiJSON("/api/projects/proj_001/mute", tokens.member), { projectId: "proj_001", member: "max@acme.example", muted: false });
+  assert.match(await p.locator("article[data-alerts-project=proj_001] .mute").textContent(), /Exceeded alerts to admins cannot be muted/);
+  await toggle.focus();
+  await p.keyboard.press("Space");
+  await p.waitForSelector("article[data-alerts-project=proj_001] .mute .form-msg:text('muted for max@acme.example')");
+  assert.deepEqual(await apiJSON("/api/projects/proj_001/mute", tokens.member), { projectId: "proj_001", member: "max@acme.example", muted: true });
+  assert.equal((await apiJSON("/api/projects/proj_002/mute", tokens.member)).muted, false, "only proj_001");
+  await p.reload();
+  await p.waitForSelector("body[data-loaded=true]", { timeout: 60_000 });
+  assert.equal(await p.locator("#mute-proj_001").isChecked(), true);
+  await screenshot("console-alerts-member.png", p.locator("#alerts"), {}, false);
+  await axeCheck(p, "member");
+  await p.locator("#mute-proj_001").click();
+  await p.waitForSelector("article[data-alerts-project=proj_001] .mute .form-msg:text('go to max@acme.example again')");
+  assert.equal((await apiJSON("/api/projects/proj_001/mute", tokens.member)).muted, false);
+  // Both changes are in the audit trail under the member.
+  const a = await apiJSON("/api/audit?limit=2&action=notification_mute");
+  assert.deepEqual(a.events.map((e) => [e.actorMember, e.target, e.old, e.new]),
+    [["max@acme.example", "proj_001 max@acme.example", "muted", "unmuted"], ["max@acme.example", "proj_001 max@acme.example", "unmuted", "muted"]]);
+  await p.close();
+});
+
+test("audit: newest first, a page at a time, exactly the API's events", async () => {
+  // Enough changes for a second page.
+  for (let i = 0; i < 14; i++) {
+    assert.equal((await api("PUT", "/api/projects/proj_002/mute", tokens.member, { muted: i % 2 === 0 })).status, 200);
+  }
+  const all = (await apiJSON("/api/audit?limit=1000")).events;
+  assert.ok(all.length > 25, `${all.length} events`);
+  const rowOf = (e) => [e.at.replace("T", " ").replace("Z", ""), [e.actorMember || (e.actor.startsWith("cli:") ? e.actor : "team token"), e.actorToken].filter(Boolean).join(" · "),
+    e.action.replaceAll("_", " "), e.target, e.old || "—", e.new || "—"];
+  await page.reload();
+  await page.waitForSelector("body[data-loaded=true]", { timeout: 60_000 });
+  const rows = () => page.locator("#audit-table tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+  assert.deepEqual(await rows(), all.slice(0, 25).map(rowOf));
+  assert.ok(all.slice(0, 25).every((e, i, xs) => i === 0 || xs[i - 1].id > e.id), "newest first");
+  assert.equal(await page.isVisible("#audit-more"), true);
+  await page.click("#audit-more");
+  await page.waitForFunction((n) => document.querySelectorAll("#audit-table tbody tr").length === n, Math.min(all.length, 50));
+  assert.deepEqual(await rows(), all.slice(0, 50).map(rowOf));
+  assert.equal(await page.isVisible("#audit-more"), all.length > 50);
+});
+
+test("alerts: another team's projects and team are not reachable", async () => {
+  const g = await newPage();
+  await signIn(g, tokens.globex);
+  assert.deepEqual(await g.locator("article.alerts").evaluateAll((as) => as.map((a) => a.dataset.alertsProject)), ["proj_003", "proj_004"]);
+  assert.equal(await g.locator('.thresholds[data-scope="team:team_globex"]').count(), 1);
+  // Globex's audit trail holds nothing of Acme's.
+  const rows = await g.locator("#audit-table").textContent();
+  assert.doesNotMatch(rows, /proj_00[12]|acme/);
+  // Asked from the page itself with Globex's token, Acme's objects are 404.
+  expect(404, 6);
+  const answers = await g.evaluate(async (tok) => {
+    const h = { Authorization: `Bearer ${tok}`, "Content-Type": "application/json" };
+    const out = [];
+    for (const [m, path, body] of [["GET", "/api/projects/proj_001/thresholds"], ["PUT", "/api/projects/proj_001/thresholds", '{"thresholds":null}'],
+      ["GET", "/api/teams/team_acme/thresholds"], ["PUT", "/api/teams/team_acme/budget", '{"limit":1}'], ["GET", "/api/projects/proj_002/daily-budget"],
+      ["PUT", "/api/projects/proj_001/mute", '{"muted":true}']]) {
+      const r = await fetch(path, { method: m, headers: h, body });
+      out.push(`${m} ${path} ${r.status} ${(await r.json()).error?.code}`);
+    }
+    return out;
+  }, tokens.globex);
+  assert.deepEqual(answers, [
+    "GET /api/projects/proj_001/thresholds 404 not_found", "PUT /api/projects/proj_001/thresholds 404 not_found",
+    "GET /api/teams/team_acme/thresholds 404 not_found", "PUT /api/teams/team_acme/budget 404 not_found",
+    "GET /api/projects/proj_002/daily-budget 404 not_found", "PUT /api/projects/proj_001/mute 404 not_found"]);
+  assert.equal((await apiJSON("/api/projects/proj_001/thresholds")).source, "default", "Acme's list is untouched");
+  await g.close();
+});
+
 test("no console errors, page errors or CSP violations", () => {
   assert.deepEqual(problems, []);
+  assert.deepEqual([...expected].filter(([, n]) => n !== 0), [], "every expected refusal was seen");
 });
