@@ -104,7 +104,7 @@ func Open(ctx context.Context, logger *slog.Logger, opts Options) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", opts.Driver, err)
 	}
-	if err := s.db.PingContext(ctx); err != nil {
+	if err := s.ping(ctx); err != nil {
 		_ = s.db.Close()
 		return nil, fmt.Errorf("connect to the %s store: %w", opts.Driver, err)
 	}
@@ -117,6 +117,31 @@ func Open(ctx context.Context, logger *slog.Logger, opts Options) (*Store, error
 		return nil, err
 	}
 	return s, nil
+}
+
+// ping opens the first connection. On SQLite it retries while the database is busy: a
+// connection's first statements (the journal mode among its pragmas) can be refused at once,
+// without the busy handler, while another process or connection creates or migrates the same
+// new database; they are retried for up to sqliteBusyTimeout.
+func (s *Store) ping(ctx context.Context) error {
+	deadline := time.Now().Add(sqliteBusyTimeout)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
+		err := s.db.PingContext(ctx)
+		if err == nil || s.driver != DriverSQLite || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 func openSQLite(opts Options) (*sql.DB, error) {
