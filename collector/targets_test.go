@@ -29,35 +29,10 @@ func TestTargetsAcrossAccountsAndRegions(t *testing.T) {
 		{ID: "222222222222", RoleName: "cygni-collector", Sim: simaws.New(simaws.Options{Seed: 8, Projects: 2, Region: "eu-west-1",
 			AccountID: "222222222222", AccessKeyID: "ASIASIM222", SecretAccessKey: "secret-222", Now: clk.Now})},
 	}
-	// STS credentials expire by the wall clock, as the SDK checks them: no simulated clock here.
-	org := simaws.NewOrg(simaws.OrgOptions{Accounts: accounts})
-	srv := httptest.NewServer(org.Handler())
-	defer srv.Close()
-	base := aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSIMULATED", "simulated-secret", ""),
-		BaseEndpoint: aws.String(srv.URL),
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.Backoff = noBackoff{} })
-		},
-	}
-	targets, err := NewTargets(base, []TargetConfig{
+	c, db, org, base := orgCollector(t, clk, accounts, []TargetConfig{
 		{RoleARN: accounts[0].RoleARN(), Region: "us-east-1"},
 		{RoleARN: accounts[1].RoleARN(), Region: "eu-west-1", ExternalID: "cygni"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	c, err := New(testLogger(t), nil, Options{Targets: targets, Storage: db, Region: "us-east-1", DataDir: t.TempDir(),
-		Metrics: metrics.NewSet(), Backfill: 3 * time.Hour, Now: clk.Now, RetryInitial: time.Millisecond, RetryMaxElapsed: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, 3*time.Hour)
 	ctx := context.Background()
 	if err := c.RunOnce(ctx); err != nil {
 		t.Fatal(err)
@@ -139,34 +114,10 @@ func TestTargetsSameNamesInTwoAccounts(t *testing.T) {
 	if a, b := names(accounts[0].Sim), names(accounts[1].Sim); strings.Join(a, ",") != strings.Join(b, ",") {
 		t.Fatalf("the two accounts' services differ (%v, %v): the test needs the same names", a, b)
 	}
-	org := simaws.NewOrg(simaws.OrgOptions{Accounts: accounts})
-	srv := httptest.NewServer(org.Handler())
-	defer srv.Close()
-	base := aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSIMULATED", "simulated-secret", ""),
-		BaseEndpoint: aws.String(srv.URL),
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.Backoff = noBackoff{} })
-		},
-	}
-	targets, err := NewTargets(base, []TargetConfig{
+	c, db, _, _ := orgCollector(t, clk, accounts, []TargetConfig{
 		{RoleARN: accounts[0].RoleARN(), Region: "us-east-1"},
 		{RoleARN: accounts[1].RoleARN(), Region: "us-east-1"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	c, err := New(testLogger(t), nil, Options{Targets: targets, Storage: db, Region: "us-east-1", DataDir: t.TempDir(),
-		Metrics: metrics.NewSet(), Backfill: 2 * time.Hour, Now: clk.Now, RetryInitial: time.Millisecond, RetryMaxElapsed: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, 2*time.Hour)
 	ctx := context.Background()
 	for i := range 3 {
 		if i > 0 {
@@ -191,4 +142,41 @@ func TestTargetsSameNamesInTwoAccounts(t *testing.T) {
 			assertClose(t, p+" "+name+" (both accounts)", stored(t, db, name, from, to, eq("project", p)), both)
 		}
 	}
+}
+
+// orgCollector serves the accounts' fleets behind a simulated STS (simaws.NewOrg) and returns a
+// collector of targets over a fresh TSDB, reached from the base credentials by assuming the roles.
+func orgCollector(t *testing.T, clk *clock, accounts []simaws.Account, tcs []TargetConfig, backfill time.Duration) (*Collector, *tsdb.DB, *simaws.Org, aws.Config) {
+	t.Helper()
+	// STS credentials expire by the wall clock, as the SDK checks them: no simulated clock here.
+	org := simaws.NewOrg(simaws.OrgOptions{Accounts: accounts})
+	srv := httptest.NewServer(org.Handler())
+	t.Cleanup(srv.Close)
+	base := aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSIMULATED", "simulated-secret", ""),
+		BaseEndpoint: aws.String(srv.URL),
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.Backoff = noBackoff{} })
+		},
+	}
+	targets, err := NewTargets(base, tcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	c, err := New(testLogger(t), nil, Options{Targets: targets, Storage: db, Region: "us-east-1", DataDir: t.TempDir(),
+		Metrics: metrics.NewSet(), Backfill: backfill, Now: clk.Now, RetryInitial: time.Millisecond, RetryMaxElapsed: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, db, org, base
 }

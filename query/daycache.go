@@ -264,27 +264,10 @@ func (r *reader) applyDay(project string, dy int64, cell *dayCell) error {
 	if di < 0 || r.dayBucket[di] < 0 {
 		return nil
 	}
-	b := int(r.dayBucket[di])
-	sheet := r.prices.sheet(dy)
-	if i := r.hourIndex(dy); i >= 0 {
-		sheet = int(r.hourSheet[i])
-	}
-	c := b*r.nsheets + sheet
 	for _, s := range cell.sums {
-		var key Key
-		switch r.group {
-		case ByProject:
-			key = Key{Project: project}
-		case ByDeployment:
-			key = Key{Project: project, Deployment: s.deployment}
+		if err := r.addCell(r.row(r.keyFor(project, s.deployment)), int(r.dayBucket[di]), dy, s.metric, s.sum); err != nil {
+			return err
 		}
-		acc := r.row(key)
-		v, overflow := acc.cells[c][s.metric].Add(s.sum)
-		if overflow {
-			return fmt.Errorf("%s: %w", seriesOf[s.metric], ErrOverflow)
-		}
-		acc.cells[c][s.metric] = v
-		acc.has[c] = true
 	}
 	return nil
 }

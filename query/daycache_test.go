@@ -141,7 +141,10 @@ func TestDayCacheExactThroughCorrections(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := after.Rows[Key{Project: "proj_007"}][3].Usage[Requests]
-	want, _ := first.Rows[Key{Project: "proj_007"}][3].Usage[Requests].Add(Int128Of(1234))
+	want, overflow := first.Rows[Key{Project: "proj_007"}][3].Usage[Requests].Add(Int128Of(1234))
+	if overflow {
+		t.Fatal("the expected sum overflows")
+	}
 	if got != want {
 		t.Fatalf("day 3 requests after the correction: %v, want %v", got, want)
 	}
@@ -150,8 +153,12 @@ func TestDayCacheExactThroughCorrections(t *testing.T) {
 		t.Fatal(err)
 	}
 	compare("correction persisted")
-	if after2, _ := cached.Rollup(context.Background(), projects[7:8], bounds, ByProject); after2.Rows[Key{Project: "proj_007"}][3].Usage[Requests] != want {
-		t.Fatalf("after the flush: %v, want %v", after2.Rows[Key{Project: "proj_007"}][3].Usage[Requests], want)
+	after2, err := cached.Rollup(context.Background(), projects[7:8], bounds, ByProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after2.Rows[Key{Project: "proj_007"}][3].Usage[Requests]; got != want {
+		t.Fatalf("after the flush: %v, want %v", got, want)
 	}
 }
 

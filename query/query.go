@@ -680,17 +680,9 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, tier int, run
 			if acc == nil {
 				acc = r.row(key)
 			}
-			sheet := r.prices.sheet(cur)
-			if i := r.hourIndex(cur); i >= 0 {
-				sheet = int(r.hourSheet[i])
+			if err := r.addCell(acc, curB, cur, m, sum); err != nil {
+				return err
 			}
-			c := curB*r.nsheets + sheet
-			s, overflow := acc.cells[c][m].Add(sum)
-			if overflow {
-				return fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
-			}
-			acc.cells[c][m] = s
-			acc.has[c] = true
 			sum, hasValue = Int128{}, false
 			return nil
 		}
@@ -764,13 +756,35 @@ func (r *reader) selectInto(ctx context.Context, mint, maxt int64, tier int, run
 }
 
 func (r *reader) keyOf(l labels.Labels) Key {
+	return r.keyFor(l.Get(series.LabelProject), l.Get(series.LabelDeployment))
+}
+
+// keyFor is the row key of a project's deployment under the reader's grouping.
+func (r *reader) keyFor(project, deployment string) Key {
 	switch r.group {
 	case ByProject:
-		return Key{Project: l.Get(series.LabelProject)}
+		return Key{Project: project}
 	case ByDeployment:
-		return Key{Project: l.Get(series.LabelProject), Deployment: l.Get(series.LabelDeployment)}
+		return Key{Project: project, Deployment: deployment}
 	}
 	return Key{}
+}
+
+// addCell adds sum of metric m to acc's cell of bucket b and the sheet that prices the hour (or
+// UTC day) starting at h: the range's own sheet of that hour where h is inside the range.
+func (r *reader) addCell(acc *rowAcc, b int, h int64, m Metric, sum Int128) error {
+	sheet := r.prices.sheet(h)
+	if i := r.hourIndex(h); i >= 0 {
+		sheet = int(r.hourSheet[i])
+	}
+	c := b*r.nsheets + sheet
+	s, overflow := acc.cells[c][m].Add(sum)
+	if overflow {
+		return fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
+	}
+	acc.cells[c][m] = s
+	acc.has[c] = true
+	return nil
 }
 
 // AverageTasks is the mean number of running tasks over [start, end) clipped to the minutes

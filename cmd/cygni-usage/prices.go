@@ -141,7 +141,9 @@ func parseOverride(from, pricesJSON string, flags map[string]*string) (config.Pr
 		if err != nil {
 			return o, fmt.Errorf("--%s: %q is not a decimal price", flagName(name), *v)
 		}
-		_ = o.SetField(name, &d) // a known name
+		if err := o.SetField(name, &d); err != nil {
+			return o, fmt.Errorf("--%s: %w", flagName(name), err)
+		}
 	}
 	if o.IsReset() {
 		return o, fmt.Errorf("no price given: pass --prices or at least one of --vcpu-hour, --memory-gb-hour, --egress-gb, --storage-gb-hour, --million-requests (prices clear resets)")
@@ -305,9 +307,12 @@ func registerPricesCheckStripe(app *kingpin.Application) (string, command) {
 				checked = append(checked, []string{mc.EventName, w, "-", "-", "MISSING: no subscription item on this meter"})
 				continue
 			}
+			wd, err := decimal.NewFromString(w)
+			if err != nil {
+				return fmt.Errorf("billing.meters: the unit of %s (%q) is not a decimal; cannot compute its Stripe price", mc.EventName, mc.Unit)
+			}
 			for _, f := range found {
 				status := "ok"
-				wd, _ := decimal.NewFromString(w)
 				if gd, err := decimal.NewFromString(f.amount); err != nil || !gd.Equal(wd) {
 					bad++
 					status = "DIFFERS: Stripe invoices " + f.amount + " cents per unit"
