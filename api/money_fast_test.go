@@ -1,25 +1,29 @@
 package api
 
 import (
+	"math"
 	"math/big"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
+	"github.com/cygni/usage/config"
 	"github.com/cygni/usage/query"
 )
 
 // showMetricsDecimal is showMetrics in exact decimals throughout (the amount in its unit to 20
 // decimals, then rounded to the field's precision): the reference the integer path must equal.
-func showMetricsDecimal(a *query.Amounts, start, end, now time.Time) shownMetrics {
-	return shownMetrics{
-		cpuSeconds: a.Decimal(query.CPUSeconds).Round(placesCPUSeconds),
-		cpuHours:   a.Decimal(query.CPUSeconds).DivRound(secondsPerHour, placesCPUHours),
-		memory:     a.Decimal(query.MemoryGBHours).Round(placesGBHours),
-		tasks:      query.AverageTasks(a, start, end, now).Round(placesTasks),
-		egress:     a.Decimal(query.EgressBytes).DivRound(gib, placesEgressGB),
-		requests:   a.Decimal(query.Requests).Round(placesRequests),
-		storage:    a.Decimal(query.StorageGBHours).Round(placesGBHours),
+func showMetricsDecimal(a *query.Amounts, start, end, now time.Time) metricsJSON {
+	return metricsJSON{
+		CPUSeconds:         numFixed(a.Decimal(query.CPUSeconds).Round(placesCPUSeconds), placesCPUSeconds),
+		CPUHours:           numFixed(a.Decimal(query.CPUSeconds).DivRound(secondsPerHour, placesCPUHours), placesCPUHours),
+		MemoryGBHours:      numFixed(a.Decimal(query.MemoryGBHours).Round(placesGBHours), placesGBHours),
+		ContainerInstances: numFixed(query.AverageTasks(a, start, end, now).Round(placesTasks), placesTasks),
+		EgressGB:           numFixed(a.Decimal(query.EgressBytes).DivRound(gib, placesEgressGB), placesEgressGB),
+		Requests:           numFixed(a.Decimal(query.Requests).Round(placesRequests), placesRequests),
+		StorageGBHours:     numFixed(a.Decimal(query.StorageGBHours).Round(placesGBHours), placesGBHours),
 	}
 }
 
@@ -71,9 +75,52 @@ func TestShowMetricsEqualsDecimals(t *testing.T) {
 				a[f.m] = query.Int128Of(q)
 			}
 		}
-		got, want := showMetrics(&a, start, end, now).json(), showMetricsDecimal(&a, start, end, now).json()
+		got, want := showMetrics(&a, start, end, now).json(), showMetricsDecimal(&a, start, end, now)
 		if got != want {
 			t.Fatalf("amounts %v:\n got %+v\nwant %+v", a, got, want)
 		}
+	}
+}
+
+// The shown cost of a bucket (integers where one sheet prices it) is, to the digit, the exact
+// cost rounded by decimals, at every precision shown; sums of shown costs beyond an int64 go on
+// in exact decimals instead of wrapping.
+func TestShowBucketCostEqualsDecimals(t *testing.T) {
+	prices := query.NewPrices(config.PricingConfig{})
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range 100_000 {
+		var a query.Amounts
+		for m := range a {
+			switch i % 3 {
+			case 0:
+				a[m] = query.Int128Of(rng.Int64N(1 << 30))
+			case 1:
+				a[m] = query.Int128Of(rng.Int64N(1<<50) - 1<<49)
+			default:
+				a[m] = query.Int128Of(rng.Int64() - 1<<62)
+			}
+		}
+		for _, places := range []int32{placesBill, placesHourly} {
+			b := query.Bucket{Usage: a, Sheet: 0}
+			got := showBucketCost(prices, &b, places).json()
+			want := showCost(prices.Cost(0, &a), places)
+			c := prices.Cost(0, &a)
+			w := costJSON{Compute: c.Compute.StringFixed(places), Memory: c.Memory.StringFixed(places), Bandwidth: c.Bandwidth.StringFixed(places),
+				Requests: c.Requests.StringFixed(places), Storage: c.Storage.StringFixed(places),
+				Total: c.Compute.Round(places).Add(c.Memory.Round(places)).Add(c.Bandwidth.Round(places)).Add(c.Requests.Round(places)).Add(c.Storage.Round(places)).StringFixed(places)}
+			if got != w || want.json() != w {
+				t.Fatalf("amounts %v at %d places:\n shown %+v\n exact %+v\n want  %+v", a, places, got, want.json(), w)
+			}
+		}
+	}
+	big := shownCost{places: placesHourly}
+	big.f.setFixed(cCompute, math.MaxInt64-1, big.pl())
+	sum := big.add(big).add(big)
+	want := decimal.New(math.MaxInt64-1, -placesHourly).Mul(decimal.NewFromInt(3))
+	if got := sum.part(cCompute); got != want.StringFixed(placesHourly) {
+		t.Errorf("3 × (2^63-2) µ$ shown as %s, want %s", got, want.StringFixed(placesHourly))
+	}
+	if got := sum.totalString(); got != want.StringFixed(placesHourly) {
+		t.Errorf("total %s, want %s", got, want.StringFixed(placesHourly))
 	}
 }

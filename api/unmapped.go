@@ -140,8 +140,7 @@ func FindUnmapped(ctx context.Context, q storage.Queryable, known map[string]boo
 			cost = cost.add(showCost(prices.CostAt(time.UnixMilli(h), am), placesBill+4))
 		}
 		// Each hour's cost is kept to 6 decimals, the period's parts rounded once to cents.
-		cost = shownCost{places: placesBill, compute: cost.compute.Round(placesBill), memory: cost.memory.Round(placesBill),
-			bandwidth: cost.bandwidth.Round(placesBill), requests: cost.requests.Round(placesBill), storage: cost.storage.Round(placesBill)}
+		cost = cost.rounded(placesBill)
 		u := UnmappedService{Reason: ReasonUnknownProject, Project: k.project, Deployment: k.deployment, Cluster: k.cluster, Region: k.region, Account: k.account,
 			LastSeen: time.UnixMilli(a.last).UTC(), Usage: showMetrics(&total, from, to, to).json(), EstimatedCost: cost.json()}
 		if k.project == "" {

@@ -328,7 +328,8 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ru, err := s.opts.Usage.Rollup(r.Context(), projectIDs(ps), bounds, query.ByProject)
+	// Usage only: each project's buckets are priced and shown below in integers (Prices.Shown).
+	ru, err := s.opts.Usage.RollupUsage(r.Context(), projectIDs(ps), bounds, query.ByProject)
 	if err != nil {
 		return err
 	}
@@ -344,10 +345,11 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 		m          shownMetrics
 		c          shownCost
 	}
-	show := func(bs []query.Bucket) []shown {
+	show := func(prices query.Prices, bs []query.Bucket) []shown {
 		d := make([]shown, len(bs))
-		for i, b := range bs {
-			d[i] = shown{b.Start, b.End, showMetrics(&b.Usage, b.Start, b.End, now), showCost(b.Cost, placesHourly)}
+		for i := range bs {
+			b := &bs[i]
+			d[i] = shown{b.Start, b.End, showMetrics(&b.Usage, b.Start, b.End, now), showBucketCost(prices, b, placesHourly)}
 		}
 		return d
 	}
@@ -361,27 +363,26 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 		}
 		return out
 	}
-	total, err := ru.Total()
-	if err != nil {
-		return err
+	n := max(len(bounds)-1, 0)
+	team := make([]shown, n)
+	for i := range team {
+		team[i] = shown{start: bounds[i], end: bounds[i+1], c: shownCost{places: placesHourly}}
 	}
-	team := make([]shown, len(total))
-	for i, b := range total {
-		team[i] = shown{start: b.Start, end: b.End, c: shownCost{places: placesHourly}}
-	}
+	var all query.Amounts // the usage of every project over the range
+	shownRows := make(map[query.Key][]shown, len(ru.Rows))
 	for _, k := range ru.Keys() {
-		for i, x := range show(ru.Rows[k]) {
+		row := ru.Rows[k]
+		d := show(ru.Prices.Of(k.Project), row)
+		shownRows[k] = d
+		for i, x := range d {
 			team[i].m = team[i].m.add(x.m)
 			team[i].c = team[i].c.add(x.c)
+			if err := all.Add(&row[i].Usage); err != nil {
+				return err
+			}
 		}
 	}
 	out.Data = render(team)
-	var all query.Amounts
-	for _, b := range total {
-		if err := all.Add(&b.Usage); err != nil {
-			return err
-		}
-	}
 	totals := shown{c: shownCost{places: placesHourly}}
 	for _, x := range team {
 		totals.m = totals.m.add(x.m)
@@ -389,32 +390,34 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The average task count over the whole range is not the sum of the buckets' averages.
 	if len(bounds) > 1 {
-		totals.m.tasks = query.AverageTasks(&all, bounds[0], bounds[len(bounds)-1], now).Round(placesTasks)
+		totals.m.setTasks(&all, bounds[0], bounds[len(bounds)-1], now)
 	} else {
-		totals.m.tasks = decimal.Zero
+		totals.m.f.setFixed(mTasks, 0, &metricPlaces)
 	}
 	out.Totals.metricsJSON = totals.m.json()
 	out.Totals.Cost = totals.c.json()
-	buckets := func(bs []query.Bucket) []analyticsBucketJSON { return render(show(bs)) }
-	var byDep *query.Rollup
+	byDep := map[string][]query.Key{} // the deployments of each project, sorted
+	var depRows *query.Rollup
 	if byDeployment {
-		if byDep, err = s.opts.Usage.Rollup(r.Context(), projectIDs(ps), bounds, query.ByDeployment); err != nil {
+		if depRows, err = s.opts.Usage.RollupUsage(r.Context(), projectIDs(ps), bounds, query.ByDeployment); err != nil {
 			return err
+		}
+		for _, k := range depRows.Keys() {
+			byDep[k.Project] = append(byDep[k.Project], k)
 		}
 	}
 	out.Projects = []analyticsProjectJSON{}
 	for _, pr := range ps {
-		row, ok := ru.Rows[query.Key{Project: pr.ID}]
+		d, ok := shownRows[query.Key{Project: pr.ID}]
 		if !ok {
 			continue
 		}
-		pj := analyticsProjectJSON{ProjectID: pr.ID, ProjectName: pr.Name, Data: buckets(row)}
-		if byDep != nil {
+		pj := analyticsProjectJSON{ProjectID: pr.ID, ProjectName: pr.Name, Data: render(d)}
+		if depRows != nil {
 			pj.Deployments = []analyticsDeploymentJSON{}
-			for _, k := range byDep.Keys() {
-				if k.Project == pr.ID {
-					pj.Deployments = append(pj.Deployments, analyticsDeploymentJSON{Deployment: k.Deployment, Data: buckets(byDep.Rows[k])})
-				}
+			prices := depRows.Prices.Of(pr.ID)
+			for _, k := range byDep[pr.ID] {
+				pj.Deployments = append(pj.Deployments, analyticsDeploymentJSON{Deployment: k.Deployment, Data: render(show(prices, depRows.Rows[k]))})
 			}
 		}
 		out.Projects = append(out.Projects, pj)
@@ -467,15 +470,15 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request) error {
 		if row, ok := ru.Rows[query.Key{Project: pr.ID}]; ok {
 			b = row[0]
 		}
-		c, m := showCost(b.Cost, placesBill), showMetrics(&b.Usage, start, cut, now)
+		c, m := showBucketCost(ru.Prices.Of(pr.ID), &b, placesBill), showMetrics(&b.Usage, start, cut, now)
 		cost, metrics = cost.add(c), metrics.add(m)
 		out.Projects = append(out.Projects, summaryProjectJSON{
-			ProjectID: pr.ID, ProjectName: pr.Name, Cost: c.json(), TotalCost: c.total().StringFixed(placesBill),
+			ProjectID: pr.ID, ProjectName: pr.Name, Cost: c.json(), TotalCost: c.totalString(),
 			Metrics: m.json(),
 		})
 	}
 	out.Cost = cost.json()
-	out.TotalCost = cost.total().StringFixed(placesBill)
+	out.TotalCost = cost.totalString()
 	out.MetricTotals = metrics.json()
 	WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -670,7 +673,7 @@ func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 		b = row[0]
 	}
 	// As a bill (money.go): used is the sum of the breakdown's costs as shown.
-	shownC, shownM := showCost(b.Cost, placesBill), showMetrics(&b.Usage, start, now.Truncate(time.Minute), now)
+	shownC, shownM := showBucketCost(ru.Prices.Of(id), &b, placesBill), showMetrics(&b.Usage, start, now.Truncate(time.Minute), now)
 	used := shownC.total()
 	limit := store.EffectiveLimit(ps[0], team)
 	remaining := decimal.Max(limit.Sub(used), decimal.Zero)
@@ -681,16 +684,16 @@ func (s *Server) budget(w http.ResponseWriter, r *http.Request) error {
 		PercentUsed: numFixed(pct, placesPercent), Status: status, Forecast: numFixed(f[id].Forecast, 2),
 		PeriodStart: start.Format(time.RFC3339), PeriodEnd: end.Format(time.RFC3339),
 	}
-	out.Breakdown.Compute.Cost = shownC.compute.StringFixed(placesBill)
-	out.Breakdown.Compute.CPUHours = shownM.cpuHours.StringFixed(placesCPUHours)
-	out.Breakdown.Memory.Cost = shownC.memory.StringFixed(placesBill)
-	out.Breakdown.Memory.GBHours = shownM.memory.StringFixed(placesGBHours)
-	out.Breakdown.Storage.Cost = shownC.storage.StringFixed(placesBill)
-	out.Breakdown.Storage.GBHours = shownM.storage.StringFixed(placesGBHours)
-	out.Breakdown.Bandwidth.Cost = shownC.bandwidth.StringFixed(placesBill)
-	out.Breakdown.Bandwidth.EgressGB = shownM.egress.StringFixed(placesEgressGB)
-	out.Breakdown.Requests.Cost = shownC.requests.StringFixed(placesBill)
-	out.Breakdown.Requests.Requests = shownM.requests.StringFixed(placesRequests)
+	out.Breakdown.Compute.Cost = shownC.part(cCompute)
+	out.Breakdown.Compute.CPUHours = shownM.str(mCPUHours)
+	out.Breakdown.Memory.Cost = shownC.part(cMemory)
+	out.Breakdown.Memory.GBHours = shownM.str(mMemory)
+	out.Breakdown.Storage.Cost = shownC.part(cStorage)
+	out.Breakdown.Storage.GBHours = shownM.str(mStorage)
+	out.Breakdown.Bandwidth.Cost = shownC.part(cBandwidth)
+	out.Breakdown.Bandwidth.EgressGB = shownM.str(mEgress)
+	out.Breakdown.Requests.Cost = shownC.part(cRequests)
+	out.Breakdown.Requests.Requests = shownM.str(mRequests)
 	WriteJSON(w, http.StatusOK, out)
 	return nil
 }

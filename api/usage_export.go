@@ -14,8 +14,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -334,18 +332,17 @@ func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Proje
 		return fmt.Errorf("export hour %s of %s: no single price sheet", hour, p.ID)
 	}
 	// As an invoice line (money.go): each part rounded once, totalCost the sum of the parts.
-	if c, ok := prices.Micros(b.Sheet, u); ok && c.Compute+c.Memory+c.Bandwidth+c.Requests+c.Storage >= 0 {
-		for _, v := range [...]int64{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage, c.Compute + c.Memory + c.Bandwidth + c.Requests + c.Storage} {
-			e.fields = appendScaledFixed(e.fields, v, placesHourly)
-			e.end()
+	c := showBucketCost(prices, b, placesHourly)
+	for i := range numCosts {
+		if c.f.d == nil {
+			e.fields = appendFixed(e.fields, c.f.v[i], placesHourly)
+		} else {
+			e.fields = append(e.fields, c.part(i)...)
 		}
-	} else {
-		c := showCost(prices.Cost(b.Sheet, u), placesHourly)
-		for _, d := range [...]decimal.Decimal{c.compute, c.memory, c.bandwidth, c.requests, c.storage, c.total()} {
-			e.fields = append(e.fields, d.StringFixed(placesHourly)...)
-			e.end()
-		}
+		e.end()
 	}
+	e.fields = append(e.fields, c.totalString()...)
+	e.end()
 	return e.row()
 }
 
@@ -372,7 +369,7 @@ func appendScaledFixed(b []byte, v int64, dec int) []byte {
 func appendUnsignedScaled(b []byte, u uint64, dec int, trim bool) []byte {
 	ip, fp := u/pow10[dec], u%pow10[dec]
 	b = strconv.AppendUint(b, ip, 10)
-	if trim && fp == 0 {
+	if dec == 0 || trim && fp == 0 {
 		return b
 	}
 	b = append(b, '.')
@@ -394,6 +391,15 @@ func appendUnsignedScaled(b []byte, u uint64, dec int, trim bool) []byte {
 
 // appendRounded appends the sign of neg and mag × 10^-dec with exactly dec decimals; zero has
 // no sign.
+// appendFixed appends v × 10^-dec with exactly dec decimals.
+func appendFixed(b []byte, v int64, dec int) []byte {
+	mag := uint64(v)
+	if v < 0 {
+		mag = -mag
+	}
+	return appendRounded(b, v < 0, mag, dec)
+}
+
 func appendRounded(b []byte, neg bool, mag uint64, dec int) []byte {
 	if neg && mag != 0 {
 		b = append(b, '-')

@@ -166,12 +166,16 @@ func (a *Amounts) Decimal(m Metric) decimal.Decimal { return a.Round(m, 20) }
 
 // Fixed returns the amount of metric m × 10^places rounded half away from zero, when it fits an
 // int64: the integer digits that Round(m, places) renders.
-func (a *Amounts) Fixed(m Metric, places int32) (int64, bool) {
+func (a *Amounts) Fixed(m Metric, places int32) (int64, bool) { return a.QuoFixed(m, 1, places) }
+
+// QuoFixed returns the amount of metric m divided by div (> 0), × 10^places, rounded half away
+// from zero, when it fits an int64: the integer digits that Quo(m, div, places) renders.
+func (a *Amounts) QuoFixed(m Metric, div int64, places int32) (int64, bool) {
 	q, ok := a[m].Int64()
 	if !ok {
 		return 0, false
 	}
-	return scaledRound(q, PerUnit[m], 1, places)
+	return scaledRound(q, PerUnit[m], div, places)
 }
 
 // IsZero reports whether every amount is zero.

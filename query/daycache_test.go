@@ -149,6 +149,33 @@ func TestDayCacheExactThroughCorrections(t *testing.T) {
 		t.Fatalf("day 3 requests after the correction: %v, want %v", got, want)
 	}
 	compare("correction in the head")
+	// The day is in the out-of-order head now; while nothing more is written to it, it is
+	// answered from the cache without a querier. A second correction is seen at once.
+	before = counted.queriers.Load()
+	if _, err := cached.Rollup(context.Background(), projects, bounds, ByProject); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.queriers.Load() - before; n != 0 {
+		t.Errorf("a warm read of days in the head with no write since opened %d queriers, want 0", n)
+	}
+	app = db.Appender(context.Background())
+	if _, err := app.Append(0, l, end.UnixMilli()-2, 766); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if want, overflow = want.Add(Int128Of(766)); overflow {
+		t.Fatal("the expected sum overflows")
+	}
+	again, err := cached.Rollup(context.Background(), projects[7:8], bounds, ByProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Rows[Key{Project: "proj_007"}][3].Usage[Requests]; got != want {
+		t.Fatalf("day 3 requests after a second correction in the head: %v, want %v", got, want)
+	}
+	compare("second correction in the head")
 	if err := db.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,11 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// RowCost is a cost in micro-USD per resource and in total, each rounded half away from zero
-// from the exact Cost: the digits Cost.Compute.StringFixed(6) etc. render, without a decimal.
-type RowCost struct{ Compute, Memory, Bandwidth, Requests, Storage, Total int64 }
+// ShownCost is a cost as shown: each resource (in the order of Cost's fields: compute,
+// memory, bandwidth, requests, storage) in units of 10^-places USD, rounded once, half away from
+// zero, from the exact Cost: the digits Cost.Compute.StringFixed(places) etc. render, without a
+// decimal.
+type ShownCost [numResources]int64
 
 // Cost prices amounts with sheet i in exact decimals (a Bucket's Sheet).
 func (p Prices) Cost(i int, a *Amounts) Cost { return p.cost(i, a) }
@@ -38,7 +40,7 @@ func toFixedPrice(d decimal.Decimal, maxK int32) fixedPrice {
 }
 
 // fixedSheet is a price sheet in integers, when every price has few enough decimals for the
-// integer path of Micros to be exact.
+// integer path of Shown to be exact.
 type fixedSheet struct {
 	cpu, mem, egress, req, storage fixedPrice
 	ok                             bool
@@ -113,11 +115,17 @@ func divRound(x u128, d uint64) (u128, bool) {
 	return q, false
 }
 
-// toMicros rounds x (units of 10^-20) half up to units of 10^-6.
-func toMicros(x u128) (int64, bool) {
-	x, over := add128(x, u128{0, 5 * pow10u64[13]})
-	q, _ := divmod64(x, pow10u64[14])
-	return int64(q.lo), over || q.hi != 0 || q.lo > math.MaxInt64
+// roundPow10 rounds x half up to units of 10^k (1 ≤ k ≤ 20) and reports whether the result
+// does not fit an int64.
+func roundPow10(x u128, k int32) (int64, bool) {
+	half, _ := mul64(u128{0, pow10u64[k-1]}, 5)
+	x, over := add128(x, half)
+	for k > 0 {
+		d := min(k, 19)
+		x, _ = divmod64(x, pow10u64[d])
+		k -= d
+	}
+	return int64(x.lo), over || x.hi != 0 || x.lo > math.MaxInt64
 }
 
 // Resources of fixedCost, in the order of Cost's fields.
@@ -144,7 +152,7 @@ type fixedCost struct {
 var pow5x30 = new(big.Int).Exp(big.NewInt(5), big.NewInt(30), nil)
 
 // fixedCost prices amounts with sheet i: the one pricing arithmetic, from which Cost (the API,
-// the cost series, budgets and alerts) and Micros (export rows) are both derived.
+// the cost series, budgets and alerts) and Shown (every figure the API shows) are both derived.
 //
 //	compute  = round(vCPU-second quanta × price / (256 × 3600)) at 20 decimals
 //	memory   = round(MiB-minutes × price / 61,440) at 20 decimals
@@ -228,47 +236,35 @@ func (fc fixedCost) decimal() Cost {
 	return Cost{Compute: d[rCompute], Memory: d[rMemory], Bandwidth: d[rBandwidth], Requests: d[rRequests], Storage: d[rStorage]}
 }
 
-// Micros prices amounts with sheet i (fixedCost) and rounds each resource and the total to
-// micro-USD exactly as StringFixed(6) rounds the exact Cost of Cost(i, a). ok is false when the
-// integer path cannot be exact (negative amounts, prices with many decimals, sums beyond 128
-// bits): use Cost then.
-func (p Prices) Micros(i int, a *Amounts) (c RowCost, ok bool) {
+// Shown prices amounts with sheet i (fixedCost) and rounds each resource half away from zero
+// to places decimals (0 ≤ places ≤ 19), exactly as Cost(i, a).Compute.Round(places) etc. round
+// the exact Cost, in integers. ok is false when the integer path cannot be exact (prices with
+// many decimals, amounts beyond 64 bits, a shown figure beyond an int64): use Cost then.
+func (p Prices) Shown(i int, a *Amounts, places int32) (c ShownCost, ok bool) {
+	if places < 0 || places > 19 {
+		return c, false
+	}
 	fc, ok := p.fixedCost(i, a)
 	if !ok {
 		return c, false
 	}
-	for _, n := range fc.neg {
-		if n {
-			return c, false
+	for r, x := range fc.mag {
+		if x == (u128{}) {
+			continue
 		}
-	}
-	// Bandwidth: x / 2^30 = q + r/2^30; the remainder never changes a rounding to 6 decimals
-	// of a sum of whole 10^-20 units plus q.
-	bn := fc.mag[rBandwidth]
-	bq := u128{bn.hi >> 30, bn.hi<<34 | bn.lo>>30}
-	cq, mem, req, st := fc.mag[rCompute], fc.mag[rMemory], fc.mag[rRequests], fc.mag[rStorage]
-	var over [4]bool
-	tot, o7 := add128(cq, mem)
-	tot, o8 := add128(tot, bq)
-	tot, o9 := add128(tot, req)
-	tot, o10 := add128(tot, st)
-	over[0], over[1], over[2], over[3] = o7, o8, o9, o10
-	for _, o := range over {
-		if o {
-			return RowCost{}, false
+		if r == rBandwidth {
+			// x / 2^30 = q + f (0 ≤ f < 1) in units of 10^-20: rounding q + f to 10^-places is
+			// rounding q, since the half of a unit 10^(20-places) is a whole number of them.
+			x = u128{x.hi >> 30, x.hi<<34 | x.lo>>30}
 		}
-	}
-	var ov [6]bool
-	c.Compute, ov[0] = toMicros(cq)
-	c.Memory, ov[1] = toMicros(mem)
-	c.Bandwidth, ov[2] = toMicros(bq)
-	c.Requests, ov[3] = toMicros(req)
-	c.Storage, ov[4] = toMicros(st)
-	c.Total, ov[5] = toMicros(tot)
-	for _, o := range ov {
-		if o {
-			return RowCost{}, false
+		v, over := roundPow10(x, 20-places)
+		if over {
+			return ShownCost{}, false
 		}
+		if fc.neg[r] {
+			v = -v
+		}
+		c[r] = v
 	}
 	return c, true
 }

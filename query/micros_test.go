@@ -12,8 +12,8 @@ import (
 
 // TestPricingPathsAgree holds the one pricing arithmetic (fixedCost) to the same formula in
 // arbitrary precision (costDecimal, used only where integers cannot be exact): equal to the last
-// digit, negative corrections included; and Micros, derived from it for export rows, rounds
-// every resource and the total to the same micro-dollars as Cost(...).StringFixed(6).
+// digit, negative corrections included; and Shown, derived from it for every figure the API shows,
+// rounds every resource to the same digits as Cost(...).StringFixed(places).
 func TestPricingPathsAgree(t *testing.T) {
 	sheets := []config.PriceSheet{config.DefaultPriceSheet()}
 	for _, ps := range [][5]string{
@@ -51,22 +51,18 @@ func TestPricingPathsAgree(t *testing.T) {
 			!c.Requests.Equal(d.Requests) || !c.Storage.Equal(d.Storage) {
 			t.Fatalf("sheet %d amounts %v: integer pricing %+v, decimal %+v", i, a, c, d)
 		}
-		m, ok := p.Micros(i, &a)
+		places := []int32{0, 2, 6, 10}[n%4]
+		m, ok := p.Shown(i, &a, places)
 		if !ok {
 			continue
 		}
 		fast++
-		want := []decimal.Decimal{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage, c.Total()}
-		got := []int64{m.Compute, m.Memory, m.Bandwidth, m.Requests, m.Storage, m.Total}
-		for j := range want {
-			if w, g := want[j].StringFixed(6), decimal.New(got[j], -6).StringFixed(6); w != g {
-				t.Fatalf("sheet %d amounts %v resource %d: micros %s, decimal %s", i, a, j, g, w)
-			}
-		}
+		checkShown(t, i, &a, c, m, places)
 	}
 	if fast < 50000 {
 		t.Errorf("only %d of 100000 priced on the integer path", fast)
 	}
+	negFast := 0
 	for n := range 20000 {
 		i := n % len(sheets)
 		a := Amounts{CPUSeconds: Int128Of(-amount()), MemoryGBHours: Int128Of(-amount()), EgressBytes: Int128Of(-amount()), Requests: Int128Of(amount()), StorageGBHours: Int128Of(-amount())}
@@ -78,13 +74,31 @@ func TestPricingPathsAgree(t *testing.T) {
 		if !c.Compute.Equal(d.Compute) || !c.Memory.Equal(d.Memory) || !c.Bandwidth.Equal(d.Bandwidth) || !c.Requests.Equal(d.Requests) || !c.Storage.Equal(d.Storage) {
 			t.Fatalf("sheet %d amounts %v: integer pricing %+v, decimal %+v", i, a, c, d)
 		}
+		places := []int32{0, 2, 6, 10}[n%4]
+		if m, ok := p.Shown(i, &a, places); ok {
+			negFast++
+			checkShown(t, i, &a, c, m, places)
+		}
+	}
+	if negFast < 5000 {
+		t.Errorf("only %d of 20000 negative corrections shown on the integer path", negFast)
 	}
 	if _, ok := p.fixedCost(1, &Amounts{CPUSeconds: Int128Of(-5)}); !ok {
 		t.Error("a negative correction left the integer pricing")
 	}
-	neg := Amounts{CPUSeconds: Int128Of(-1)}
-	if _, ok := p.Micros(0, &neg); ok {
-		t.Error("negative amounts took the integer path")
+	if _, ok := p.Shown(0, &Amounts{CPUSeconds: Int128Of(1 << 62)}, 19); ok {
+		t.Error("a shown figure beyond int64 took the integer path")
+	}
+}
+
+// checkShown holds the shown cost m (places decimals) to the exact cost c rounded by decimals.
+func checkShown(t *testing.T, i int, a *Amounts, c Cost, m ShownCost, places int32) {
+	t.Helper()
+	want := []decimal.Decimal{c.Compute, c.Memory, c.Bandwidth, c.Requests, c.Storage}
+	for j := range want {
+		if w, g := want[j].StringFixed(places), decimal.New(m[j], -places).StringFixed(places); w != g {
+			t.Fatalf("sheet %d amounts %v resource %d at %d places: shown %s, decimal %s", i, a, j, places, g, w)
+		}
 	}
 }
 

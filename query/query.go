@@ -144,7 +144,7 @@ type Bucket struct {
 	Usage      Amounts
 	Cost       Cost
 	// Sheet is the index of the price sheet that prices every hour of the bucket, or -1 when
-	// several sheets price its hours or it has no usage (see Prices.Cost and Prices.Micros).
+	// several sheets price its hours or it has no usage (see Prices.Cost and Prices.Shown).
 	Sheet int
 }
 
@@ -204,9 +204,10 @@ func (e *Engine) Rollup(ctx context.Context, projects []string, bounds []time.Ti
 	return e.rollup(ctx, projects, bounds, g, true)
 }
 
-// RollupUsage is Rollup without the pricing: every Bucket's Cost is zero and its Sheet names the
-// price sheet of its hours, for callers that price many small buckets themselves
-// (Prices.Micros, Prices.Cost).
+// RollupUsage is Rollup without the pricing of the buckets one price sheet prices, for callers
+// that price many buckets themselves (Prices.Shown, Prices.Cost): such a bucket's Cost is zero
+// and its Sheet names the sheet. A bucket several sheets price (a price change inside it) has
+// its exact Cost and Sheet -1, as in Rollup.
 func (e *Engine) RollupUsage(ctx context.Context, projects []string, bounds []time.Time, g Grouping) (*Rollup, error) {
 	return e.rollup(ctx, projects, bounds, g, false)
 }
@@ -225,6 +226,7 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 	rg := g
 	if g == ByTotal && !pl.uniform() {
 		rg = ByProject
+		price = true // the total's buckets are not priced by one sheet
 	}
 	rd, err := e.readParallel(ctx, projects, bounds, rg, pl.def)
 	if err != nil {
@@ -255,6 +257,13 @@ func (e *Engine) rollup(ctx context.Context, projects []string, bounds []time.Ti
 			}
 			if n > 1 {
 				b.Sheet = -1
+				if !price {
+					for s := range ns {
+						if c := i*ns + s; acc.has[c] {
+							b.Cost = b.Cost.Add(prices.cost(s, &acc.cells[c]))
+						}
+					}
+				}
 			}
 		}
 		r.Rows[key] = row
@@ -790,12 +799,18 @@ func (r *reader) addCell(acc *rowAcc, b int, h int64, m Metric, sum Int128) erro
 // AverageTasks is the mean number of running tasks over [start, end) clipped to the minutes
 // that have ended by now: task-minutes / minutes, to four decimals.
 func AverageTasks(a *Amounts, start, end, now time.Time) decimal.Decimal {
-	if now.Before(end) {
-		end = now.Truncate(time.Minute)
-	}
-	mins := int64(end.Sub(start) / time.Minute)
+	mins := TaskSpanMinutes(start, end, now)
 	if mins <= 0 || a[TaskMinutes].IsZero() {
 		return decimal.Zero
 	}
 	return a.Quo(TaskMinutes, mins, 4)
+}
+
+// TaskSpanMinutes is the number of minutes AverageTasks averages over: start to end, or to the
+// current minute when end is still to come.
+func TaskSpanMinutes(start, end, now time.Time) int64 {
+	if now.Before(end) {
+		end = now.Truncate(time.Minute)
+	}
+	return int64(end.Sub(start) / time.Minute)
 }

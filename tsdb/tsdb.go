@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,6 +66,7 @@ type DB struct {
 	// (committed, never in a block, gone at the next head truncation) — a collector batch
 	// writing the first hours of a backfill behind another batch's newer samples lost them.
 	writeMu     sync.RWMutex
+	writes      writeLog
 	autoCompact atomic.Bool
 	stop        chan struct{}
 	stopOnce    sync.Once
@@ -117,6 +119,7 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	}
 	db.DisableCompactions() // compactLoop compacts, under writeMu
 	d := &DB{db: db, logger: logger, stop: make(chan struct{}), loopDone: make(chan struct{})}
+	d.writes.replayed = headSpan(db.Head())
 	d.autoCompact.Store(true)
 	go d.compactLoop()
 	return d, nil
@@ -155,13 +158,13 @@ func (d *DB) compactLoop() {
 // Appender returns a new appender. Samples become visible and durable on Commit. From its first
 // sample to Commit or Rollback no compaction runs (DB.writeMu).
 func (d *DB) Appender(ctx context.Context) storage.Appender {
-	return &lockedAppender{db: d.db, ctx: ctx, mu: &d.writeMu}
+	return &lockedAppender{db: d.db, ctx: ctx, mu: &d.writeMu, writes: &d.writes, span: emptySpan}
 }
 
 // AppenderV2 returns a new appender of Prometheus' next append interface, held apart from
 // compaction as Appender is.
 func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 {
-	return &lockedAppenderV2{db: d.db, ctx: ctx, mu: &d.writeMu}
+	return &lockedAppenderV2{db: d.db, ctx: ctx, mu: &d.writeMu, writes: &d.writes, span: emptySpan}
 }
 
 // Querier returns a querier over [mint, maxt] in milliseconds.
@@ -173,19 +176,26 @@ func (d *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 }
 
 // Generation identifies what is stored over [mint, maxt] (ms, inclusive): the persisted blocks
-// that overlap it, with their tombstone counts. It is false while any of the range lies in the
-// head or the out-of-order head, where writes land. Blocks never change once written (a
-// compaction, WriteBlock or a correction makes new ones), so while Generation returns the same
-// value a querier over the range returns the same samples (query.Generations).
+// that overlap it, with their tombstone counts, and, where the head or the out-of-order head may
+// hold some of the range, the last commit of this DB that wrote a sample into the range's UTC
+// days. Blocks never change once written (a compaction, WriteBlock or a correction makes new
+// ones) and the heads change only by commits, so while Generation returns the same value a
+// querier over the range returns the same samples (query.Generations). It is false when the
+// heads may hold samples of the range written before this DB was opened (replayed from the
+// write-ahead logs): no commit of this DB accounts for them.
 func (d *DB) Generation(mint, maxt int64) (string, bool) {
 	h := d.db.Head()
-	if h.MinTime() <= maxt {
-		return "", false
-	}
-	if h.MinOOOTime() <= maxt && h.MaxOOOTime() >= mint {
-		return "", false
-	}
+	inHead := h.MinTime() <= maxt || (h.MinOOOTime() <= maxt && h.MaxOOOTime() >= mint)
 	var b strings.Builder
+	if inHead {
+		seq, ok := d.writes.last(mint, maxt)
+		if !ok {
+			return "", false
+		}
+		b.WriteString("w")
+		b.WriteString(strconv.FormatUint(seq, 10))
+		b.WriteByte(' ')
+	}
 	for _, bl := range d.db.Blocks() {
 		m := bl.Meta()
 		if m.MaxTime <= mint || m.MinTime > maxt { // a block holds [MinTime, MaxTime)
@@ -197,6 +207,85 @@ func (d *DB) Generation(mint, maxt int64) (string, bool) {
 		b.WriteByte(' ')
 	}
 	return b.String(), true
+}
+
+const dayMs = 24 * 60 * 60 * 1000
+
+// headSpan is the span the head and the out-of-order head may hold samples in.
+func headSpan(h *promtsdb.Head) span {
+	sp := emptySpan
+	if h.NumSeries() > 0 && h.MinTime() <= h.MaxTime() {
+		sp.add(h.MinTime())
+		sp.add(h.MaxTime())
+	}
+	if h.MinOOOTime() <= h.MaxOOOTime() {
+		sp.add(h.MinOOOTime())
+		sp.add(h.MaxOOOTime())
+	}
+	return sp
+}
+
+// writeLog numbers the commits of a DB and keeps, per UTC day, the number of the last one that
+// wrote a sample into it: what Generation tells of the heads.
+type writeLog struct {
+	mu    sync.Mutex
+	seq   uint64
+	byDay map[int64]uint64
+	// replayed is the span of the samples the heads held when the DB was opened (replayed
+	// from the write-ahead logs): no commit of this DB accounts for them.
+	replayed span
+}
+
+// span is a range of sample timestamps (ms, inclusive); empty while min > max.
+type span struct{ min, max int64 }
+
+var emptySpan = span{math.MaxInt64, math.MinInt64}
+
+func (s *span) add(t int64) {
+	s.min, s.max = min(s.min, t), max(s.max, t)
+}
+
+func (s span) overlaps(mint, maxt int64) bool {
+	return s.min <= s.max && s.min <= maxt && s.max >= mint
+}
+
+// committed records a commit of samples over sp. Called after the commit, so that a
+// Generation taken before a querier never names a commit the querier may miss.
+func (w *writeLog) committed(sp span) {
+	if sp.min > sp.max {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byDay == nil {
+		w.byDay = map[int64]uint64{}
+	}
+	w.seq++
+	for day := floorTo(sp.min, dayMs); day <= sp.max; day += dayMs {
+		w.byDay[day] = w.seq
+	}
+}
+
+// flushed forgets the replayed span: the heads' samples are all in blocks now.
+func (w *writeLog) flushed() {
+	w.mu.Lock()
+	w.replayed = emptySpan
+	w.mu.Unlock()
+}
+
+// last returns the number of the last commit that wrote into the days of [mint, maxt], and
+// false when the range holds samples replayed at open.
+func (w *writeLog) last(mint, maxt int64) (uint64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.replayed.overlaps(mint, maxt) {
+		return 0, false
+	}
+	var seq uint64
+	for day := floorTo(mint, dayMs); day <= maxt; day += dayMs {
+		seq = max(seq, w.byDay[day])
+	}
+	return seq, true
 }
 
 // StartTime returns the oldest timestamp stored, in milliseconds.
@@ -335,6 +424,7 @@ func (d *DB) Flush(ctx context.Context) error {
 	// leveled compactor cuts them, so that these blocks still merge into larger ones.
 	h := d.db.Head()
 	if h.NumSeries() == 0 || h.MinTime() > h.MaxTime() {
+		d.writes.flushed()
 		return nil
 	}
 	step := promtsdb.DefaultBlockDuration
@@ -350,6 +440,7 @@ func (d *DB) Flush(ctx context.Context) error {
 			return fmt.Errorf("compact the head: its start stayed at %d after persisting [%d, %d]", h.MinTime(), t, t+step-1)
 		}
 	}
+	d.writes.flushed()
 	return nil
 }
 
@@ -444,11 +535,13 @@ func (r *ReadOnly) Close() error {
 // its isolation at creation, and a compaction waits for every registered appender, so one opened
 // before the lock would wait on an appender that waits on the lock.
 type lockedAppender struct {
-	db    *promtsdb.DB
-	ctx   context.Context
-	mu    *sync.RWMutex
-	opts  *storage.AppendOptions
-	inner storage.Appender // nil until the first sample, and again after Commit or Rollback
+	db     *promtsdb.DB
+	ctx    context.Context
+	mu     *sync.RWMutex
+	writes *writeLog
+	span   span // of the samples appended since the last Commit or Rollback
+	opts   *storage.AppendOptions
+	inner  storage.Appender // nil until the first sample, and again after Commit or Rollback
 }
 
 func (a *lockedAppender) app() storage.Appender {
@@ -481,10 +574,12 @@ func (a *lockedAppender) SetOptions(opts *storage.AppendOptions) {
 }
 
 func (a *lockedAppender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	a.span.add(t)
 	return a.app().Append(ref, l, t, v)
 }
 
 func (a *lockedAppender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	a.span.add(t)
 	return a.app().AppendHistogram(ref, l, t, h, fh)
 }
 
@@ -497,30 +592,44 @@ func (a *lockedAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, 
 }
 
 func (a *lockedAppender) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64) (storage.SeriesRef, error) {
+	a.span.add(st)
 	return a.app().AppendSTZeroSample(ref, l, t, st)
 }
 
 func (a *lockedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	a.span.add(st)
 	return a.app().AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
 }
 
+// Commit commits, then records the commit's span in the write log (Generation), whatever
+// Commit returned: a failed commit may have written some of its samples.
 func (a *lockedAppender) Commit() error {
-	return a.end(storage.Appender.Commit)
+	err := a.end(storage.Appender.Commit)
+	a.writes.committed(a.span)
+	a.span = emptySpan
+	return err
 }
 
 func (a *lockedAppender) Rollback() error {
+	a.span = emptySpan
 	return a.end(storage.Appender.Rollback)
 }
 
 // lockedAppenderV2 is lockedAppender for storage.AppenderV2.
 type lockedAppenderV2 struct {
-	db    *promtsdb.DB
-	ctx   context.Context
-	mu    *sync.RWMutex
-	inner storage.AppenderV2
+	db     *promtsdb.DB
+	ctx    context.Context
+	mu     *sync.RWMutex
+	writes *writeLog
+	span   span
+	inner  storage.AppenderV2
 }
 
 func (a *lockedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	a.span.add(t)
+	if st != 0 {
+		a.span.add(st)
+	}
 	if a.inner == nil {
 		a.mu.RLock()
 		a.inner = a.db.AppenderV2(a.ctx)
@@ -539,9 +648,13 @@ func (a *lockedAppenderV2) end(fn func(storage.AppenderV2) error) error {
 }
 
 func (a *lockedAppenderV2) Commit() error {
-	return a.end(storage.AppenderV2.Commit)
+	err := a.end(storage.AppenderV2.Commit)
+	a.writes.committed(a.span)
+	a.span = emptySpan
+	return err
 }
 
 func (a *lockedAppenderV2) Rollback() error {
+	a.span = emptySpan
 	return a.end(storage.AppenderV2.Rollback)
 }
