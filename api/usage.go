@@ -334,68 +334,54 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.opts.Usage.Now()
-	out := analyticsJSON{StartDate: from.Format(time.RFC3339), EndDate: to.Format(time.RFC3339), GroupBy: string(g), TZ: loc.String()}
+	out := analyticsAnswer{startDate: from.Format(time.RFC3339), endDate: to.Format(time.RFC3339), groupBy: string(g), tz: loc.String()}
 	if projectID != "" {
-		out.ProjectID = &projectID
+		out.projectID = &projectID
+	}
+	n := max(len(bounds)-1, 0)
+	out.times = make([][3]string, n)
+	for i := range out.times {
+		out.times[i] = [3]string{g.Floor(bounds[i], loc).In(loc).Format(time.RFC3339), bounds[i].In(loc).Format(time.RFC3339), bounds[i+1].In(loc).Format(time.RFC3339)}
 	}
 	// Each project's bucket is shown rounded once (money.go); the buckets of all projects and
 	// the totals are sums of what is shown.
-	type shown struct {
-		start, end time.Time
-		m          shownMetrics
-		c          shownCost
-	}
-	show := func(prices query.Prices, bs []query.Bucket) []shown {
-		d := make([]shown, len(bs))
+	show := func(prices query.Prices, bs []query.Bucket) []shownBucket {
+		d := make([]shownBucket, len(bs))
 		for i := range bs {
 			b := &bs[i]
-			d[i] = shown{b.Start, b.End, showMetrics(&b.Usage, b.Start, b.End, now), showBucketCost(prices, b, placesHourly)}
+			d[i] = shownBucket{showMetrics(&b.Usage, b.Start, b.End, now), showBucketCost(prices, b, placesHourly)}
 		}
 		return d
 	}
-	render := func(d []shown) []analyticsBucketJSON {
-		out := make([]analyticsBucketJSON, len(d))
-		for i, x := range d {
-			out[i] = analyticsBucketJSON{
-				Period: g.Floor(x.start, loc).In(loc).Format(time.RFC3339), Start: x.start.In(loc).Format(time.RFC3339), End: x.end.In(loc).Format(time.RFC3339),
-				metricsJSON: x.m.json(), Cost: x.c.json(),
-			}
-		}
-		return out
-	}
-	n := max(len(bounds)-1, 0)
-	team := make([]shown, n)
-	for i := range team {
-		team[i] = shown{start: bounds[i], end: bounds[i+1], c: shownCost{places: placesHourly}}
+	out.data = make([]shownBucket, n)
+	for i := range out.data {
+		out.data[i].c.places = placesHourly
 	}
 	var all query.Amounts // the usage of every project over the range
-	shownRows := make(map[query.Key][]shown, len(ru.Rows))
+	shownRows := make(map[query.Key][]shownBucket, len(ru.Rows))
 	for _, k := range ru.Keys() {
 		row := ru.Rows[k]
 		d := show(ru.Prices.Of(k.Project), row)
 		shownRows[k] = d
 		for i, x := range d {
-			team[i].m = team[i].m.add(x.m)
-			team[i].c = team[i].c.add(x.c)
+			out.data[i].m = out.data[i].m.add(x.m)
+			out.data[i].c = out.data[i].c.add(x.c)
 			if err := all.Add(&row[i].Usage); err != nil {
 				return err
 			}
 		}
 	}
-	out.Data = render(team)
-	totals := shown{c: shownCost{places: placesHourly}}
-	for _, x := range team {
-		totals.m = totals.m.add(x.m)
-		totals.c = totals.c.add(x.c)
+	out.totals.c.places = placesHourly
+	for _, x := range out.data {
+		out.totals.m = out.totals.m.add(x.m)
+		out.totals.c = out.totals.c.add(x.c)
 	}
 	// The average task count over the whole range is not the sum of the buckets' averages.
-	if len(bounds) > 1 {
-		totals.m.setTasks(&all, bounds[0], bounds[len(bounds)-1], now)
+	if n > 0 {
+		out.totals.m.setTasks(&all, bounds[0], bounds[n], now)
 	} else {
-		totals.m.f.setFixed(mTasks, 0, &metricPlaces)
+		out.totals.m.f.setFixed(mTasks, 0, &metricPlaces)
 	}
-	out.Totals.metricsJSON = totals.m.json()
-	out.Totals.Cost = totals.c.json()
 	byDep := map[string][]query.Key{} // the deployments of each project, sorted
 	var depRows *query.Rollup
 	if byDeployment {
@@ -406,23 +392,22 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 			byDep[k.Project] = append(byDep[k.Project], k)
 		}
 	}
-	out.Projects = []analyticsProjectJSON{}
+	out.projects = make([]analyticsProject, 0, len(ps))
 	for _, pr := range ps {
 		d, ok := shownRows[query.Key{Project: pr.ID}]
 		if !ok {
 			continue
 		}
-		pj := analyticsProjectJSON{ProjectID: pr.ID, ProjectName: pr.Name, Data: render(d)}
+		pj := analyticsProject{id: pr.ID, name: pr.Name, data: d}
 		if depRows != nil {
-			pj.Deployments = []analyticsDeploymentJSON{}
 			prices := depRows.Prices.Of(pr.ID)
 			for _, k := range byDep[pr.ID] {
-				pj.Deployments = append(pj.Deployments, analyticsDeploymentJSON{Deployment: k.Deployment, Data: render(show(prices, depRows.Rows[k]))})
+				pj.deployments = append(pj.deployments, analyticsDeployment{name: k.Deployment, data: show(prices, depRows.Rows[k])})
 			}
 		}
-		out.Projects = append(out.Projects, pj)
+		out.projects = append(out.projects, pj)
 	}
-	WriteJSON(w, http.StatusOK, out)
+	out.write(w)
 	return nil
 }
 

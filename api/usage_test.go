@@ -34,6 +34,7 @@ type usageFixture struct {
 	st                   *store.Store
 	sim                  *simaws.Sim
 	prices               query.Prices
+	engine               *query.Engine
 	admin, member, other string // tokens: team A admin, team A member, team B admin
 	teamA                store.Team
 }
@@ -95,7 +96,7 @@ func newUsageFixture(t testing.TB) *usageFixture {
 		}
 		return s
 	}
-	f := &usageFixture{st: st, sim: sim, prices: prices, teamA: a,
+	f := &usageFixture{st: st, sim: sim, prices: prices, engine: engine, teamA: a,
 		admin: tok(a.ID, "admin"), member: tok(a.ID, "member"), other: tok(b.ID, "admin")}
 	s := New(Options{AuthDeps: AuthDeps{Tokens: StoreTokens(st)}, UsageDeps: UsageDeps{Usage: engine, UsageProjects: st}, BudgetDeps: BudgetDeps{Budgets: st}})
 	f.srv = httptest.NewServer(s)
