@@ -201,12 +201,12 @@ func (a *analyticsAnswer) appendJSON(b []byte) []byte {
 
 // write writes the answer with status 200.
 func (a *analyticsAnswer) write(w http.ResponseWriter) {
-	// About 430 bytes a bucket: one allocation for the whole answer.
+	// About 500 bytes a bucket: one allocation for the whole answer.
 	n := len(a.data) * (len(a.projects) + 1)
 	for _, p := range a.projects {
 		n += len(p.deployments) * len(a.data)
 	}
-	b := a.appendJSON(make([]byte, 0, 4096+n*440))
+	b := a.appendJSON(make([]byte, 0, 4096+n*560))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)

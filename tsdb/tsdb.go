@@ -102,6 +102,8 @@ func Open(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*DB, er
 	// Out-of-order chunks as large as Prometheus allows (default 32 samples): backfills and
 	// corrections land there, and blocks compacted from them keep their chunks.
 	o.OutOfOrderCapMax = 255
+	// Compaction joins small chunks (rechunk.go).
+	o.NewCompactorFunc = newCompactor
 	// Blocks written beside the DB (WriteBlock) are picked up at the next reload.
 	o.BlockReloadInterval = blockReloadInterval
 	// As Prometheus does: blocks grow up to a tenth of the retention, at most 31 days.
