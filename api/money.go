@@ -242,6 +242,15 @@ func (s shownCost) totalString() string {
 	return t.str(0, s.pl())
 }
 
+// appendTotal appends the total with the parts' places.
+func (s shownCost) appendTotal(b []byte) []byte {
+	t := s.totalFigure()
+	if t.d != nil {
+		return append(b, t.d[0].StringFixed(s.places)...)
+	}
+	return appendFixed(b, t.v[0], int(s.places))
+}
+
 // part renders resource i.
 func (s shownCost) part(i int) string { return s.f.str(i, s.pl()) }
 

@@ -341,7 +341,7 @@ func exportRow(e *exportEncoder, prices query.Prices, hour string, p store.Proje
 		}
 		e.end()
 	}
-	e.fields = append(e.fields, c.totalString()...)
+	e.fields = c.appendTotal(e.fields)
 	e.end()
 	return e.row()
 }
