@@ -93,6 +93,8 @@ export const api = {
   setTeamBudget: (teamId, limit) => request("PUT", scopePath({ kind: "team", id: teamId }) + "/budget", { bodyText: `{"limit":${amountJSON(limit)}}`, exact: true }),
   dailyBudget: (projectId) => request("GET", scopePath({ kind: "project", id: projectId }) + "/daily-budget", { exact: true }),
   setDailyBudget: (projectId, limit) => request("PUT", scopePath({ kind: "project", id: projectId }) + "/daily-budget", { bodyText: `{"dailyLimit":${amountJSON(limit)}}`, exact: true }),
+  timeZone: (teamId) => request("GET", scopePath({ kind: "team", id: teamId }) + "/time-zone"),
+  setTimeZone: (teamId, timeZone) => request("PUT", scopePath({ kind: "team", id: teamId }) + "/time-zone", { body: { timeZone } }),
   mute: (projectId) => request("GET", scopePath({ kind: "project", id: projectId }) + "/mute"),
   setMute: (projectId, muted) => request("PUT", scopePath({ kind: "project", id: projectId }) + "/mute", { body: { muted } }),
   // audit takes the first page's path or the API's own "next".

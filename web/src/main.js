@@ -312,7 +312,7 @@ async function loadProjectAlerts() {
 
 async function teamAlertsCard() {
   const w = state.who;
-  const [b, t] = await Promise.all([api.teamBudget(w.teamId), api.thresholds({ kind: "team", id: w.teamId })]);
+  const [b, t, z] = await Promise.all([api.teamBudget(w.teamId), api.thresholds({ kind: "team", id: w.teamId }), api.timeZone(w.teamId)]);
   const id = "team-alerts-h";
   const budgetBox = el("div", { class: "team-budget" });
   const renderBudget = (b) => {
@@ -337,7 +337,50 @@ async function teamAlertsCard() {
   return el("article", { class: "card team-alerts", id: "team-card", "aria-labelledby": id },
     el("h3", { id }, "Team ", w.teamName || w.teamId),
     budgetBox,
+    timeZonePanel(w.teamId, z),
     thresholdsPanel({ kind: "team", id: w.teamId, name: "the team default" }, t));
+}
+
+// timeZonePanel shows the team's time zone, in which its projects' daily budgets reset at local
+// midnight, and lets an admin set it: any IANA name (the API refuses an unknown one and says why).
+function timeZonePanel(teamId, z) {
+  const box = el("div", { class: "time-zone" });
+  const msg = el("p", { class: "form-msg", role: "status" });
+  const render = (z) => {
+    box.replaceChildren(
+      el("h4", {}, "Time zone of daily budgets"),
+      el("p", {}, "Daily budgets reset at midnight in ", el("strong", { "data-field": "team-time-zone" }, z.timeZone), "."),
+      isAdmin() ? timeZoneForm(z) : el("p", { class: "muted small-print" }, "Only a team admin can change the time zone."));
+  };
+  const timeZoneForm = (z) => {
+    const input = el("input", { id: "team-time-zone", type: "text", list: "team-time-zones", autocomplete: "off", spellcheck: "false", value: z.timeZone, "aria-describedby": "team-time-zone-hint" });
+    return el("form", {
+      class: "limit-form time-zone-form",
+      novalidate: true,
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        msg.textContent = "";
+        try {
+          const fresh = await api.setTimeZone(teamId, input.value.trim());
+          render(fresh);
+          const said = `Daily budgets now reset at midnight in ${fresh.timeZone}.`;
+          msg.textContent = said;
+          announce(said);
+          $("team-time-zone")?.focus();
+          loadProjectAlerts();
+          refreshAudit();
+        } catch (err) {
+          msg.textContent = refusal(err);
+        }
+      },
+    }, el("label", { for: "team-time-zone" }, "Team time zone (IANA name)"), input,
+    el("button", { type: "submit" }, "Save time zone"),
+    el("p", { class: "muted small-print", id: "team-time-zone-hint" }, "For example Europe/Berlin or America/New_York; empty for UTC."),
+    el("datalist", { id: "team-time-zones" }, zoneNames().map((n) => el("option", { value: n }))),
+    msg);
+  };
+  render(z);
+  return box;
 }
 
 async function projectAlertsCard(p) {
@@ -674,14 +717,19 @@ const metrics = [
   { key: "containerInstances", title: "Running tasks (mean)", unit: "tasks", get: (b) => b.containerInstances, format: (v) => Number(v).toLocaleString("en-US", { maximumFractionDigits: 2 }) },
 ];
 
+// zoneNames are the browser's time zones, after common ones it may list under an older name
+// (Asia/Calcutta).
+function zoneNames() {
+  const common = ["UTC", "America/Los_Angeles", "America/New_York", "America/Sao_Paulo", "Europe/London",
+    "Europe/Berlin", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"];
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  return [...new Set([...common, ...zones])];
+}
+
 function setupUsageForm() {
   const tzSel = $("u-tz");
   if (!tzSel.options.length) {
-    // The browser's zones, and common ones it may list under an older name (Asia/Calcutta).
-    const common = ["UTC", "America/Los_Angeles", "America/New_York", "America/Sao_Paulo", "Europe/London",
-      "Europe/Berlin", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"];
-    const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
-    const all = [...new Set([...common, ...zones])];
+    const all = zoneNames();
     tzSel.replaceChildren(...all.map((z) => el("option", { value: z }, z)));
     const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
     tzSel.value = all.includes(local) ? local : "UTC";

@@ -738,6 +738,79 @@ test("alerts: an admin edits a threshold in place; the API has exactly the new v
   assert.equal((await apiJSON("/api/projects/proj_002/thresholds")).source, "default");
 });
 
+test("alerts: the team's time zone, shown and set by an admin; the daily budgets follow it", async () => {
+  const card = page.locator("#team-card");
+  const msgIs = (t) => page.waitForFunction((m) => document.querySelector("#team-card .time-zone .form-msg")?.textContent === m, t);
+  const saveZone = () => card.locator(".time-zone-form button[type=submit]").click();
+  assert.deepEqual(await apiJSON("/api/teams/team_acme/time-zone"), { teamId: "team_acme", timeZone: "UTC" });
+  assert.equal(await card.locator("[data-field=team-time-zone]").textContent(), "UTC");
+  assert.equal(await page.inputValue("#team-time-zone"), "UTC");
+  // An unknown zone: the API's message, word for word; nothing changes.
+  expect(400, 1);
+  await page.fill("#team-time-zone", "Mars/Base");
+  await saveZone();
+  await msgIs('timeZone: "Mars/Base" is not an IANA time zone name (e.g. Europe/Berlin)');
+  assert.equal((await apiJSON("/api/teams/team_acme/time-zone")).timeZone, "UTC");
+  assert.equal(await card.locator("[data-field=team-time-zone]").textContent(), "UTC");
+  // Asia/Kolkata: shown, in the API, and each project's day runs from its midnight.
+  await page.fill("#team-time-zone", "Asia/Kolkata");
+  await saveZone();
+  await msgIs("Daily budgets now reset at midnight in Asia/Kolkata.");
+  assert.equal(await card.locator("[data-field=team-time-zone]").textContent(), "Asia/Kolkata");
+  assert.deepEqual(await apiJSON("/api/teams/team_acme/time-zone"), { teamId: "team_acme", timeZone: "Asia/Kolkata" });
+  const d = await apiJSON("/api/projects/proj_001/daily-budget");
+  assert.equal(d.timeZone, "Asia/Kolkata");
+  assert.match(d.dayStart, /T00:00:00\+05:30$/);
+  await page.waitForFunction((s) => document.querySelector("article[data-alerts-project=proj_001] .daily")?.textContent.includes(s),
+    `team's time zone (Asia/Kolkata): ${d.dayStart.replace("T", " ")} to ${d.dayEnd.replace("T", " ")}.`);
+  const ev = (await apiJSON("/api/audit?limit=1")).events[0];
+  assert.deepEqual([ev.action, ev.target, ev.actorMember, ev.actorToken, ev.old, ev.new],
+    ["time_zone", "team_acme", "ada@acme.example", (await apiJSON("/api/whoami")).tokenId, "", "Asia/Kolkata"]);
+});
+
+test("alerts: a member sees the time zone and thresholds read-only; a change the API refuses (403) is said", async () => {
+  const p = await newPage();
+  await signIn(p, tokens.member);
+  assert.equal((await apiJSON("/api/teams/team_acme/time-zone", tokens.member)).timeZone, "Asia/Kolkata");
+  assert.equal(await p.locator("#team-card [data-field=team-time-zone]").textContent(), "Asia/Kolkata");
+  assert.match(await p.locator("#team-card .time-zone").textContent(), /Only a team admin can change the time zone\./);
+  for (const sel of ["#team-time-zone", ".time-zone-form", "button.edit-threshold", ".threshold-edit"]) {
+    assert.equal(await p.locator(sel).count(), 0, `a member has no ${sel}`);
+  }
+  const put = await api("PUT", "/api/teams/team_acme/time-zone", tokens.member, { timeZone: "Europe/Berlin" });
+  assert.deepEqual([put.status, put.json.error.message], [403, "changing the time zone needs the admin role; the token has member"]);
+  await p.close();
+
+  // The page learned the role at sign-in. When the API refuses a change anyway (here the tab's
+  // token is swapped for the member's behind the admin's page), the page says so in the API's
+  // words, keeps what was typed, and changes nothing.
+  const refused = (m) => `Not changed: ${m}. Sign in with a team admin's token to change it.`;
+  const panel = page.locator('.thresholds[data-scope="project:proj_001"]');
+  await page.evaluate((t) => sessionStorage.setItem("cygni.token", t), tokens.member);
+  try {
+    expect(403, 2);
+    await panel.locator('button.edit-threshold[data-index="0"]').click();
+    await page.check("#project-proj_001-edit-admins");
+    await panel.locator(".threshold-edit button[type=submit]").click();
+    await formMsgIs(page, "project:proj_001", refused("changing thresholds needs the admin role; the token has member"));
+    assert.equal(await panel.locator(".threshold-edit").count(), 1, "the form stays open");
+    assert.equal((await apiJSON("/api/projects/proj_001/thresholds")).source, "default");
+    await page.fill("#team-time-zone", "Europe/Berlin");
+    await page.locator("#team-card .time-zone-form button[type=submit]").click();
+    await page.waitForFunction((m) => document.querySelector("#team-card .time-zone .form-msg")?.textContent === m,
+      refused("changing the time zone needs the admin role; the token has member"));
+    assert.equal((await apiJSON("/api/teams/team_acme/time-zone")).timeZone, "Asia/Kolkata");
+  } finally {
+    await page.evaluate((t) => sessionStorage.setItem("cygni.token", t), tokens.admin);
+  }
+  // With the admin's token again: back to UTC.
+  await panel.locator(".threshold-edit button.cancel-edit").click();
+  await page.fill("#team-time-zone", "UTC");
+  await page.locator("#team-card .time-zone-form button[type=submit]").click();
+  await page.waitForSelector("#team-card [data-field=team-time-zone]:text('UTC')");
+  assert.equal((await apiJSON("/api/teams/team_acme/time-zone")).timeZone, "UTC");
+});
+
 test("audit: newest first, a page at a time, exactly the API's events", async () => {
   // Enough changes for a second page.
   for (let i = 0; i < 14; i++) {
