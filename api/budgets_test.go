@@ -273,8 +273,15 @@ func forecastOf(t *testing.T, f *usageFixture) decimal.Decimal {
 func TestDailyBudgetAPI(t *testing.T) {
 	f := newUsageFixture(t)
 	f2 := &budgetFixture{usageFixture: f}
+	// The team's time zone: UTC until one is set; any token of the team reads it, an admin sets it.
+	f2.want(t, "GET", f.member, "/api/teams/team_a/time-zone", "", 200, `{"teamId":"team_a","timeZone":"UTC"}`)
 	f2.want(t, "PUT", f.admin, "/api/teams/team_a/time-zone", `{"timeZone":"America/New_York"}`, 200, `{"teamId":"team_a","timeZone":"America/New_York"}`)
+	f2.want(t, "GET", f.member, "/api/teams/team_a/time-zone", "", 200, `{"teamId":"team_a","timeZone":"America/New_York"}`)
 	f2.want(t, "PUT", f.admin, "/api/teams/team_a/time-zone", `{"timeZone":"Mars/Base"}`, 400, `{"error":{"code":"invalid_parameter","message":"timeZone: \"Mars/Base\" is not an IANA time zone name (e.g. Europe/Berlin)"}}`)
+	f2.want(t, "PUT", f.member, "/api/teams/team_a/time-zone", `{"timeZone":"Europe/Berlin"}`, 403, `{"error":{"code":"forbidden","message":"changing the time zone needs the admin role; the token has member"}}`)
+	f2.want(t, "GET", f.other, "/api/teams/team_a/time-zone", "", 404, `{"error":{"code":"not_found","message":"team \"team_a\" not found"}}`)
+	f2.want(t, "GET", f.member, "/api/teams/team_a/time-zone?zone=x", "", 400, `{"error":{"code":"invalid_parameter","message":"zone: is not a parameter of /api/teams/team_a/time-zone (it takes none)"}}`)
+	f2.want(t, "GET", f.member, "/api/teams/team_a/time-zone", "", 200, `{"teamId":"team_a","timeZone":"America/New_York"}`)
 	dayStart := time.Date(2024, 1, 20, 5, 0, 0, 0, time.UTC) // midnight in New York
 	used := f.expectedCost([]string{"proj_001"}, dayStart, usageNow.Truncate(time.Minute))
 	limit := used.Div(decimal.NewFromInt(2)).Round(2) // spent twice the daily budget

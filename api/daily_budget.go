@@ -27,6 +27,7 @@ type dailyBudgetJSON struct {
 func (s *Server) registerDailyBudget(r *mux.Router) {
 	r.Handle("/api/projects/{projectId}/daily-budget", s.authed(RoleMember, s.budgetHandler(s.getDailyBudget))).Methods(http.MethodGet)
 	r.Handle("/api/projects/{projectId}/daily-budget", s.authed(RoleMember, s.budgetHandler(s.putDailyBudget))).Methods(http.MethodPut)
+	r.Handle("/api/teams/{teamId}/time-zone", s.authed(RoleMember, s.budgetHandler(s.getTimeZone))).Methods(http.MethodGet)
 	r.Handle("/api/teams/{teamId}/time-zone", s.authed(RoleMember, s.budgetHandler(s.putTimeZone))).Methods(http.MethodPut)
 }
 
@@ -115,6 +116,36 @@ func (s *Server) putDailyBudget(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// timeZoneJSON is the answer of GET and PUT /api/teams/{teamId}/time-zone; "UTC" when none is set.
+type timeZoneJSON struct {
+	TeamID   string `json:"teamId"`
+	TimeZone string `json:"timeZone"`
+}
+
+func zoneName(zone string) string {
+	if zone == "" {
+		return "UTC"
+	}
+	return zone
+}
+
+// getTimeZone is GET /api/teams/{teamId}/time-zone (member): where the team's daily budgets reset.
+func (s *Server) getTimeZone(w http.ResponseWriter, r *http.Request) error {
+	teamID, _, err := s.thresholdScope(r)
+	if err != nil {
+		return err
+	}
+	if err := checkParams(r); err != nil {
+		return err
+	}
+	set, err := s.opts.Budgets.GetBudgetSettings(r.Context(), teamID, "")
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, timeZoneJSON{TeamID: teamID, TimeZone: zoneName(set.TimeZone)})
+	return nil
+}
+
 // putTimeZone is PUT /api/teams/{teamId}/time-zone (admin), body {"timeZone": "Europe/Berlin"}:
 // where the team's daily budgets reset ("" = UTC).
 func (s *Server) putTimeZone(w http.ResponseWriter, r *http.Request) error {
@@ -143,11 +174,7 @@ func (s *Server) putTimeZone(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.BudgetChanged != nil {
 		s.opts.BudgetChanged()
 	}
-	zone := *req.TimeZone
-	if zone == "" {
-		zone = "UTC"
-	}
-	WriteJSON(w, http.StatusOK, map[string]string{"teamId": teamID, "timeZone": zone})
+	WriteJSON(w, http.StatusOK, timeZoneJSON{TeamID: teamID, TimeZone: zoneName(*req.TimeZone)})
 	return nil
 }
 

@@ -36,6 +36,13 @@ export function amountJSON(text) {
   return text;
 }
 
+// numberJSON writes a decimal text ("75.5") as that JSON number, unchanged (never through a
+// float, so "50.001" reaches the API as it was typed and the API judges it).
+export function numberJSON(text) {
+  if (!/^\d+(\.\d+)?$/.test(text)) throw new Error(`not a number: ${text}`);
+  return typeof JSON.rawJSON === "function" ? JSON.rawJSON(text) : Number(text);
+}
+
 async function request(method, path, { token = savedToken(), body, bodyText, raw = false, exact = false } = {}) {
   const headers = { Authorization: `Bearer ${token}` };
   if (body !== undefined || bodyText !== undefined) headers["Content-Type"] = "application/json";
@@ -78,11 +85,16 @@ export const api = {
   // Budgets the way customers set them (docs/api.md "Alert thresholds"): numbers come back as
   // the API's text (exact: true).
   thresholds: (scope) => request("GET", scopePath(scope) + "/thresholds", { exact: true }),
-  setThresholds: (scope, thresholds) => request("PUT", scopePath(scope) + "/thresholds", { body: { thresholds }, exact: true }),
+  // setThresholds sends each percent as its text (numberJSON).
+  setThresholds: (scope, thresholds) => request("PUT", scopePath(scope) + "/thresholds", {
+    bodyText: JSON.stringify({ thresholds: thresholds && thresholds.map((t) => ({ ...t, percent: numberJSON(t.percent) })) }), exact: true,
+  }),
   teamBudget: (teamId) => request("GET", scopePath({ kind: "team", id: teamId }) + "/budget", { exact: true }),
   setTeamBudget: (teamId, limit) => request("PUT", scopePath({ kind: "team", id: teamId }) + "/budget", { bodyText: `{"limit":${amountJSON(limit)}}`, exact: true }),
   dailyBudget: (projectId) => request("GET", scopePath({ kind: "project", id: projectId }) + "/daily-budget", { exact: true }),
   setDailyBudget: (projectId, limit) => request("PUT", scopePath({ kind: "project", id: projectId }) + "/daily-budget", { bodyText: `{"dailyLimit":${amountJSON(limit)}}`, exact: true }),
+  timeZone: (teamId) => request("GET", scopePath({ kind: "team", id: teamId }) + "/time-zone"),
+  setTimeZone: (teamId, timeZone) => request("PUT", scopePath({ kind: "team", id: teamId }) + "/time-zone", { body: { timeZone } }),
   mute: (projectId) => request("GET", scopePath({ kind: "project", id: projectId }) + "/mute"),
   setMute: (projectId, muted) => request("PUT", scopePath({ kind: "project", id: projectId }) + "/mute", { body: { muted } }),
   // audit takes the first page's path or the API's own "next".

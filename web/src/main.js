@@ -266,7 +266,7 @@ function limitForm(p, b) {
         article.replaceWith(fresh);
         fresh.querySelector("input")?.focus();
       } catch (err) {
-        msg.textContent = err.message;
+        msg.textContent = refusal(err);
       }
     },
   }, el("label", { for: inputId }, "Budget (USD)"), input, el("button", { type: "submit" }, "Save budget"), msg);
@@ -312,7 +312,7 @@ async function loadProjectAlerts() {
 
 async function teamAlertsCard() {
   const w = state.who;
-  const [b, t] = await Promise.all([api.teamBudget(w.teamId), api.thresholds({ kind: "team", id: w.teamId })]);
+  const [b, t, z] = await Promise.all([api.teamBudget(w.teamId), api.thresholds({ kind: "team", id: w.teamId }), api.timeZone(w.teamId)]);
   const id = "team-alerts-h";
   const budgetBox = el("div", { class: "team-budget" });
   const renderBudget = (b) => {
@@ -337,7 +337,50 @@ async function teamAlertsCard() {
   return el("article", { class: "card team-alerts", id: "team-card", "aria-labelledby": id },
     el("h3", { id }, "Team ", w.teamName || w.teamId),
     budgetBox,
+    timeZonePanel(w.teamId, z),
     thresholdsPanel({ kind: "team", id: w.teamId, name: "the team default" }, t));
+}
+
+// timeZonePanel shows the team's time zone, in which its projects' daily budgets reset at local
+// midnight, and lets an admin set it: any IANA name (the API refuses an unknown one and says why).
+function timeZonePanel(teamId, z) {
+  const box = el("div", { class: "time-zone" });
+  const msg = el("p", { class: "form-msg", role: "status" });
+  const render = (z) => {
+    box.replaceChildren(
+      el("h4", {}, "Time zone of daily budgets"),
+      el("p", {}, "Daily budgets reset at midnight in ", el("strong", { "data-field": "team-time-zone" }, z.timeZone), "."),
+      isAdmin() ? timeZoneForm(z) : el("p", { class: "muted small-print" }, "Only a team admin can change the time zone."));
+  };
+  const timeZoneForm = (z) => {
+    const input = el("input", { id: "team-time-zone", type: "text", list: "team-time-zones", autocomplete: "off", spellcheck: "false", value: z.timeZone, "aria-describedby": "team-time-zone-hint" });
+    return el("form", {
+      class: "limit-form time-zone-form",
+      novalidate: true,
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        msg.textContent = "";
+        try {
+          const fresh = await api.setTimeZone(teamId, input.value.trim());
+          render(fresh);
+          const said = `Daily budgets now reset at midnight in ${fresh.timeZone}.`;
+          msg.textContent = said;
+          announce(said);
+          $("team-time-zone")?.focus();
+          loadProjectAlerts();
+          refreshAudit();
+        } catch (err) {
+          msg.textContent = refusal(err);
+        }
+      },
+    }, el("label", { for: "team-time-zone" }, "Team time zone (IANA name)"), input,
+    el("button", { type: "submit" }, "Save time zone"),
+    el("p", { class: "muted small-print", id: "team-time-zone-hint" }, "For example Europe/Berlin or America/New_York; empty for UTC."),
+    el("datalist", { id: "team-time-zones" }, zoneNames().map((n) => el("option", { value: n }))),
+    msg);
+  };
+  render(z);
+  return box;
 }
 
 async function projectAlertsCard(p) {
@@ -359,49 +402,97 @@ function recipientsText(r) {
   return parts.length ? parts.join(", ") : "nobody";
 }
 
+// decimalKey writes a decimal text in one form ("075.50" → "75.5"), to compare two of them.
+function decimalKey(s) {
+  const [int, frac = ""] = String(s).split(".");
+  const f = frac.replace(/0+$/, "");
+  return int.replace(/^0+(?=\d)/, "") + (f ? "." + f : "");
+}
+
 // thresholdsPanel shows the list in force for a project or the team default, and to an admin
-// the controls that change it: each change PUTs the whole list (the fixed ones included, as they
-// are), and the API's answer is drawn again.
+// the controls that change it: add a threshold, edit one in place (its percent, basis and
+// recipients; of the fixed 80 % and 100 % only who gets them), remove one. Each change PUTs the
+// whole list (the fixed ones included), and the API's answer is drawn again.
 function thresholdsPanel(scope, t) {
   const box = el("div", { class: "thresholds", "data-scope": `${scope.kind}:${scope.id}` });
   const key = `${scope.kind}-${scope.id}`;
   const msg = el("p", { class: "form-msg", role: "status", "data-field": "thresholds-msg" });
-  const entries = (list) => list.map((x) => ({ percent: Number(x.percent), basis: x.basis, recipients: x.recipients }));
+  const say = (m) => { msg.textContent = m; };
+  let editing = -1; // the entry whose edit form is open
+  const entries = (list) => list.map((x) => ({ percent: x.percent, basis: x.basis, recipients: x.recipients }));
+  // put sends list; after the answer is drawn, focus names what gets the focus in the new list.
   const put = async (list, done, focus) => {
     msg.textContent = "";
     try {
       const fresh = await api.setThresholds(scope, list);
+      editing = -1;
       render(fresh);
       msg.textContent = done;
       announce(done);
-      box.querySelector(focus)?.focus();
+      box.querySelector(focus(fresh))?.focus();
       if (scope.kind === "team") loadProjectAlerts();
       refreshAudit();
     } catch (err) {
-      msg.textContent = err.message;
+      msg.textContent = refusal(err);
     }
   };
+  const addFocus = () => `#${key}-pct`;
+  // editFocus is the Edit button of entry in the list the API answered (sorted anew).
+  const editFocus = (entry) => (fresh) => {
+    const i = fresh.thresholds.findIndex((x) => x.basis === entry.basis && decimalKey(x.percent) === decimalKey(entry.percent));
+    return i < 0 ? addFocus() : `button.edit-threshold[data-index="${i}"]`;
+  };
   const render = (t) => {
+    const name = (x) => `${x.percent} % ${x.basis}`;
     const rows = t.thresholds.map((x, i) => [
       `${x.percent} %`, basisText[x.basis] || x.basis, recipientsText(x.recipients),
-      x.fixed ? el("span", { class: "fixed-tag" }, "fixed, always on")
-        : isAdmin() ? el("button", {
-          type: "button", class: "remove-threshold secondary", "aria-label": `Remove the ${x.percent} % ${x.basis} threshold`,
-          onclick: () => put(entries(t.thresholds.filter((_, j) => j !== i)), `Removed the ${x.percent} % ${x.basis} threshold.`, `#${key}-pct`),
-        }, "Remove") : "",
+      el("span", { class: "row-actions" },
+        x.fixed ? el("span", { class: "fixed-tag" }, "fixed, always on") : null,
+        isAdmin() ? el("button", {
+          type: "button", class: "edit-threshold secondary", "data-index": String(i), "aria-expanded": String(editing === i),
+          "aria-label": `Edit the ${name(x)} threshold`,
+          onclick: () => {
+            editing = editing === i ? -1 : i;
+            msg.textContent = "";
+            render(t);
+            box.querySelector(editing < 0 ? `button.edit-threshold[data-index="${i}"]` : `#${key}-edit-${x.fixed ? "billingContact" : "pct"}`)?.focus();
+          },
+        }, "Edit") : null,
+        isAdmin() && !x.fixed ? el("button", {
+          type: "button", class: "remove-threshold secondary", "aria-label": `Remove the ${name(x)} threshold`,
+          onclick: () => put(entries(t.thresholds.filter((_, j) => j !== i)), `Removed the ${name(x)} threshold.`, addFocus),
+        }, "Remove") : null),
     ]);
     const heading = scope.kind === "team" ? "Team default thresholds" : "Alert thresholds";
+    const x = t.thresholds[editing];
     box.replaceChildren(...[
       el("h4", {}, heading),
       el("p", { class: "source", "data-source": t.source }, "In force: ", el("strong", {}, scope.kind === "team" && t.source === "team" ? "the team's own list" : sourceText[t.source] || t.source), "."),
       table(scope.kind === "team" ? heading : `${heading} of ${scope.name}`,
         [{ label: "Threshold" }, { label: "On the" }, { label: "Recipients" }, { label: "Change" }], rows),
-      isAdmin() ? addThresholdForm(key, (entry) => put([...entries(t.thresholds), entry],
-        `Added a ${entry.percent} % ${entry.basis} threshold.`, `#${key}-pct`), (m) => { msg.textContent = m; }) : null,
+      isAdmin() && x ? thresholdForm(`${key}-edit`, {
+        entry: x, title: `Edit the ${name(x)} threshold`, submit: "Save threshold", say,
+        cancel: () => {
+          const i = editing;
+          editing = -1;
+          render(t);
+          box.querySelector(`button.edit-threshold[data-index="${i}"]`)?.focus();
+        },
+        send: (entry) => {
+          const same = entry.basis === x.basis && decimalKey(entry.percent) === decimalKey(x.percent);
+          put(entries(t.thresholds).map((y, j) => (j === editing ? entry : y)),
+            same ? `Saved the ${name(x)} threshold: ${recipientsText(entry.recipients)}.` : `Changed the ${name(x)} threshold to ${name(entry)}.`,
+            editFocus(entry));
+        },
+      }) : null,
+      isAdmin() ? thresholdForm(key, {
+        title: "Add a threshold", submit: "Add threshold", say,
+        send: (entry) => put([...entries(t.thresholds), entry], `Added a ${name(entry)} threshold.`, addFocus),
+      }) : null,
       isAdmin() && t.source === (scope.kind === "team" ? "team" : "project")
         ? el("button", {
           type: "button", class: "inherit secondary",
-          onclick: () => put(null, scope.kind === "team" ? "The team uses the default thresholds again." : "The project uses the team default again.", `#${key}-pct`),
+          onclick: () => put(null, scope.kind === "team" ? "The team uses the default thresholds again." : "The project uses the team default again.", addFocus),
         }, scope.kind === "team" ? "Use the default (80 % and 100 %)" : "Use the team default")
         : null,
       isAdmin() ? null : el("p", { class: "muted small-print" }, "Only a team admin can change the thresholds."),
@@ -411,26 +502,41 @@ function thresholdsPanel(scope, t) {
   return box;
 }
 
+// refusal is what the page says when the API refuses a change: the API's message word for word,
+// and for a 403 (the token in this tab is not an admin's, whatever it was at sign-in) what to do.
+function refusal(err) {
+  return err instanceof ApiError && err.status === 403
+    ? `Not changed: ${err.message}. Sign in with a team admin's token to change it.` : err.message;
+}
+
 const emailShape = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+$/;
 
-// addThresholdForm checks an entry as the API would before sending it: a positive percentage
-// of at most 1000 with at most two decimals, at most ten plain addresses.
-function addThresholdForm(key, add, say) {
-  const pct = el("input", { id: `${key}-pct`, type: "text", inputmode: "decimal", autocomplete: "off", required: true, "aria-describedby": `${key}-pct-hint` });
-  const basis = el("select", { id: `${key}-basis` },
+// thresholdForm adds a threshold, or edits entry (one of the list the API answered). The page
+// checks that the percentage is a number and splits the addresses; the API judges the rest
+// (above 0, at most 1000, two decimals, not listed twice) and its message is shown. Of a fixed
+// entry only the recipients change, and the 100 % one always goes to every admin.
+function thresholdForm(key, { entry, title, submit, say, send, cancel }) {
+  const fixed = entry?.fixed === true;
+  const exceeded = fixed && decimalKey(entry.percent) === "100";
+  const r = entry?.recipients || { billingContact: true, admins: false, emails: [], webhook: true };
+  const pct = el("input", { id: `${key}-pct`, type: "text", inputmode: "decimal", autocomplete: "off", required: true, value: entry?.percent, disabled: fixed, "aria-describedby": `${key}-pct-hint` });
+  const basis = el("select", { id: `${key}-basis`, disabled: fixed },
     el("option", { value: "actual" }, "cost so far (actual)"), el("option", { value: "forecast" }, "month-end forecast"));
-  const check = (name, label, checked) => el("div", { class: "check" },
-    el("input", { type: "checkbox", id: `${key}-${name}`, name, checked }), el("label", { for: `${key}-${name}` }, label));
-  const emails = el("input", { id: `${key}-emails`, type: "text", autocomplete: "off", spellcheck: "false", placeholder: "cfo@example.com, ops@example.com" });
+  if (entry) basis.value = entry.basis;
+  const check = (name, label, checked, disabled) => el("div", { class: "check" },
+    el("input", { type: "checkbox", id: `${key}-${name}`, name, checked, disabled }), el("label", { for: `${key}-${name}` }, label));
+  const emails = el("input", { id: `${key}-emails`, type: "text", autocomplete: "off", spellcheck: "false", placeholder: "cfo@example.com, ops@example.com", value: r.emails.join(", ") });
+  const titleId = `${key}-title`;
   return el("form", {
-    class: "threshold-form",
+    class: entry ? "threshold-edit" : "threshold-form",
     novalidate: true,
+    "aria-labelledby": titleId,
     onsubmit: (ev) => {
       ev.preventDefault();
       const f = ev.currentTarget;
       const v = pct.value.trim();
-      if (!/^\d+(\.\d{1,2})?$/.test(v) || micros(v) <= 0n || micros(v) > micros("1000")) {
-        say("Enter a percentage above 0 and at most 1000, with at most two decimals.");
+      if (!/^\d+(\.\d+)?$/.test(v)) {
+        say("Enter the percentage as a number, such as 50 or 75.5 (above 0, at most 1000).");
         pct.focus();
         return;
       }
@@ -446,8 +552,8 @@ function addThresholdForm(key, add, say) {
         emails.focus();
         return;
       }
-      add({
-        percent: Number(v), basis: basis.value,
+      send({
+        percent: v, basis: basis.value,
         recipients: {
           billingContact: f.elements.billingContact.checked, admins: f.elements.admins.checked,
           emails: list, webhook: f.elements.webhook.checked,
@@ -455,13 +561,17 @@ function addThresholdForm(key, add, say) {
       });
     },
   },
+  el("h5", { id: titleId, class: "form-title" }, title),
   el("div", {}, el("label", { for: `${key}-pct` }, "Percent of the budget"), pct,
-    el("p", { class: "muted small-print", id: `${key}-pct-hint` }, "Above 0, at most 1000.")),
+    el("p", { class: "muted small-print", id: `${key}-pct-hint` }, fixed ? "Fixed: the seed's alert stays; choose who gets it." : "Above 0, at most 1000.")),
   el("div", {}, el("label", { for: `${key}-basis` }, "On the"), basis),
   el("fieldset", {}, el("legend", {}, "Recipients"),
-    check("billingContact", "Billing contact", true), check("admins", "Every admin", false), check("webhook", "The webhook", true)),
+    check("billingContact", "Billing contact", r.billingContact), check("admins", "Every admin", r.admins || exceeded, exceeded),
+    check("webhook", "The webhook", r.webhook),
+    exceeded ? el("p", { class: "muted small-print" }, "The 100 % alert always goes to every admin; they cannot mute it.") : null),
   el("div", {}, el("label", { for: `${key}-emails` }, "Extra e-mail addresses"), emails),
-  el("div", { class: "submit" }, el("button", { type: "submit" }, "Add threshold")));
+  el("div", { class: "submit" }, el("button", { type: "submit" }, submit),
+    cancel ? el("button", { type: "button", class: "secondary cancel-edit", onclick: cancel }, "Cancel") : null));
 }
 
 // amountForm sets or removes a budget amount (team, daily): checked before it is sent, sent as
@@ -480,7 +590,7 @@ function amountForm({ id, label, value, save, remove, send, done }) {
       if (m) m.textContent = said;
       refreshAudit();
     } catch (err) {
-      msg.textContent = err.message;
+      msg.textContent = refusal(err);
     }
   };
   return el("form", {
@@ -607,14 +717,19 @@ const metrics = [
   { key: "containerInstances", title: "Running tasks (mean)", unit: "tasks", get: (b) => b.containerInstances, format: (v) => Number(v).toLocaleString("en-US", { maximumFractionDigits: 2 }) },
 ];
 
+// zoneNames are the browser's time zones, after common ones it may list under an older name
+// (Asia/Calcutta).
+function zoneNames() {
+  const common = ["UTC", "America/Los_Angeles", "America/New_York", "America/Sao_Paulo", "Europe/London",
+    "Europe/Berlin", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"];
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  return [...new Set([...common, ...zones])];
+}
+
 function setupUsageForm() {
   const tzSel = $("u-tz");
   if (!tzSel.options.length) {
-    // The browser's zones, and common ones it may list under an older name (Asia/Calcutta).
-    const common = ["UTC", "America/Los_Angeles", "America/New_York", "America/Sao_Paulo", "Europe/London",
-      "Europe/Berlin", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"];
-    const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
-    const all = [...new Set([...common, ...zones])];
+    const all = zoneNames();
     tzSel.replaceChildren(...all.map((z) => el("option", { value: z }, z)));
     const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
     tzSel.value = all.includes(local) ? local : "UTC";

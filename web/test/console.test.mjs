@@ -437,7 +437,9 @@ test("alerts: an admin adds a 50 % forecast threshold, the API returns it and th
   assert.equal(before.source, "default");
   assert.equal(await panel.locator(".source").getAttribute("data-source"), "default");
   assert.deepEqual(await thresholdRows(panel), wantRows(before.thresholds));
-  assert.deepEqual(await panel.locator("tbody tr td:last-child").allTextContents(), ["fixed, always on", "fixed, always on"]);
+  assert.deepEqual(await panel.locator("tbody tr .fixed-tag").allTextContents(), ["fixed, always on", "fixed, always on"]);
+  assert.equal(await panel.locator("tbody tr button.edit-threshold").count(), 2, "the fixed ones can be edited (their recipients)");
+  assert.equal(await panel.locator("tbody tr button.remove-threshold").count(), 0, "but not removed");
 
   // Add 50 % of the month-end forecast, to the billing contact and an extra address.
   await page.fill("#project-proj_001-pct", "50");
@@ -472,13 +474,23 @@ test("alerts: an admin adds a 50 % forecast threshold, the API returns it and th
   await screenshot("console-audit.png", page.locator("#audit"), {}, false);
   await axeCheck(page, "admin, a project with a list of its own");
 
-  // Bad input: what the page can check is refused before it is sent...
-  for (const [v, msg] of [["1001", /above 0 and at most 1000/], ["0", /above 0/], ["12.345", /two decimals/], ["fifty", /percentage/]]) {
+  // Bad input: what is not a number is refused before it is sent...
+  const formMsg = (scope) => page.locator(`.thresholds[data-scope="${scope}"] .form-msg`);
+  for (const v of ["fifty", "12,5", "-5"]) {
     await page.fill("#project-proj_001-pct", v);
     await page.click('.thresholds[data-scope="project:proj_001"] .threshold-form button[type=submit]');
-    await page.waitForFunction(() => /percentage/.test(document.querySelector('.thresholds[data-scope="project:proj_001"] .form-msg').textContent));
-    assert.match(await panel.locator(".form-msg").textContent(), msg);
+    await page.waitForFunction(() => /percentage as a number/.test(document.querySelector('.thresholds[data-scope="project:proj_001"] .form-msg').textContent));
+    await formMsg("project:proj_001").evaluate((m) => { m.textContent = ""; });
   }
+  // ...a number out of bounds is the API's to judge, and its message is shown word for word.
+  for (const [v, want] of [["1001", "thresholds[3].percent: 1001 is above the maximum of 1000"], ["0", "thresholds[3].percent: 0 must be positive"],
+    ["12.345", "thresholds[3].percent: 12.345 has more than 2 decimals"], ["50.0000000000000001", "thresholds[3].percent: 50.0000000000000001 has more than 2 decimals"]]) {
+    expect(400, 1);
+    await page.fill("#project-proj_001-pct", v);
+    await page.click('.thresholds[data-scope="project:proj_001"] .threshold-form button[type=submit]');
+    await page.waitForFunction((m) => document.querySelector('.thresholds[data-scope="project:proj_001"] .form-msg').textContent === m, want);
+  }
+  assert.equal((await api("GET", "/api/projects/proj_001/thresholds")).text, after.text, "nothing was changed");
   await page.fill("#project-proj_001-pct", "60");
   await page.fill("#project-proj_001-emails", "not-an-address");
   await page.click('.thresholds[data-scope="project:proj_001"] .threshold-form button[type=submit]');
@@ -621,6 +633,182 @@ test("alerts: a member sees the thresholds read-only and toggles their own mute"
   assert.deepEqual(a.events.map((e) => [e.actorMember, e.target, e.old, e.new]),
     [["max@acme.example", "proj_001 max@acme.example", "muted", "unmuted"], ["max@acme.example", "proj_001 max@acme.example", "unmuted", "muted"]]);
   await p.close();
+});
+
+// The list the audit trail stores (old and new are this text): the API's entries without
+// "fixed", each percent as text.
+const storedList = (list) => JSON.stringify(list.map((x) => ({ percent: String(x.percent), basis: x.basis, recipients: x.recipients })));
+const formMsgIs = (p, scope, text) => p.waitForFunction(([s, t]) => document.querySelector(`.thresholds[data-scope="${s}"] .form-msg`)?.textContent === t, [scope, text]);
+
+test("alerts: an admin edits a threshold in place; the API has exactly the new value and the audit old → new", async () => {
+  const who = await apiJSON("/api/whoami");
+  const scope = "project:proj_002";
+  const panel = page.locator(`.thresholds[data-scope="${scope}"]`);
+  const save = () => panel.locator(".threshold-edit button[type=submit]").click();
+  // A 50 % forecast threshold, added in the page (billing contact and webhook, the form's default).
+  await page.fill("#project-proj_002-pct", "50");
+  await page.selectOption("#project-proj_002-basis", "forecast");
+  await panel.locator(".threshold-form button[type=submit]").click();
+  await page.waitForSelector(`.thresholds[data-scope="${scope}"] .source[data-source=project]`);
+  const before = await api("GET", "/api/projects/proj_002/thresholds");
+  const i = before.json.thresholds.findIndex((x) => x.percent === 50 && x.basis === "forecast");
+  assert.equal(i, 2);
+
+  // Edit it in place: 65 % of the cost so far, to every admin and two extra addresses, not to the
+  // billing contact or the webhook.
+  await panel.locator(`button.edit-threshold[data-index="${i}"]`).click();
+  assert.equal(await page.evaluate(() => document.activeElement.id), "project-proj_002-edit-pct");
+  assert.equal(await panel.locator(`button.edit-threshold[data-index="${i}"]`).getAttribute("aria-expanded"), "true");
+  assert.deepEqual([await page.inputValue("#project-proj_002-edit-pct"), await page.inputValue("#project-proj_002-edit-basis"),
+    await page.isChecked("#project-proj_002-edit-billingContact"), await page.isChecked("#project-proj_002-edit-admins"),
+    await page.isChecked("#project-proj_002-edit-webhook"), await page.inputValue("#project-proj_002-edit-emails")], ["50", "forecast", true, false, true, ""]);
+  await page.fill("#project-proj_002-edit-pct", "65");
+  await page.selectOption("#project-proj_002-edit-basis", "actual");
+  await page.uncheck("#project-proj_002-edit-billingContact");
+  await page.check("#project-proj_002-edit-admins");
+  await page.uncheck("#project-proj_002-edit-webhook");
+  await page.fill("#project-proj_002-edit-emails", "ops@acme.example, cfo@acme.example");
+  await screenshot("console-alerts-edit.png", panel, {}, false);
+  await axeCheck(page, "admin, editing a threshold");
+  await save();
+  await formMsgIs(page, scope, "Changed the 50 % forecast threshold to 65 % actual.");
+  const after = await api("GET", "/api/projects/proj_002/thresholds");
+  assert.equal(after.text, '{"teamId":"team_acme","projectId":"proj_002","source":"project","thresholds":[' +
+    '{"percent":65,"basis":"actual","recipients":{"billingContact":false,"admins":true,"emails":["ops@acme.example","cfo@acme.example"],"webhook":false},"fixed":false},' +
+    '{"percent":80,"basis":"actual","recipients":{"billingContact":true,"admins":false,"emails":[],"webhook":true},"fixed":true},' +
+    '{"percent":100,"basis":"actual","recipients":{"billingContact":false,"admins":true,"emails":[],"webhook":true},"fixed":true}]}\n');
+  assert.deepEqual(await thresholdRows(panel), wantRows(after.json.thresholds));
+  assert.equal(await panel.locator(".threshold-edit").count(), 0, "the edit form closed");
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "Edit the 65 % actual threshold");
+
+  // The audit trail: old → new, by the admin's member and token, in the API and on the page.
+  const ev = (await apiJSON("/api/audit?limit=1")).events[0];
+  assert.deepEqual([ev.action, ev.target, ev.actorMember, ev.actorToken, ev.old, ev.new],
+    ["thresholds", "proj_002", "ada@acme.example", who.tokenId, storedList(before.json.thresholds), storedList(after.json.thresholds)]);
+  await page.waitForFunction((n) => document.querySelector("#audit-table tbody tr td:nth-child(6) code")?.textContent === n, ev.new);
+  const row = await page.locator("#audit-table tbody tr").first().evaluate((tr) => [...tr.children].map((c) => c.textContent));
+  assert.deepEqual(row, [ev.at.replace("T", " ").replace("Z", ""), `ada@acme.example · ${who.tokenId}`, "thresholds", "proj_002", ev.old, ev.new]);
+
+  // Who gets the seed's 80 % warning: more recipients; its percent and basis stay.
+  await panel.locator('button.edit-threshold[data-index="1"]').click();
+  assert.equal(await page.evaluate(() => document.activeElement.id), "project-proj_002-edit-billingContact");
+  assert.equal(await page.isDisabled("#project-proj_002-edit-pct"), true);
+  assert.equal(await page.isDisabled("#project-proj_002-edit-basis"), true);
+  await page.check("#project-proj_002-edit-admins");
+  await page.fill("#project-proj_002-edit-emails", "finance@acme.example");
+  await save();
+  await formMsgIs(page, scope, "Saved the 80 % actual threshold: billing contact, every admin, finance@acme.example, webhook.");
+  const t80 = await api("GET", "/api/projects/proj_002/thresholds");
+  assert.deepEqual(t80.json.thresholds.map((x) => [x.percent, x.basis, x.recipients, x.fixed]), [
+    [65, "actual", { billingContact: false, admins: true, emails: ["ops@acme.example", "cfo@acme.example"], webhook: false }, false],
+    [80, "actual", { billingContact: true, admins: true, emails: ["finance@acme.example"], webhook: true }, true],
+    [100, "actual", { billingContact: false, admins: true, emails: [], webhook: true }, true]]);
+  // The 100 % alert always goes to every admin: that box cannot be cleared. Cancel sends nothing.
+  await panel.locator('button.edit-threshold[data-index="2"]').click();
+  assert.equal(await page.isChecked("#project-proj_002-edit-admins"), true);
+  assert.equal(await page.isDisabled("#project-proj_002-edit-admins"), true);
+  assert.match(await panel.locator(".threshold-edit").textContent(), /always goes to every admin/);
+  await panel.locator(".threshold-edit button.cancel-edit").click();
+  assert.equal(await panel.locator(".threshold-edit").count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.index), "2");
+
+  // Bad input in the edit form: the API's message word for word; the form stays open, nothing changes.
+  await panel.locator('button.edit-threshold[data-index="0"]').click();
+  for (const [v, want] of [["0", "thresholds[0].percent: 0 must be positive"], ["1000.5", "thresholds[0].percent: 1000.5 is above the maximum of 1000"],
+    ["80", "thresholds[1].percent: 80 % on the actual cost is listed twice"]]) {
+    expect(400, 1);
+    await page.fill("#project-proj_002-edit-pct", v);
+    await save();
+    await formMsgIs(page, scope, want);
+    assert.equal(await panel.locator(".threshold-edit").count(), 1);
+  }
+  await page.fill("#project-proj_002-edit-pct", "fifty");
+  await save();
+  await formMsgIs(page, scope, "Enter the percentage as a number, such as 50 or 75.5 (above 0, at most 1000).");
+  assert.equal((await api("GET", "/api/projects/proj_002/thresholds")).text, t80.text, "nothing was changed");
+  // 1000 % is the largest the API takes.
+  await page.fill("#project-proj_002-edit-pct", "1000");
+  await save();
+  await formMsgIs(page, scope, "Changed the 65 % actual threshold to 1000 % actual.");
+  assert.deepEqual((await apiJSON("/api/projects/proj_002/thresholds")).thresholds.map((x) => x.percent), [80, 100, 1000]);
+
+  // Back to the team default.
+  await panel.locator("button.inherit").click();
+  await page.waitForSelector(`.thresholds[data-scope="${scope}"] .source[data-source=default]`);
+  assert.equal((await apiJSON("/api/projects/proj_002/thresholds")).source, "default");
+});
+
+test("alerts: the team's time zone, shown and set by an admin; the daily budgets follow it", async () => {
+  const card = page.locator("#team-card");
+  const msgIs = (t) => page.waitForFunction((m) => document.querySelector("#team-card .time-zone .form-msg")?.textContent === m, t);
+  const saveZone = () => card.locator(".time-zone-form button[type=submit]").click();
+  assert.deepEqual(await apiJSON("/api/teams/team_acme/time-zone"), { teamId: "team_acme", timeZone: "UTC" });
+  assert.equal(await card.locator("[data-field=team-time-zone]").textContent(), "UTC");
+  assert.equal(await page.inputValue("#team-time-zone"), "UTC");
+  // An unknown zone: the API's message, word for word; nothing changes.
+  expect(400, 1);
+  await page.fill("#team-time-zone", "Mars/Base");
+  await saveZone();
+  await msgIs('timeZone: "Mars/Base" is not an IANA time zone name (e.g. Europe/Berlin)');
+  assert.equal((await apiJSON("/api/teams/team_acme/time-zone")).timeZone, "UTC");
+  assert.equal(await card.locator("[data-field=team-time-zone]").textContent(), "UTC");
+  // Asia/Kolkata: shown, in the API, and each project's day runs from its midnight.
+  await page.fill("#team-time-zone", "Asia/Kolkata");
+  await saveZone();
+  await msgIs("Daily budgets now reset at midnight in Asia/Kolkata.");
+  assert.equal(await card.locator("[data-field=team-time-zone]").textContent(), "Asia/Kolkata");
+  assert.deepEqual(await apiJSON("/api/teams/team_acme/time-zone"), { teamId: "team_acme", timeZone: "Asia/Kolkata" });
+  const d = await apiJSON("/api/projects/proj_001/daily-budget");
+  assert.equal(d.timeZone, "Asia/Kolkata");
+  assert.match(d.dayStart, /T00:00:00\+05:30$/);
+  await page.waitForFunction((s) => document.querySelector("article[data-alerts-project=proj_001] .daily")?.textContent.includes(s),
+    `team's time zone (Asia/Kolkata): ${d.dayStart.replace("T", " ")} to ${d.dayEnd.replace("T", " ")}.`);
+  const ev = (await apiJSON("/api/audit?limit=1")).events[0];
+  assert.deepEqual([ev.action, ev.target, ev.actorMember, ev.actorToken, ev.old, ev.new],
+    ["time_zone", "team_acme", "ada@acme.example", (await apiJSON("/api/whoami")).tokenId, "", "Asia/Kolkata"]);
+});
+
+test("alerts: a member sees the time zone and thresholds read-only; a change the API refuses (403) is said", async () => {
+  const p = await newPage();
+  await signIn(p, tokens.member);
+  assert.equal((await apiJSON("/api/teams/team_acme/time-zone", tokens.member)).timeZone, "Asia/Kolkata");
+  assert.equal(await p.locator("#team-card [data-field=team-time-zone]").textContent(), "Asia/Kolkata");
+  assert.match(await p.locator("#team-card .time-zone").textContent(), /Only a team admin can change the time zone\./);
+  for (const sel of ["#team-time-zone", ".time-zone-form", "button.edit-threshold", ".threshold-edit"]) {
+    assert.equal(await p.locator(sel).count(), 0, `a member has no ${sel}`);
+  }
+  const put = await api("PUT", "/api/teams/team_acme/time-zone", tokens.member, { timeZone: "Europe/Berlin" });
+  assert.deepEqual([put.status, put.json.error.message], [403, "changing the time zone needs the admin role; the token has member"]);
+  await p.close();
+
+  // The page learned the role at sign-in. When the API refuses a change anyway (here the tab's
+  // token is swapped for the member's behind the admin's page), the page says so in the API's
+  // words, keeps what was typed, and changes nothing.
+  const refused = (m) => `Not changed: ${m}. Sign in with a team admin's token to change it.`;
+  const panel = page.locator('.thresholds[data-scope="project:proj_001"]');
+  await page.evaluate((t) => sessionStorage.setItem("cygni.token", t), tokens.member);
+  try {
+    expect(403, 2);
+    await panel.locator('button.edit-threshold[data-index="0"]').click();
+    await page.check("#project-proj_001-edit-admins");
+    await panel.locator(".threshold-edit button[type=submit]").click();
+    await formMsgIs(page, "project:proj_001", refused("changing thresholds needs the admin role; the token has member"));
+    assert.equal(await panel.locator(".threshold-edit").count(), 1, "the form stays open");
+    assert.equal((await apiJSON("/api/projects/proj_001/thresholds")).source, "default");
+    await page.fill("#team-time-zone", "Europe/Berlin");
+    await page.locator("#team-card .time-zone-form button[type=submit]").click();
+    await page.waitForFunction((m) => document.querySelector("#team-card .time-zone .form-msg")?.textContent === m,
+      refused("changing the time zone needs the admin role; the token has member"));
+    assert.equal((await apiJSON("/api/teams/team_acme/time-zone")).timeZone, "Asia/Kolkata");
+  } finally {
+    await page.evaluate((t) => sessionStorage.setItem("cygni.token", t), tokens.admin);
+  }
+  // With the admin's token again: back to UTC.
+  await panel.locator(".threshold-edit button.cancel-edit").click();
+  await page.fill("#team-time-zone", "UTC");
+  await page.locator("#team-card .time-zone-form button[type=submit]").click();
+  await page.waitForSelector("#team-card [data-field=team-time-zone]:text('UTC')");
+  assert.equal((await apiJSON("/api/teams/team_acme/time-zone")).timeZone, "UTC");
 });
 
 test("audit: newest first, a page at a time, exactly the API's events", async () => {
