@@ -223,6 +223,19 @@ func (s shownCost) total() decimal.Decimal {
 
 func (s shownCost) totalFigure() figures {
 	var t figures
+	if s.f.d == nil { // integers while the sum fits
+		var sum int64
+		over := false
+		for _, v := range s.f.v[:numCosts] {
+			n := sum + v
+			over = over || (v > 0 && n < sum) || (v < 0 && n > sum)
+			sum = n
+		}
+		if !over {
+			t.v[0] = sum
+			return t
+		}
+	}
 	for i := range numCosts {
 		var part figures
 		if s.f.d != nil {

@@ -123,4 +123,15 @@ func TestShowBucketCostEqualsDecimals(t *testing.T) {
 	if got := sum.totalString(); got != want.StringFixed(placesHourly) {
 		t.Errorf("total %s, want %s", got, want.StringFixed(placesHourly))
 	}
+	// Parts that fit an int64 whose total does not.
+	two := shownCost{places: placesHourly}
+	two.f.setFixed(cCompute, math.MaxInt64-1, two.pl())
+	two.f.setFixed(cMemory, 5, two.pl())
+	wantTotal := decimal.New(math.MaxInt64-1, -placesHourly).Add(decimal.New(5, -placesHourly)).StringFixed(placesHourly)
+	if got := two.totalString(); got != wantTotal {
+		t.Errorf("total of (2^63-2) µ$ and 5 µ$: %s, want %s", got, wantTotal)
+	}
+	if got := string(two.appendTotal(nil)); got != wantTotal {
+		t.Errorf("appended total %s, want %s", got, wantTotal)
+	}
 }

@@ -782,9 +782,11 @@ func (r *reader) keyFor(project, deployment string) Key {
 // addCell adds sum of metric m to acc's cell of bucket b and the sheet that prices the hour (or
 // UTC day) starting at h: the range's own sheet of that hour where h is inside the range.
 func (r *reader) addCell(acc *rowAcc, b int, h int64, m Metric, sum Int128) error {
-	sheet := r.prices.sheet(h)
+	var sheet int
 	if i := r.hourIndex(h); i >= 0 {
 		sheet = int(r.hourSheet[i])
+	} else {
+		sheet = r.prices.sheet(h)
 	}
 	c := b*r.nsheets + sheet
 	s, overflow := acc.cells[c][m].Add(sum)
