@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/store"
@@ -26,11 +28,12 @@ var exportColumns = []string{
 	"computeCost", "memoryCost", "bandwidthCost", "requestsCost", "storageCost", "totalCost",
 }
 
-// exportChunk and exportBatch bound what is read at once: up to 31 days of up to 50 projects,
-// so memory stays flat whatever the range and the number of projects.
+// exportChunk and exportBatch bound what is read at once: up to 31 days of up to 16 projects,
+// so memory stays flat whatever the range and the number of projects (exportRows holds at most
+// three such reads: one being written, one read ahead, one being read).
 const (
 	exportChunk = 31 * 24 * time.Hour
-	exportBatch = 50
+	exportBatch = 16
 )
 
 // exportFlushRows is how many rows are written between flushes to the client.
@@ -247,13 +250,15 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 		start = start.Add(time.Hour)
 	}
 	now := q.Now()
-	var hours []string
+	// The reads, in the order the rows are written: each batch of projects, chunk by chunk.
+	type read struct {
+		batch  []store.Project
+		bounds []time.Time
+		ru     *query.Rollup
+	}
+	var reads []read
 	for lo := 0; lo < len(ps); lo += exportBatch {
 		batch := ps[lo:min(lo+exportBatch, len(ps))]
-		ids := make([]string, len(batch))
-		for i, p := range batch {
-			ids[i] = p.ID
-		}
 		for cs := start; cs.Before(to); cs = cs.Add(exportChunk) {
 			ce := cs.Add(exportChunk)
 			var bounds []time.Time
@@ -261,16 +266,42 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 				bounds = append(bounds, h)
 			}
 			bounds = append(bounds, bounds[len(bounds)-1].Add(time.Hour))
-			ru, err := q.RollupUsage(ctx, ids, bounds, query.ByDeployment)
+			reads = append(reads, read{batch: batch, bounds: bounds})
+		}
+	}
+	// One read ahead of the rows being written (both cores; at most two reads in memory).
+	g, gctx := errgroup.WithContext(ctx)
+	ready := make(chan read, 1)
+	g.Go(func() error {
+		defer close(ready)
+		for _, rd := range reads {
+			ids := make([]string, len(rd.batch))
+			for i, p := range rd.batch {
+				ids[i] = p.ID
+			}
+			ru, err := q.RollupUsage(gctx, ids, rd.bounds, query.ByDeployment)
 			if err != nil {
 				return err
 			}
+			rd.ru = ru
+			select {
+			case ready <- rd:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		var hours []string
+		for rd := range ready {
+			ru, bounds := rd.ru, rd.bounds
 			hours = hours[:0]
 			for _, h := range bounds[:len(bounds)-1] {
 				hours = append(hours, h.Format(time.RFC3339))
 			}
 			keys := ru.Keys()
-			for _, p := range batch {
+			for _, p := range rd.batch {
 				prices := ru.Prices.Of(p.ID) // the project's overrides, on the rollup's sheets
 				// keys are sorted by project: this project's deployments are one run.
 				from := sort.Search(len(keys), func(i int) bool { return keys[i].Project >= p.ID })
@@ -290,12 +321,13 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 					}
 				}
 			}
-			if err := ctx.Err(); err != nil {
+			if err := gctx.Err(); err != nil {
 				return err
 			}
 		}
-	}
-	return nil
+		return nil
+	})
+	return g.Wait()
 }
 
 // exportRow renders one row. Every figure has the digits of the decimal rendering it replaces
