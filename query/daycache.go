@@ -83,16 +83,21 @@ func newDayCache(max int) *dayCache {
 	return &dayCache{max: max, cells: map[dayKey]*dayCell{}}
 }
 
-// get returns the cell of project and day if it was read at generation gen.
-func (c *dayCache) get(project string, day int64, gen string) *dayCell {
+// getAll looks up the cells of projects on day at generation gen under one lock: cells[i] is
+// projects[i]'s, nil where it is not cached.
+func (c *dayCache) getAll(projects []string, day int64, gen string, cells []*dayCell) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cell := c.cells[dayKey{project, day}]; cell != nil && cell.gen == gen {
-		c.hits.Add(1)
-		return cell
+	var hits int64
+	for i, p := range projects {
+		cells[i] = nil
+		if cell := c.cells[dayKey{p, day}]; cell != nil && cell.gen == gen {
+			cells[i] = cell
+			hits++
+		}
 	}
-	c.misses.Add(1)
-	return nil
+	c.hits.Add(hits)
+	c.misses.Add(int64(len(projects)) - hits)
 }
 
 // put stores cells, dropping about a tenth of the entries (in map order) when full.
@@ -140,6 +145,7 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 	var direct [][2]int64
 	missing := map[int64][]string{} // day → projects not cached
 	gen := map[int64]string{}
+	found := make([]*dayCell, len(projects))
 	for dy := run[0]; dy < run[1]; dy += dayMs {
 		g, ok := gens.Generation(dy+1, dy+dayMs)
 		if !ok {
@@ -152,8 +158,9 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 			continue
 		}
 		gen[dy] = g
-		for _, p := range projects {
-			if cell := r.e.days.get(p, dy, g); cell != nil {
+		r.e.days.getAll(projects, dy, g, found)
+		for i, p := range projects {
+			if cell := found[i]; cell != nil {
 				if err := r.applyDay(p, dy, cell); err != nil {
 					return err
 				}
@@ -264,8 +271,15 @@ func (r *reader) applyDay(project string, dy int64, cell *dayCell) error {
 	if di < 0 || r.dayBucket[di] < 0 {
 		return nil
 	}
-	for _, s := range cell.sums {
-		if err := r.addCell(r.row(r.keyFor(project, s.deployment)), int(r.dayBucket[di]), dy, s.metric, s.sum); err != nil {
+	var (
+		acc     *rowAcc
+		lastKey Key
+	)
+	for i, s := range cell.sums {
+		if k := r.keyFor(project, s.deployment); acc == nil || k != lastKey || i == 0 {
+			acc, lastKey = r.row(k), k
+		}
+		if err := r.addCell(acc, int(r.dayBucket[di]), dy, s.metric, s.sum); err != nil {
 			return err
 		}
 	}
