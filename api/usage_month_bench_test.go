@@ -73,7 +73,7 @@ func monthFixture(b *testing.B) *monthBench {
 			ps[i] = store.Project{ID: p, TeamID: "team_bulk", Name: "Project " + p}
 		}
 		for _, entries := range []int{0, -1} { // the default day cache, none
-			engine, err := query.New(nil, nil, query.Options{Storage: f.DB, Now: func() time.Time { return now }, HourlyRange: tiers, DailyRange: tiers, DayCacheEntries: entries})
+			engine, err := query.New(nil, nil, query.Options{Storage: f.DB, Now: func() time.Time { return now }, HourlyRange: tiers, DailyRange: tiers, DayCacheEntries: entries, HourCacheEntries: entries})
 			if err != nil {
 				monthErr = err
 				return
@@ -133,12 +133,13 @@ func (m *monthBench) timed(b *testing.B, path string) {
 // timedBoth runs timed on the API with the day cache and on the one without, as sub-benchmarks.
 func (m *monthBench) timedBoth(b *testing.B, path string) {
 	b.Run("day-cache", func(b *testing.B) {
-		before := m.engine.DayCacheStats()
+		before, hb := m.engine.DayCacheStats(), m.engine.HourCacheStats()
 		m.timed(b, path)
-		st := m.engine.DayCacheStats()
+		st, hs := m.engine.DayCacheStats(), m.engine.HourCacheStats()
 		b.ReportMetric(float64(st.Hits-before.Hits)/float64(b.N), "cached-project-days/op")
 		b.ReportMetric(float64(st.Misses-before.Misses)/float64(b.N), "read-project-days/op")
 		b.ReportMetric(float64(st.DaysWithoutGeneration-before.DaysWithoutGeneration)/float64(b.N), "days-in-head/op")
+		b.ReportMetric(float64(hs.Hits-hb.Hits)/float64(b.N), "cached-project-hour-days/op")
 	})
 	b.Run("no-cache", func(b *testing.B) {
 		cached := m.url
@@ -171,7 +172,7 @@ func BenchmarkMonthAnalyticsDayNewYork(b *testing.B) {
 func BenchmarkMonthAnalyticsHour(b *testing.B) {
 	m := monthFixture(b)
 	d := m.to.AddDate(0, 0, -2)
-	m.timed(b, "/api/usage/analytics?startDate="+day(d)+"&endDate="+day(d.AddDate(0, 0, 1))+"&groupBy=hour")
+	m.timedBoth(b, "/api/usage/analytics?startDate="+day(d)+"&endDate="+day(d.AddDate(0, 0, 1))+"&groupBy=hour")
 }
 
 // BenchmarkMonthAnalyticsOneProject: one project over the 31 days by day (target < 1 ms).

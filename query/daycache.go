@@ -24,7 +24,12 @@ type Generations interface {
 	Generation(mint, maxt int64) (string, bool)
 }
 
-// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.85 KB
+// DefaultHourCacheEntries bounds the hour cache: project-days of hourly-tier sums, one per
+// deployment, series and hour (about 14 KB each with 2 deployments × 7 series,
+// BenchmarkHourCacheMemory, so ~70 MB; a day of 5,000 projects).
+const DefaultHourCacheEntries = 5_000
+
+// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.72 KB
 // each with 2 deployments × 7 series, BenchmarkDayCacheMemory, so ~85 MB; 1,000 projects × 100
 // days).
 const DefaultDayCacheEntries = 100_000
@@ -50,13 +55,19 @@ type DayCacheStats struct {
 	DaysWithoutGeneration int64 // days read directly: in a head, or a storage without generations
 }
 
-// DayCacheStats returns the day cache's counters (zero without a cache).
-func (e *Engine) DayCacheStats() DayCacheStats {
-	if e.days == nil {
+func (c *dayCache) stats() DayCacheStats {
+	if c == nil {
 		return DayCacheStats{}
 	}
-	return DayCacheStats{Entries: e.days.len(), Hits: e.days.hits.Load(), Misses: e.days.misses.Load(), DaysWithoutGeneration: e.days.unknown.Load()}
+	return DayCacheStats{Entries: c.len(), Hits: c.hits.Load(), Misses: c.misses.Load(), DaysWithoutGeneration: c.unknown.Load()}
 }
+
+// DayCacheStats returns the day cache's counters (zero without a cache).
+func (e *Engine) DayCacheStats() DayCacheStats { return e.days.stats() }
+
+// HourCacheStats returns the hour cache's counters (project-days of hourly sums; zero without a
+// cache).
+func (e *Engine) HourCacheStats() DayCacheStats { return e.hours.stats() }
 
 type dayKey struct {
 	project string
@@ -72,8 +83,9 @@ type dayCell struct {
 
 type daySum struct {
 	deployment string
-	metric     Metric
 	sum        Int128
+	metric     uint8 // a Metric
+	hour       uint8 // the hour of the day (0–23) of an hourly cell's sum; 0 in a daily cell
 }
 
 func newDayCache(max int) *dayCache {
@@ -177,7 +189,7 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 	if len(missing) == 0 {
 		return nil
 	}
-	cells, err := r.captureDays(ctx, missing, names)
+	cells, err := r.captureDays(ctx, missing, names, tierDay)
 	if err != nil {
 		return err
 	}
@@ -196,9 +208,93 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 	return nil
 }
 
-// captureDays reads the daily points of the given days and projects in one Select and returns a
-// cell for every (project, day) asked for, empty where the project has no point that day.
-func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, names string) (map[dayKey]*dayCell, error) {
+// readHours reads the hourly points of the hours [run[0], run[1]) as readDays reads days: per
+// project and UTC day from the hour cache where the storage knows the day's generation, the other
+// project-days read whole (all 24 hours, cached for later runs) and applied for the run's hours.
+func (r *reader) readHours(ctx context.Context, run [2]int64, names string, ms []*labels.Matcher) error {
+	gens, ok := r.e.db.(Generations)
+	// A run of more project-days than half the cache holds is read directly: caching it would
+	// only push out what the cache holds (a month by day in New York reads a month of hours).
+	days := (ceilTo(run[1], dayMs) - floorTo(run[0], dayMs)) / dayMs
+	if !ok || r.e.hours == nil || r.projects == nil || int64(len(r.projects))*days > int64(r.e.hours.max/2) {
+		return r.selectInto(ctx, run[0]+1, run[1], tierHour, &run, names, ms)
+	}
+	projects := slices.Clone(r.projects)
+	slices.Sort(projects)
+	projects = slices.Compact(projects)
+	missing := map[int64][]string{}
+	gen := map[int64]string{}
+	found := make([]*dayCell, len(projects))
+	for dy := floorTo(run[0], dayMs); dy < run[1]; dy += dayMs {
+		lo, hi := max(run[0], dy), min(run[1], dy+dayMs)
+		g, ok := gens.Generation(dy+1, dy+dayMs)
+		if !ok {
+			r.e.hours.unknown.Add(1)
+			sub := [2]int64{lo, hi}
+			if err := r.selectInto(ctx, lo+1, hi, tierHour, &sub, names, ms); err != nil {
+				return err
+			}
+			continue
+		}
+		gen[dy] = g
+		r.e.hours.getAll(projects, dy, g, found)
+		for i, p := range projects {
+			if cell := found[i]; cell != nil {
+				if err := r.applyHours(p, dy, cell, lo, hi); err != nil {
+					return err
+				}
+				continue
+			}
+			missing[dy] = append(missing[dy], p)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	cells, err := r.captureDays(ctx, missing, names, tierHour)
+	if err != nil {
+		return err
+	}
+	keep := make(map[dayKey]*dayCell, len(cells))
+	for k, cell := range cells {
+		if err := r.applyHours(k.project, k.day, cell, max(run[0], k.day), min(run[1], k.day+dayMs)); err != nil {
+			return err
+		}
+		if g, ok := gens.Generation(k.day+1, k.day+dayMs); ok && g == gen[k.day] {
+			cell.gen = g
+			keep[k] = cell
+		}
+	}
+	r.e.hours.put(keep)
+	return nil
+}
+
+// applyHours adds a project's hourly sums of day dy for the hours in [lo, hi) that the reader
+// reads from the hourly series to its rows, as selectInto adds them.
+func (r *reader) applyHours(project string, dy int64, cell *dayCell, lo, hi int64) error {
+	var (
+		acc     *rowAcc
+		lastKey Key
+	)
+	for i, s := range cell.sums {
+		h := dy + int64(s.hour)*hourMs
+		if h < lo || h >= hi || !r.hourly(h) {
+			continue
+		}
+		if k := r.keyFor(project, s.deployment); acc == nil || k != lastKey || i == 0 {
+			acc, lastKey = r.row(k), k
+		}
+		if err := r.addCell(acc, int(r.hourBucket[r.hourIndex(h)]), h, Metric(s.metric), s.sum); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// captureDays reads the daily points (tierDay) or the hourly points (tierHour) of the given days
+// and projects in one Select and returns a cell for every (project, day) asked for, empty where
+// the project has no point that day: one sum per deployment and series, per hour for tierHour.
+func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, names string, tier int) (map[dayKey]*dayCell, error) {
 	cells := map[dayKey]*dayCell{}
 	var projects []string
 	lo, hi := int64(math.MaxInt64), int64(minTime)
@@ -232,7 +328,8 @@ func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, na
 				continue
 			}
 			t, v := it.At()
-			cell := cells[dayKey{p, ceilTo(t, dayMs) - dayMs}]
+			dy := ceilTo(t, dayMs) - dayMs
+			cell := cells[dayKey{p, dy}]
 			if cell == nil {
 				continue // a day not asked for (or outside the range)
 			}
@@ -240,9 +337,16 @@ func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, na
 			if err != nil {
 				return nil, fmt.Errorf("read series %s at %d: %w", lbls, t, err)
 			}
-			i := slices.IndexFunc(cell.sums, func(d daySum) bool { return d.metric == m && d.deployment == dep })
-			if i < 0 {
-				cell.sums = append(cell.sums, daySum{deployment: dep, metric: m})
+			var i int
+			if tier == tierHour {
+				// A series' points come in time order: its sums of an hour are the last entry.
+				hour := uint8((ceilTo(t, hourMs) - hourMs - dy) / hourMs)
+				if i = len(cell.sums) - 1; i < 0 || cell.sums[i].metric != uint8(m) || cell.sums[i].deployment != dep || cell.sums[i].hour != hour {
+					cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m), hour: hour})
+					i = len(cell.sums) - 1
+				}
+			} else if i = slices.IndexFunc(cell.sums, func(d daySum) bool { return d.metric == uint8(m) && d.deployment == dep }); i < 0 {
+				cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m)})
 				i = len(cell.sums) - 1
 			}
 			sum, overflow := cell.sums[i].sum.Add64(qv)
@@ -260,6 +364,9 @@ func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, na
 	}
 	if err := ss.Err(); err != nil {
 		return nil, fmt.Errorf("select usage series: %w", err)
+	}
+	for _, cell := range cells {
+		cell.sums = slices.Clone(cell.sums) // no spare capacity held in the cache
 	}
 	return cells, nil
 }
@@ -279,7 +386,7 @@ func (r *reader) applyDay(project string, dy int64, cell *dayCell) error {
 		if k := r.keyFor(project, s.deployment); acc == nil || k != lastKey || i == 0 {
 			acc, lastKey = r.row(k), k
 		}
-		if err := r.addCell(acc, int(r.dayBucket[di]), dy, s.metric, s.sum); err != nil {
+		if err := r.addCell(acc, int(r.dayBucket[di]), dy, Metric(s.metric), s.sum); err != nil {
 			return err
 		}
 	}

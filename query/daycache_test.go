@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -220,9 +221,181 @@ func BenchmarkDayCacheMemory(b *testing.B) {
 				cell := &dayCell{gen: gen}
 				for _, dep := range []string{"web", "worker"} {
 					for m := range Metric(7) {
-						cell.sums = append(cell.sums, daySum{deployment: dep, metric: m, sum: Int128Of(int64(p * d))})
+						cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m), sum: Int128Of(int64(p * d))})
 					}
 				}
+				cell.sums = slices.Clone(cell.sums) // as captureDays leaves it
+				cells[dayKey{fmt.Sprintf("proj_%04d", p), int64(d) * dayMs}] = cell
+			}
+			c.put(cells)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(c.len()), "B/project-day")
+		runtime.KeepAlive(c)
+	}
+}
+
+// The hour cache answers exactly what a read of the hourly series answers, for hourly buckets,
+// zones whose days are not UTC days (New York's days read hours) and partial days: cold, warm
+// (no querier for settled hours), after a correction into a cached hour (head, then persisted)
+// and after a new hour is derived into a cached day.
+func TestHourCacheExactThroughCorrections(t *testing.T) {
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir(), OutOfOrderWindow: 60 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	d0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	const days, nproj = 4, 30
+	metrics := []Metric{CPUSeconds, MemoryGBHours, TaskMinutes, Requests}
+	rng := rand.New(rand.NewPCG(13, 14))
+	projects := make([]string, nproj)
+	app := db.Appender(context.Background())
+	label := func(m Metric, p, dep string) labels.Labels {
+		return labels.FromStrings(labels.MetricName, HourlyName(seriesOf[m]), series.LabelProject, p, series.LabelDeployment, dep)
+	}
+	for i := range projects {
+		projects[i] = fmt.Sprintf("proj_%03d", i)
+		for _, dep := range []string{"web", "worker"} {
+			for _, m := range metrics {
+				for h := range days*24 - 5 { // the last 5 hours not derived yet
+					if (i+h)%11 == 4 {
+						continue
+					}
+					end := d0.Add(time.Duration(h+1) * time.Hour)
+					if _, err := app.Append(0, label(m, projects[i], dep), end.UnixMilli(), Dequantize(m, rng.Int64N(1<<30))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	derived := d0.Add(days*24*time.Hour - 5*time.Hour)
+	span := func() (time.Time, time.Time) { return d0, derived }
+	counted := &countingDB{DB: db}
+	cached, err := New(nil, nil, Options{Storage: counted, HourlyRange: span, DayCacheEntries: -1, Now: func() time.Time { return simNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := New(nil, nil, Options{Storage: db, HourlyRange: span, DayCacheEntries: -1, HourCacheEntries: -1, Now: func() time.Time { return simNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.hours != nil || cached.hours == nil {
+		t.Fatalf("hour cache: plain %v, cached %v", plain.hours != nil, cached.hours != nil)
+	}
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shapes [][]time.Time
+	for _, s := range []struct {
+		from, to time.Time
+		g        GroupBy
+		loc      *time.Location
+	}{
+		{d0, d0.Add(days * 24 * time.Hour), Hour, time.UTC},
+		{d0.Add(7 * time.Hour), d0.Add(31 * time.Hour), Hour, time.UTC},
+		{d0, d0.Add(days * 24 * time.Hour), Day, ny},
+		{d0.Add(90 * time.Minute), d0.Add(50 * time.Hour), Day, time.UTC},
+		{d0, d0.Add(days * 24 * time.Hour), Day, kolkata}, // half-hour boundaries: several runs of hours a UTC day
+	} {
+		b, err := Buckets(s.from, s.to, s.g, s.loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shapes = append(shapes, b)
+	}
+	compare := func(what string) {
+		t.Helper()
+		for si, b := range shapes {
+			for _, g := range []Grouping{ByProject, ByDeployment, ByTotal} {
+				for _, ps := range [][]string{projects, projects[:3], {"proj_004", "proj_004"}} {
+					got, err := cached.Rollup(context.Background(), ps, b, g)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := plain.Rollup(context.Background(), ps, b, g)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(got.Rows, want.Rows) {
+						t.Fatalf("%s: shape %d, grouping %v, %d projects: the cached rollup differs from a read", what, si, g, len(ps))
+					}
+				}
+			}
+		}
+	}
+	compare("cold")
+	if cached.hours.len() == 0 {
+		t.Fatal("nothing cached")
+	}
+	before := counted.queriers.Load()
+	if _, err := cached.Rollup(context.Background(), projects, shapes[1], ByProject); err != nil { // derived hours only
+		t.Fatal(err)
+	}
+	if n := counted.queriers.Load() - before; n != 0 {
+		t.Errorf("a warm read of settled hours opened %d queriers, want 0", n)
+	}
+	compare("warm")
+	// A correction of hour 30 of proj_002/web (the Deriver appends the difference inside the hour).
+	app = db.Appender(context.Background())
+	if _, err := app.Append(0, label(Requests, "proj_002", "web"), d0.Add(31*time.Hour).UnixMilli()-1, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	compare("correction in the head")
+	// A new hour derived into the last day (cached without it).
+	app = db.Appender(context.Background())
+	if _, err := app.Append(0, label(CPUSeconds, "proj_001", "worker"), derived.Add(time.Hour).UnixMilli(), 256*3600); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	derived = derived.Add(time.Hour)
+	compare("an hour derived")
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	compare("persisted")
+}
+
+// BenchmarkHourCacheMemory reports the heap one cached project-day of hourly sums takes with 2
+// deployments × 7 series × 24 hours (the figure docs/architecture.md states).
+func BenchmarkHourCacheMemory(b *testing.B) {
+	const projects, days = 1000, 5
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := newDayCache(projects * days)
+		for d := range days {
+			cells := map[dayKey]*dayCell{}
+			gen := fmt.Sprintf("w17 01M8YA6BEC9CYYHWMBW4CH%04d.0 ", d)
+			for p := range projects {
+				cell := &dayCell{gen: gen}
+				for _, dep := range []string{"web", "worker"} {
+					for m := range Metric(7) {
+						for h := range 24 {
+							cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m), hour: uint8(h), sum: Int128Of(int64(p * d * h))})
+						}
+					}
+				}
+				cell.sums = slices.Clone(cell.sums) // as captureDays leaves it
 				cells[dayKey{fmt.Sprintf("proj_%04d", p), int64(d) * dayMs}] = cell
 			}
 			c.put(cells)

@@ -74,6 +74,9 @@ type Options struct {
 	// storage reports their days unchanged; see Generations). Zero: DefaultDayCacheEntries;
 	// negative: no cache.
 	DayCacheEntries int
+	// HourCacheEntries bounds the hour cache (project-days of hourly-tier sums, per hour, reused
+	// the same way). Zero: DefaultHourCacheEntries; negative: no cache.
+	HourCacheEntries int
 }
 
 // Engine answers usage and cost questions over the TSDB. It is safe for concurrent use.
@@ -86,6 +89,7 @@ type Engine struct {
 	hourlyRange func() (from, through time.Time)
 	dailyRange  func() (from, through time.Time)
 	days        *dayCache // nil: every day is read from the storage
+	hours       *dayCache // hourly cells; nil: every hour is read from the storage
 }
 
 // New builds an Engine. It starts no goroutines.
@@ -111,10 +115,14 @@ func New(logger *slog.Logger, _ prometheus.Registerer, opts Options) (*Engine, e
 	if opts.DayCacheEntries == 0 {
 		opts.DayCacheEntries = DefaultDayCacheEntries
 	}
+	if opts.HourCacheEntries == 0 {
+		opts.HourCacheEntries = DefaultHourCacheEntries
+	}
 	e := &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, overrides: opts.Overrides, now: opts.Now,
 		hourlyRange: opts.HourlyRange, dailyRange: opts.DailyRange}
 	if _, ok := opts.Storage.(Generations); ok {
 		e.days = newDayCache(opts.DayCacheEntries)
+		e.hours = newDayCache(opts.HourCacheEntries)
 	}
 	return e, nil
 }
@@ -608,7 +616,7 @@ func (r *reader) read(ctx context.Context, ms ...*labels.Matcher) error {
 		}
 	}
 	for _, run := range hourRuns {
-		if err := r.selectInto(ctx, run[0]+1, run[1], tierHour, &run, nameRe(HourlyName), ms); err != nil {
+		if err := r.readHours(ctx, run, nameRe(HourlyName), ms); err != nil {
 			return err
 		}
 	}
