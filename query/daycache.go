@@ -30,7 +30,7 @@ type Generations interface {
 const DefaultHourCacheEntries = 5_000
 
 // DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.72 KB
-// each with 2 deployments × 7 series, BenchmarkDayCacheMemory, so ~85 MB; 1,000 projects × 100
+// each with 2 deployments × 7 series, BenchmarkDayCacheMemory, so ~72 MB; 1,000 projects × 100
 // days).
 const DefaultDayCacheEntries = 100_000
 
