@@ -270,7 +270,7 @@ func exportRows(ctx context.Context, q UsageQuerier, ps []store.Project, from, t
 		}
 	}
 	// One read ahead of the rows being written (both cores; at most two reads in memory).
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(query.Scan(ctx))
 	ready := make(chan read, 1)
 	g.Go(func() error {
 		defer close(ready)

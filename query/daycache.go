@@ -146,7 +146,7 @@ func (c *dayCache) len() int {
 // the others are read from the TSDB (and cached when their generation held during the read).
 func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []*labels.Matcher) error {
 	gens, ok := r.e.db.(Generations)
-	if !ok || r.e.days == nil || r.projects == nil {
+	if !ok || r.e.days == nil || r.projects == nil || isScan(ctx) {
 		return r.selectInto(ctx, run[0]+1, run[1], tierDay, &run, names, ms)
 	}
 	// Each project once, as the project matcher of a read counts it.
@@ -208,6 +208,14 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 	return nil
 }
 
+type scanKey struct{}
+
+// Scan marks ctx as a one-pass scan (an export): its reads bypass the day and hour caches,
+// which it would only fill with what no later query asks again, pushing out what they hold.
+func Scan(ctx context.Context) context.Context { return context.WithValue(ctx, scanKey{}, true) }
+
+func isScan(ctx context.Context) bool { v, _ := ctx.Value(scanKey{}).(bool); return v }
+
 // readHours reads the hourly points of the hours [run[0], run[1]) as readDays reads days: per
 // project and UTC day from the hour cache where the storage knows the day's generation, the other
 // project-days read whole (all 24 hours, cached for later runs) and applied for the run's hours.
@@ -216,7 +224,7 @@ func (r *reader) readHours(ctx context.Context, run [2]int64, names string, ms [
 	// A run of more project-days than half the cache holds is read directly: caching it would
 	// only push out what the cache holds (a month by day in New York reads a month of hours).
 	days := (ceilTo(run[1], dayMs) - floorTo(run[0], dayMs)) / dayMs
-	if !ok || r.e.hours == nil || r.projects == nil || int64(len(r.projects))*days > int64(r.e.hours.max/2) {
+	if !ok || r.e.hours == nil || r.projects == nil || isScan(ctx) || int64(len(r.projects))*days > int64(r.e.hours.max/2) {
 		return r.selectInto(ctx, run[0]+1, run[1], tierHour, &run, names, ms)
 	}
 	projects := slices.Clone(r.projects)
