@@ -28,12 +28,12 @@ var exportColumns = []string{
 	"computeCost", "memoryCost", "bandwidthCost", "requestsCost", "storageCost", "totalCost",
 }
 
-// exportChunk and exportBatch bound what is read at once: up to 31 days of up to 16 projects,
+// exportChunk and exportBatch bound what is read at once: up to 31 days of up to 12 projects,
 // so memory stays flat whatever the range and the number of projects (exportRows holds at most
 // three such reads: one being written, one read ahead, one being read).
 const (
 	exportChunk = 31 * 24 * time.Hour
-	exportBatch = 16
+	exportBatch = 12
 )
 
 // exportFlushRows is how many rows are written between flushes to the client.
