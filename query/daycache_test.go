@@ -208,7 +208,21 @@ func TestDayCacheBounded(t *testing.T) {
 // BenchmarkDayCacheMemory reports the heap one cached project-day takes with 2 deployments × 7
 // series (the figure docs/architecture.md states).
 func BenchmarkDayCacheMemory(b *testing.B) {
-	const projects, days = 1000, 31
+	cacheMemory(b, 31, func(p, d int) []daySum {
+		var sums []daySum
+		for _, dep := range []string{"web", "worker"} {
+			for m := range Metric(7) {
+				sums = append(sums, daySum{deployment: dep, metric: uint8(m), sum: Int128Of(int64(p * d))})
+			}
+		}
+		return sums
+	})
+}
+
+// cacheMemory reports the heap per project-day of a cache of 1,000 projects × days whose cells
+// hold sums(project, day), cloned as captureDays leaves them.
+func cacheMemory(b *testing.B, days int, sums func(p, d int) []daySum) {
+	const projects = 1000
 	for b.Loop() {
 		runtime.GC()
 		var before, after runtime.MemStats
@@ -216,16 +230,9 @@ func BenchmarkDayCacheMemory(b *testing.B) {
 		c := newDayCache(projects * days)
 		for d := range days {
 			cells := map[dayKey]*dayCell{}
-			gen := fmt.Sprintf("01M8YA6BEC9CYYHWMBW4CH%04d.0 ", d)
+			gen := fmt.Sprintf("w17 01M8YA6BEC9CYYHWMBW4CH%04d.0 ", d)
 			for p := range projects {
-				cell := &dayCell{gen: gen}
-				for _, dep := range []string{"web", "worker"} {
-					for m := range Metric(7) {
-						cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m), sum: Int128Of(int64(p * d))})
-					}
-				}
-				cell.sums = slices.Clone(cell.sums) // as captureDays leaves it
-				cells[dayKey{fmt.Sprintf("proj_%04d", p), int64(d) * dayMs}] = cell
+				cells[dayKey{fmt.Sprintf("proj_%04d", p), int64(d) * dayMs}] = &dayCell{gen: gen, sums: slices.Clone(sums(p, d))}
 			}
 			c.put(cells)
 		}
@@ -377,32 +384,15 @@ func TestHourCacheExactThroughCorrections(t *testing.T) {
 // BenchmarkHourCacheMemory reports the heap one cached project-day of hourly sums takes with 2
 // deployments × 7 series × 24 hours (the figure docs/architecture.md states).
 func BenchmarkHourCacheMemory(b *testing.B) {
-	const projects, days = 1000, 5
-	for b.Loop() {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		c := newDayCache(projects * days)
-		for d := range days {
-			cells := map[dayKey]*dayCell{}
-			gen := fmt.Sprintf("w17 01M8YA6BEC9CYYHWMBW4CH%04d.0 ", d)
-			for p := range projects {
-				cell := &dayCell{gen: gen}
-				for _, dep := range []string{"web", "worker"} {
-					for m := range Metric(7) {
-						for h := range 24 {
-							cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m), hour: uint8(h), sum: Int128Of(int64(p * d * h))})
-						}
-					}
+	cacheMemory(b, 5, func(p, d int) []daySum {
+		var sums []daySum
+		for _, dep := range []string{"web", "worker"} {
+			for m := range Metric(7) {
+				for h := range 24 {
+					sums = append(sums, daySum{deployment: dep, metric: uint8(m), hour: uint8(h), sum: Int128Of(int64(p * d * h))})
 				}
-				cell.sums = slices.Clone(cell.sums) // as captureDays leaves it
-				cells[dayKey{fmt.Sprintf("proj_%04d", p), int64(d) * dayMs}] = cell
 			}
-			c.put(cells)
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(c.len()), "B/project-day")
-		runtime.KeepAlive(c)
-	}
+		return sums
+	})
 }
