@@ -120,13 +120,8 @@ func (m *monthBench) get(b *testing.B, path string) int {
 
 func (m *monthBench) timed(b *testing.B, path string) {
 	b.ReportAllocs()
-	var d []time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		m.get(b, path)
-		d = append(d, time.Since(t0))
-	}
-	b.ReportMetric(float64(percentile(d, 0.5).Microseconds())/1000, "p50-ms")
+	d := latencies(b, func() { m.get(b, path) })
+	reportP50(b, d)
 	b.ReportMetric(float64(percentile(d, 0.99).Microseconds())/1000, "p99-ms")
 }
 
@@ -205,13 +200,12 @@ func BenchmarkMonthExport(b *testing.B) {
 	before := ms.HeapAlloc
 	rows := 0
 	var peak uint64
-	start := time.Now()
 	for b.Loop() {
 		rows += m.get(b, path) - 1
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapAlloc)
 	}
-	b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(int64(peak)-int64(before))/(1<<20), "heap-peak-MiB")
 }
 
@@ -240,9 +234,7 @@ func BenchmarkMonthPeerPromQL(b *testing.B) {
 				name, names = tier.name+"/7-series", series.Usage
 			}
 			b.Run(name, func(b *testing.B) {
-				var d []time.Duration
-				for b.Loop() {
-					t0 := time.Now()
+				d := latencies(b, func() {
 					for _, s := range names {
 						q, err := ng.NewRangeQuery(context.Background(), m.f.DB, nil,
 							"sum by (project) (sum_over_time("+s+tier.suffix+"[1d]))", m.from.AddDate(0, 0, 1), m.to, 24*time.Hour)
@@ -254,9 +246,8 @@ func BenchmarkMonthPeerPromQL(b *testing.B) {
 						}
 						q.Close()
 					}
-					d = append(d, time.Since(t0))
-				}
-				b.ReportMetric(float64(percentile(d, 0.5).Microseconds())/1000, "p50-ms")
+				})
+				reportP50(b, d)
 			})
 		}
 	}
