@@ -199,8 +199,8 @@ func (a *analyticsAnswer) appendJSON(b []byte) []byte {
 	return j.b
 }
 
-// write writes the answer with status 200.
-func (a *analyticsAnswer) write(w http.ResponseWriter) {
+// write writes the answer with status 200 and returns the write's error (the client gone).
+func (a *analyticsAnswer) write(w http.ResponseWriter) error {
 	// About 500 bytes a bucket: one allocation for the whole answer.
 	n := len(a.data) * (len(a.projects) + 1)
 	for _, p := range a.projects {
@@ -209,5 +209,6 @@ func (a *analyticsAnswer) write(w http.ResponseWriter) {
 	b := a.appendJSON(make([]byte, 0, 4096+n*560))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	_, err := w.Write(b)
+	return err
 }

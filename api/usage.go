@@ -407,7 +407,10 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.projects = append(out.projects, pj)
 	}
-	out.write(w)
+	if err := out.write(w); err != nil {
+		// The status is sent: nothing to answer, the client went away mid-body.
+		s.logger.Debug("analytics: writing the answer", "err", err)
+	}
 	return nil
 }
 

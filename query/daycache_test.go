@@ -29,16 +29,28 @@ func (c *countingDB) Querier(mint, maxt int64) (storage.Querier, error) {
 	return c.DB.Querier(mint, maxt)
 }
 
+// openCacheDB opens a TSDB whose out-of-order window takes the tests' corrections, closed (and
+// its close checked) when the test ends.
+func openCacheDB(t *testing.T) *tsdb.DB {
+	t.Helper()
+	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir(), OutOfOrderWindow: 60 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
 // The day cache answers exactly what a read of the daily series answers: cold, warm, after a
 // correction written into a cached day (out-of-order, into the head: the day is read again), and
 // after that correction is persisted into new blocks; for every grouping and for a share of the
 // projects. A warm read of days in persisted blocks opens no querier.
 func TestDayCacheExactThroughCorrections(t *testing.T) {
-	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir(), OutOfOrderWindow: 60 * 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openCacheDB(t)
 	d0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	const days, nproj = 12, 80
 	metrics := []Metric{CPUSeconds, MemoryGBHours, EgressBytes, Requests}
@@ -248,11 +260,7 @@ func cacheMemory(b *testing.B, days int, sums func(p, d int) []daySum) {
 // (no querier for settled hours), after a correction into a cached hour (head, then persisted)
 // and after a new hour is derived into a cached day.
 func TestHourCacheExactThroughCorrections(t *testing.T) {
-	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: t.TempDir(), OutOfOrderWindow: 60 * 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openCacheDB(t)
 	d0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	const days, nproj = 4, 30
 	metrics := []Metric{CPUSeconds, MemoryGBHours, TaskMinutes, Requests}

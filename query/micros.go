@@ -122,7 +122,7 @@ func roundPow10(x u128, k int32) (int64, bool) {
 	x, over := add128(x, half)
 	for k > 0 {
 		d := min(k, 19)
-		x, _ = divmod64(x, pow10u64[d])
+		x, _ = divmod64(x, pow10u64[d]) // the remainder is what the rounding drops
 		k -= d
 	}
 	return int64(x.lo), over || x.hi != 0 || x.lo > math.MaxInt64

@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -104,8 +105,12 @@ func TestCompactionJoinsSmallChunks(t *testing.T) {
 				fill[k] = f
 			}
 		}
-		_ = q.Close()
-		_ = b.Close()
+		if err := ss.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(q.Close(), b.Close()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if f := fill[hourly.Get(labels.MetricName)]; f[1] == 0 || f[0]/f[1] < 80 {
 		t.Errorf("hourly series: %d samples in %d chunks in the large blocks, want ≥ 80 a chunk", f[0], f[1])
