@@ -39,6 +39,12 @@ func (j *jsonBuf) key(k string, first bool) {
 	j.b = append(j.b, '"', ':')
 }
 
+// field appends "k":"v" (a JSON string) after a comma unless first.
+func (j *jsonBuf) field(k, v string, first bool) {
+	j.key(k, first)
+	j.str(v)
+}
+
 // figure appends figure i of f, quoted (money) or as a JSON number.
 func (j *jsonBuf) figure(f *figures, i int, places *[7]int32, quoted bool) {
 	if quoted {
@@ -102,12 +108,9 @@ func (j *jsonBuf) buckets(times [][3]string, d []shownBucket) {
 			j.b = append(j.b, ',')
 		}
 		j.b = append(j.b, '{')
-		j.key("period", true)
-		j.str(times[i][0])
-		j.key("start", false)
-		j.str(times[i][1])
-		j.key("end", false)
-		j.str(times[i][2])
+		j.field("period", times[i][0], true)
+		j.field("start", times[i][1], false)
+		j.field("end", times[i][2], false)
 		j.metrics(&d[i].m, false)
 		j.key("cost", false)
 		j.cost(&d[i].c)
@@ -147,14 +150,10 @@ func (a *analyticsAnswer) appendJSON(b []byte) []byte {
 	} else {
 		j.str(*a.projectID)
 	}
-	j.key("startDate", false)
-	j.str(a.startDate)
-	j.key("endDate", false)
-	j.str(a.endDate)
-	j.key("groupBy", false)
-	j.str(a.groupBy)
-	j.key("tz", false)
-	j.str(a.tz)
+	j.field("startDate", a.startDate, false)
+	j.field("endDate", a.endDate, false)
+	j.field("groupBy", a.groupBy, false)
+	j.field("tz", a.tz, false)
 	j.key("data", false)
 	j.buckets(a.times, a.data)
 	j.key("totals", false)
@@ -171,10 +170,8 @@ func (a *analyticsAnswer) appendJSON(b []byte) []byte {
 			j.b = append(j.b, ',')
 		}
 		j.b = append(j.b, '{')
-		j.key("projectId", true)
-		j.str(p.id)
-		j.key("projectName", false)
-		j.str(p.name)
+		j.field("projectId", p.id, true)
+		j.field("projectName", p.name, false)
 		j.key("data", false)
 		j.buckets(a.times, p.data)
 		if len(p.deployments) > 0 { // omitempty
@@ -185,8 +182,7 @@ func (a *analyticsAnswer) appendJSON(b []byte) []byte {
 					j.b = append(j.b, ',')
 				}
 				j.b = append(j.b, '{')
-				j.key("deployment", true)
-				j.str(p.deployments[k].name)
+				j.field("deployment", p.deployments[k].name, true)
 				j.key("data", false)
 				j.buckets(a.times, p.deployments[k].data)
 				j.b = append(j.b, '}')

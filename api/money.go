@@ -87,9 +87,9 @@ func (f figures) add(o figures, places *[7]int32) figures {
 		var r figures
 		over := false
 		for i := range r.v {
-			sum := f.v[i] + o.v[i]
-			over = over || (f.v[i] > 0 && o.v[i] > 0 && sum < 0) || (f.v[i] < 0 && o.v[i] < 0 && sum >= 0)
-			r.v[i] = sum
+			var ov bool
+			r.v[i], ov = addInt64(f.v[i], o.v[i])
+			over = over || ov
 		}
 		if !over {
 			return r
@@ -102,6 +102,12 @@ func (f figures) add(o figures, places *[7]int32) figures {
 		r.d[i] = f.d[i].Add(o.d[i])
 	}
 	return r
+}
+
+// addInt64 returns a + b and whether it overflowed.
+func addInt64(a, b int64) (int64, bool) {
+	sum := a + b
+	return sum, (a > 0 && b > 0 && sum < 0) || (a < 0 && b < 0 && sum >= 0)
 }
 
 // decimal returns figure i.
@@ -130,7 +136,8 @@ func fixedString(v int64, places int32) string {
 	return string(appendRounded(buf[:0], v < 0, mag, int(places)))
 }
 
-// placesOf[p] gives every figure p decimals (a cost's five resources).
+// placesOf[p] gives every figure p decimals (a cost's five resources); money is shown with at
+// most placesHourly.
 var placesOf = func() (t [placesHourly + 1][7]int32) {
 	for p := range t {
 		for i := range t[p] {
@@ -227,25 +234,21 @@ func (s shownCost) totalFigure() figures {
 		var sum int64
 		over := false
 		for _, v := range s.f.v[:numCosts] {
-			n := sum + v
-			over = over || (v > 0 && n < sum) || (v < 0 && n > sum)
-			sum = n
+			var o bool
+			sum, o = addInt64(sum, v)
+			over = over || o
 		}
 		if !over {
 			t.v[0] = sum
 			return t
 		}
 	}
+	var sum decimal.Decimal
 	for i := range numCosts {
-		var part figures
-		if s.f.d != nil {
-			part.decimals(s.pl())
-			part.d[0] = s.f.d[i]
-		} else {
-			part.v[0] = s.f.v[i]
-		}
-		t = t.add(part, s.pl())
+		sum = sum.Add(s.f.decimal(i, s.pl()))
 	}
+	t.decimals(s.pl())
+	t.d[0] = sum
 	return t
 }
 
