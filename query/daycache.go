@@ -145,35 +145,51 @@ func (c *dayCache) len() int {
 // storage knows come from the day cache where it holds them for every project of the reader,
 // the others are read from the TSDB (and cached when their generation held during the read).
 func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []*labels.Matcher) error {
+	direct := func(lo, hi int64) error {
+		sub := [2]int64{lo, hi}
+		return r.selectInto(ctx, lo+1, hi, tierDay, &sub, names, ms)
+	}
+	if r.e.days == nil || isScan(ctx) {
+		return direct(run[0], run[1])
+	}
+	return r.readThrough(ctx, r.e.days, tierDay, run[0], run[1], names, r.applyDay, direct)
+}
+
+// readThrough reads the points of tier over the UTC days [d0, d1) for the reader's projects
+// through cache c: a day whose generation the storage knows is applied from c for every project c
+// holds it for, and captured whole for the others (one Select for all of them), applied, and
+// cached if its generation held through the read; the days of unknown generation are read by
+// direct, one call per run of such days.
+func (r *reader) readThrough(ctx context.Context, c *dayCache, tier int, d0, d1 int64, names string,
+	apply func(project string, dy int64, cell *dayCell) error, direct func(lo, hi int64) error) error {
 	gens, ok := r.e.db.(Generations)
-	if !ok || r.e.days == nil || r.projects == nil || isScan(ctx) {
-		return r.selectInto(ctx, run[0]+1, run[1], tierDay, &run, names, ms)
+	if !ok || r.projects == nil {
+		return direct(d0, d1)
 	}
 	// Each project once, as the project matcher of a read counts it.
 	projects := slices.Clone(r.projects)
 	slices.Sort(projects)
 	projects = slices.Compact(projects)
-	// Days of unknown generation, read directly, one range per run of such days.
-	var direct [][2]int64
+	var unknown [][2]int64
 	missing := map[int64][]string{} // day → projects not cached
 	gen := map[int64]string{}
 	found := make([]*dayCell, len(projects))
-	for dy := run[0]; dy < run[1]; dy += dayMs {
+	for dy := d0; dy < d1; dy += dayMs {
 		g, ok := gens.Generation(dy+1, dy+dayMs)
 		if !ok {
-			r.e.days.unknown.Add(1)
-			if n := len(direct); n > 0 && direct[n-1][1] == dy {
-				direct[n-1][1] = dy + dayMs
+			c.unknown.Add(1)
+			if n := len(unknown); n > 0 && unknown[n-1][1] == dy {
+				unknown[n-1][1] = dy + dayMs
 			} else {
-				direct = append(direct, [2]int64{dy, dy + dayMs})
+				unknown = append(unknown, [2]int64{dy, dy + dayMs})
 			}
 			continue
 		}
 		gen[dy] = g
-		r.e.days.getAll(projects, dy, g, found)
+		c.getAll(projects, dy, g, found)
 		for i, p := range projects {
 			if cell := found[i]; cell != nil {
-				if err := r.applyDay(p, dy, cell); err != nil {
+				if err := apply(p, dy, cell); err != nil {
 					return err
 				}
 				continue
@@ -181,21 +197,21 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 			missing[dy] = append(missing[dy], p)
 		}
 	}
-	for _, d := range direct {
-		if err := r.selectInto(ctx, d[0]+1, d[1], tierDay, &d, names, ms); err != nil {
+	for _, u := range unknown {
+		if err := direct(u[0], u[1]); err != nil {
 			return err
 		}
 	}
 	if len(missing) == 0 {
 		return nil
 	}
-	cells, err := r.captureDays(ctx, missing, names, tierDay)
+	cells, err := r.captureDays(ctx, missing, names, tier)
 	if err != nil {
 		return err
 	}
 	keep := make(map[dayKey]*dayCell, len(cells))
 	for k, cell := range cells {
-		if err := r.applyDay(k.project, k.day, cell); err != nil {
+		if err := apply(k.project, k.day, cell); err != nil {
 			return err
 		}
 		// Cached only if the day's generation held through the read.
@@ -204,7 +220,7 @@ func (r *reader) readDays(ctx context.Context, run [2]int64, names string, ms []
 			keep[k] = cell
 		}
 	}
-	r.e.days.put(keep)
+	c.put(keep)
 	return nil
 }
 
@@ -216,65 +232,23 @@ func Scan(ctx context.Context) context.Context { return context.WithValue(ctx, s
 
 func isScan(ctx context.Context) bool { v, _ := ctx.Value(scanKey{}).(bool); return v }
 
-// readHours reads the hourly points of the hours [run[0], run[1]) as readDays reads days: per
-// project and UTC day from the hour cache where the storage knows the day's generation, the other
-// project-days read whole (all 24 hours, cached for later runs) and applied for the run's hours.
+// readHours reads the hourly points of the hours [run[0], run[1]) as readDays reads days, through
+// the hour cache: per project and UTC day, a day not cached read whole (all 24 hours, cached for
+// later runs), each applied for the run's hours only.
 func (r *reader) readHours(ctx context.Context, run [2]int64, names string, ms []*labels.Matcher) error {
-	gens, ok := r.e.db.(Generations)
+	direct := func(lo, hi int64) error {
+		sub := [2]int64{max(lo, run[0]), min(hi, run[1])}
+		return r.selectInto(ctx, sub[0]+1, sub[1], tierHour, &sub, names, ms)
+	}
+	d0, d1 := floorTo(run[0], dayMs), ceilTo(run[1], dayMs)
 	// A run of more project-days than half the cache holds is read directly: caching it would
 	// only push out what the cache holds (a month by day in New York reads a month of hours).
-	days := (ceilTo(run[1], dayMs) - floorTo(run[0], dayMs)) / dayMs
-	if !ok || r.e.hours == nil || r.projects == nil || isScan(ctx) || int64(len(r.projects))*days > int64(r.e.hours.max/2) {
-		return r.selectInto(ctx, run[0]+1, run[1], tierHour, &run, names, ms)
+	if r.e.hours == nil || isScan(ctx) || int64(len(r.projects))*(d1-d0)/dayMs > int64(r.e.hours.max/2) {
+		return direct(run[0], run[1])
 	}
-	projects := slices.Clone(r.projects)
-	slices.Sort(projects)
-	projects = slices.Compact(projects)
-	missing := map[int64][]string{}
-	gen := map[int64]string{}
-	found := make([]*dayCell, len(projects))
-	for dy := floorTo(run[0], dayMs); dy < run[1]; dy += dayMs {
-		lo, hi := max(run[0], dy), min(run[1], dy+dayMs)
-		g, ok := gens.Generation(dy+1, dy+dayMs)
-		if !ok {
-			r.e.hours.unknown.Add(1)
-			sub := [2]int64{lo, hi}
-			if err := r.selectInto(ctx, lo+1, hi, tierHour, &sub, names, ms); err != nil {
-				return err
-			}
-			continue
-		}
-		gen[dy] = g
-		r.e.hours.getAll(projects, dy, g, found)
-		for i, p := range projects {
-			if cell := found[i]; cell != nil {
-				if err := r.applyHours(p, dy, cell, lo, hi); err != nil {
-					return err
-				}
-				continue
-			}
-			missing[dy] = append(missing[dy], p)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	cells, err := r.captureDays(ctx, missing, names, tierHour)
-	if err != nil {
-		return err
-	}
-	keep := make(map[dayKey]*dayCell, len(cells))
-	for k, cell := range cells {
-		if err := r.applyHours(k.project, k.day, cell, max(run[0], k.day), min(run[1], k.day+dayMs)); err != nil {
-			return err
-		}
-		if g, ok := gens.Generation(k.day+1, k.day+dayMs); ok && g == gen[k.day] {
-			cell.gen = g
-			keep[k] = cell
-		}
-	}
-	r.e.hours.put(keep)
-	return nil
+	return r.readThrough(ctx, r.e.hours, tierHour, d0, d1, names, func(p string, dy int64, cell *dayCell) error {
+		return r.applyHours(p, dy, cell, max(run[0], dy), min(run[1], dy+dayMs))
+	}, direct)
 }
 
 // applyHours adds a project's hourly sums of day dy for the hours in [lo, hi) that the reader
