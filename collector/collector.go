@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/cygni/usage/tsdb"
 )
 
 // CloudWatchAPI is the part of the CloudWatch client the collector uses.
@@ -421,6 +424,11 @@ func (c *Collector) Collect(ctx context.Context, from, to time.Time) error {
 	return err
 }
 
+// backfiller is a Storage that can write history as blocks of its own (*tsdb.DB).
+type backfiller interface {
+	NewBackfill() *tsdb.Backfill
+}
+
 // flusher is a Storage that can persist its heads as blocks (*tsdb.DB).
 type flusher interface {
 	Flush(ctx context.Context) error
@@ -568,12 +576,39 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 	if advance && !ms.has(false) && targets.running > 0 {
 		followed = time.UnixMilli(c.published.Load()).UTC()
 	}
+	// History goes into blocks of its own (tsdb.Backfill): no write-ahead log, no out-of-order
+	// head, no out-of-order window. The watermark then moves only over ranges whose blocks are
+	// loaded.
+	var bf *tsdb.Backfill
+	bs, _ := c.opts.Storage.(backfiller)
+	if bs != nil {
+		bf = bs.NewBackfill()
+		defer bf.Close()
+	}
+	history := started.Add(-time.Duration(tsdb.BackfillRange) * time.Millisecond)
+	var lastNext time.Time // the watermark the last chunk allows, once its samples are loaded
 	for _, ch := range chunks {
-		n, newest, err := c.collectChunk(ctx, targets, ch)
+		var chunkBF *tsdb.Backfill
+		if bf != nil && !ch.to.After(history) {
+			chunkBF = bf
+		}
+		n, newest, err := c.collectChunk(ctx, targets, ch, chunkBF)
 		rejected += n
 		if err != nil {
 			return fmt.Errorf("collect %s..%s (period %ds): %w",
 				ch.from.Format(time.RFC3339), ch.to.Format(time.RFC3339), ch.period, err)
+		}
+		durable := ch.to
+		if bf != nil {
+			if _, err := bf.Flush(ctx, ch.to.UnixMilli()); err != nil {
+				return fmt.Errorf("collect %s..%s: %w", ch.from.Format(time.RFC3339), ch.to.Format(time.RFC3339), err)
+			}
+			if oldest, ok := bf.OldestPending(); ok {
+				durable = minTime(durable, time.UnixMilli(oldest).UTC())
+			}
+			if !bf.Loaded() {
+				durable = time.Time{} // written, not yet loaded: the next chunk moves the watermark
+			}
 		}
 		if newest.After(published) {
 			published = newest
@@ -603,8 +638,11 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 			if !followed.IsZero() && followed.Before(next) {
 				next = maxTime(followed, to.Add(-c.opts.LateDataHold))
 			}
-			if err := c.advance(ctx, ms, next); err != nil {
-				return err
+			lastNext = next
+			if next = minTime(next, durable); !next.IsZero() {
+				if err := c.advance(ctx, ms, next); err != nil {
+					return err
+				}
 			}
 		}
 		if c.opts.OnProgress != nil {
@@ -612,6 +650,19 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 			total.Samples = c.windowSamples.Load()
 			total.At = c.opts.Now()
 			c.opts.OnProgress(total)
+		}
+	}
+	if bf != nil {
+		if _, err := bf.Flush(ctx, math.MaxInt64); err != nil {
+			return fmt.Errorf("collect %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+		}
+		if err := bf.Wait(ctx); err != nil {
+			return fmt.Errorf("collect %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+		}
+		if advance && !lastNext.IsZero() {
+			if err := c.advance(ctx, ms, lastNext); err != nil {
+				return err
+			}
 		}
 	}
 	if hold {

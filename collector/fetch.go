@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/cygni/usage/tsdb"
 )
 
 // CloudWatch's retention of each resolution: a period too fine for old data returns nothing.
@@ -100,7 +102,9 @@ func maxTime(ts ...time.Time) time.Time {
 //
 // newest is the end of the newest period for which CloudWatch returned a CpuReserved datapoint
 // of any service (zero when none): how far it has published.
-func (c *Collector) collectChunk(ctx context.Context, plan *fleetPlan, ch chunk) (rejected int, newest time.Time, err error) {
+//
+// With bf, the chunk's samples go to the backfill's blocks instead of the TSDB's head.
+func (c *Collector) collectChunk(ctx context.Context, plan *fleetPlan, ch chunk, bf *tsdb.Backfill) (rejected int, newest time.Time, err error) {
 	existing, err := c.readExisting(ctx, ch, plan.series)
 	if err != nil {
 		return 0, time.Time{}, err
@@ -122,7 +126,7 @@ func (c *Collector) collectChunk(ctx context.Context, plan *fleetPlan, ch chunk)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			n, last, err := c.runBatch(ctx, b, ch, existing)
+			n, last, err := c.runBatch(ctx, b, ch, existing, bf)
 			mu.Lock()
 			defer mu.Unlock()
 			rejected += n
@@ -140,7 +144,7 @@ func (c *Collector) collectChunk(ctx context.Context, plan *fleetPlan, ch chunk)
 
 // runBatch fetches one batch under the collector's jittered exponential back-off (on top of the
 // SDK's own retryer), then appends and commits it.
-func (c *Collector) runBatch(ctx context.Context, b []metricQuery, ch chunk, existing existingData) (rejected int, newest time.Time, err error) {
+func (c *Collector) runBatch(ctx context.Context, b []metricQuery, ch chunk, existing existingData, bf *tsdb.Backfill) (rejected int, newest time.Time, err error) {
 	res, err := withRetry(ctx, c, "GetMetricData batch", func() (*batchResult, error) { return c.fetch(ctx, b, ch) })
 	if err != nil {
 		return 0, time.Time{}, err
@@ -148,7 +152,7 @@ func (c *Collector) runBatch(ctx context.Context, b []metricQuery, ch chunk, exi
 	if res.newest >= 0 {
 		newest = ch.from.Add(time.Duration(res.newest+1) * time.Duration(ch.period) * time.Second)
 	}
-	rejected, err = c.appendBatch(ctx, res, ch, existing)
+	rejected, err = c.appendBatch(ctx, res, ch, existing, bf)
 	return rejected, newest, err
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/cygni/usage/tsdb"
 )
 
 // cell is what the TSDB holds for one series in one period: the sum and number of its samples.
@@ -90,17 +92,28 @@ func same(a, b float64) bool {
 // appendBatch applies the correction rule to every value of the batch and commits: a period
 // seen for the first time gets its value at the period end; a period whose stored sum differs
 // gets the difference at end − k ms (k = samples already in the period); an equal one gets
-// nothing.
-func (c *Collector) appendBatch(ctx context.Context, r *batchResult, ch chunk, existing existingData) (rejectedSamples int, err error) {
+// nothing. With bf the samples go to its blocks instead of the TSDB's head.
+func (c *Collector) appendBatch(ctx context.Context, r *batchResult, ch chunk, existing existingData, bf *tsdb.Backfill) (rejectedSamples int, err error) {
 	np := ch.periods()
 	pms := ch.period * 1000
 	first := ch.from.UnixMilli() + pms
-	app := c.opts.Storage.Appender(ctx)
+	var app storage.Appender
+	if bf != nil {
+		app = bf.Appender(ctx)
+	} else {
+		app = c.opts.Storage.Appender(ctx)
+	}
 	appended, corrections, rejected := 0, 0, 0
 	var firstReject error
 	for ti, t := range r.targets {
 		cells := existing.lookup(t)
 		row := r.values[ti*np : (ti+1)*np]
+		// A backfill's references are its appender's own: never kept in t.ref, which is the
+		// head's.
+		ref := t.ref
+		if bf != nil {
+			ref = 0
+		}
 		for pi, v := range row {
 			if math.IsNaN(v) {
 				continue
@@ -119,10 +132,13 @@ func (c *Collector) appendBatch(ctx context.Context, r *batchResult, ch chunk, e
 				ts -= int64(old.n)
 				corrections++
 			}
-			ref, err := app.Append(t.ref, t.lset, ts, v)
+			r, err := app.Append(ref, t.lset, ts, v)
 			switch {
 			case err == nil:
-				t.ref = ref
+				ref = r
+				if bf == nil {
+					t.ref = r
+				}
 				appended++
 			case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample),
 				errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
