@@ -179,7 +179,7 @@ func BenchmarkBackfill(b *testing.B) {
 		}
 		return samples, cpuTime() - start
 	}
-	want, _ := collect() // the recording pass
+	want, _ := collect()                                        // the recording pass
 	if min := uint64(10_000 * 7 * 6 * 60 * 3 / 4); want < min { // tasks do not run every minute
 		b.Fatalf("recording pass appended %d samples; want about 10,000 × 7 × 360", want)
 	}
