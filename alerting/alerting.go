@@ -43,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/model/value"
@@ -199,7 +200,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 	m.gm = rules.NewGroupMetrics(reg)
 	m.query = rules.EngineQueryFunc(opts.Engine, opts.Storage)
 	m.loader = rules.NewManager(&rules.ManagerOptions{
-		AppendableV2: opts.Storage,
+		AppendableV2: ruleStorage{opts.Storage},
 		Queryable:    opts.Storage,
 		QueryFunc:    m.query,
 		// Alerts are read from the rules after each evaluation (Options.Evaluated).
@@ -263,15 +264,28 @@ func (m *Manager) EvalAt(ctx context.Context, ts time.Time) {
 	defer m.evalMu.Unlock()
 	ev := Evaluation{At: ts, Query: m.query}
 	for _, g := range m.groups {
+		if m.restoring(g) {
+			// The group's first evaluation since its rules were loaded: an evaluation that
+			// writes nothing makes the active alerts, their `for` clocks are restored from
+			// ALERTS_FOR_STATE, and the evaluation at the same ts below decides pending or
+			// firing on the restored clocks. So an alert that was firing in the process that
+			// evaluated it before (a restart, another rules leader) is firing again from this
+			// first evaluation on, to the notifier and in ALERTS, instead of pending for one
+			// interval (Prometheus restores after its first evaluation and shows it pending
+			// until the next one).
+			g.Eval(context.WithValue(ctx, warmUpKey{}, true), ts)
+			for _, r := range g.AlertingRules() {
+				if m.restore[r] {
+					m.restoreForState(ctx, r, ts)
+					delete(m.restore, r)
+				}
+			}
+		}
 		rules.DefaultEvalIterationFunc(ctx, g, ts)
 		for _, rule := range g.Rules() { // in file order
 			r, ok := rule.(*rules.AlertingRule)
 			if !ok {
 				continue
-			}
-			if m.restore[r] {
-				m.restoreForState(ctx, r, ts)
-				delete(m.restore, r)
 			}
 			ra := RuleAlerts{Name: r.Name(), Position: m.position[g.File()+"\x00"+r.Name()], Healthy: r.Health() != rules.HealthBad}
 			for _, a := range r.ActiveAlerts() {
@@ -288,13 +302,46 @@ func (m *Manager) EvalAt(ctx context.Context, ts time.Time) {
 	m.opts.Evaluated(ctx, ev)
 }
 
+// restoring reports whether g has alerting rules whose `for` state is still to be restored.
+func (m *Manager) restoring(g *rules.Group) bool {
+	for _, r := range g.AlertingRules() {
+		if m.restore[r] {
+			return true
+		}
+	}
+	return false
+}
+
+// warmUpKey marks the context of an evaluation whose appends are dropped (EvalAt).
+type warmUpKey struct{}
+
+// ruleStorage is what the rule groups append to: Storage, except that appends under a warm-up
+// context (warmUpKey) are dropped.
+type ruleStorage struct{ Storage }
+
+func (s ruleStorage) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	if ctx.Value(warmUpKey{}) != nil {
+		return discardAppender{}
+	}
+	return s.Storage.AppenderV2(ctx)
+}
+
+// discardAppender takes samples and keeps none.
+type discardAppender struct{}
+
+func (discardAppender) Append(storage.SeriesRef, labels.Labels, int64, int64, float64, *histogram.Histogram, *histogram.FloatHistogram, storage.AppendV2Options) (storage.SeriesRef, error) {
+	return 0, nil
+}
+func (discardAppender) Commit() error   { return nil }
+func (discardAppender) Rollback() error { return nil }
+
 // restoreForState gives the active alerts of a newly loaded rule the `for` clock they had
 // before the restart or reload, from the last ALERTS_FOR_STATE sample (its value is the alert's
 // ActiveAt) within OutageTolerance before ts — Prometheus' rules: the time the rule was not
 // evaluated does not count; an alert whose remaining `for` is shorter than ForGracePeriod fires
 // ForGracePeriod after ts; an alert whose `for` is shorter than ForGracePeriod starts over; an
-// alert that was firing keeps its ActiveAt and fires at the next evaluation. From then on the rule
-// writes ALERTS_FOR_STATE itself.
+// alert that was firing keeps its ActiveAt and fires in the evaluation at ts that follows the
+// restore (EvalAt). From then on the rule writes ALERTS_FOR_STATE itself.
 func (m *Manager) restoreForState(ctx context.Context, r *rules.AlertingRule, ts time.Time) {
 	defer r.SetRestored(true)
 	q, err := m.opts.Storage.Querier(ts.Add(-m.opts.OutageTolerance).UnixMilli(), ts.UnixMilli())
