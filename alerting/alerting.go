@@ -133,9 +133,11 @@ type Manager struct {
 	opts   Options
 	now    func() time.Time
 	loader *rules.Manager // builds groups from files; never run: the Manager drives evaluation
-	query  rules.QueryFunc
-	gm     *rules.Metrics
-	kick   chan struct{}
+	// ruleOpts are the loader's options, which every group shares.
+	ruleOpts *rules.ManagerOptions
+	query    rules.QueryFunc
+	gm       *rules.Metrics
+	kick     chan struct{}
 
 	reloadMu sync.Mutex                   // one reload at a time
 	evalMu   sync.Mutex                   // evaluations and the swap of a reload
@@ -199,7 +201,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 	m := &Manager{logger: logger, opts: opts, now: opts.Now, kick: make(chan struct{}, 1), restore: map[*rules.AlertingRule]bool{}}
 	m.gm = rules.NewGroupMetrics(reg)
 	m.query = rules.EngineQueryFunc(opts.Engine, opts.Storage)
-	m.loader = rules.NewManager(&rules.ManagerOptions{
+	m.ruleOpts = &rules.ManagerOptions{
 		AppendableV2: ruleStorage{opts.Storage},
 		Queryable:    opts.Storage,
 		QueryFunc:    m.query,
@@ -210,7 +212,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 		Metrics:         m.gm,
 		OutageTolerance: opts.OutageTolerance,
 		ForGracePeriod:  opts.ForGracePeriod,
-	})
+	}
+	m.loader = rules.NewManager(m.ruleOpts)
 	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "cygni_alerting_reloads_total", Help: "Rule file reloads attempted (the first load included)."})
 	m.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "cygni_alerting_reload_failures_total", Help: "Rule file reloads rejected; the previous rules kept running."})
 	m.lastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cygni_alerting_last_reload_successful", Help: "1 if the last rule reload was accepted, 0 if it was rejected."})
@@ -237,7 +240,13 @@ func (m *Manager) Trigger() {
 
 // Run evaluates the rules on Trigger and every EvaluationInterval until ctx is done. Load them
 // first with Reload.
+//
+// When Run returns, this process no longer evaluates the rules (the rules leadership was lost,
+// or it shuts down): another process may evaluate them meanwhile, so the alerts held here would
+// go stale. They are dropped, and if Run is started again (the leadership taken again), the
+// first evaluation restores every alert's `for` clock from ALERTS_FOR_STATE, as after a start.
 func (m *Manager) Run(ctx context.Context) error {
+	defer m.forgetAlerts()
 	t := time.NewTicker(m.opts.EvaluationInterval)
 	defer t.Stop()
 	var tick <-chan time.Time
@@ -300,6 +309,39 @@ func (m *Manager) EvalAt(ctx context.Context, ts time.Time) {
 	m.status.LastEvaluation = ts
 	m.mu.Unlock()
 	m.opts.Evaluated(ctx, ev)
+}
+
+// forgetAlerts replaces every rule group by a copy that holds no alerts and marks each of its
+// alerting rules for a restore of its `for` state at the next evaluation.
+func (m *Manager) forgetAlerts() {
+	m.evalMu.Lock()
+	defer m.evalMu.Unlock()
+	next := make([]*rules.Group, 0, len(m.groups))
+	restore := map[*rules.AlertingRule]bool{}
+	for _, g := range m.groups {
+		rs := make([]rules.Rule, 0, len(g.Rules()))
+		for _, r := range g.Rules() {
+			if ar, ok := r.(*rules.AlertingRule); ok {
+				// As LoadGroups builds it: no external labels or URL.
+				fresh := rules.NewAlertingRule(ar.Name(), ar.Query(), ar.HoldDuration(), ar.KeepFiringFor(), ar.Labels(), ar.Annotations(),
+					labels.EmptyLabels(), "", false, m.logger.With("alert", ar.Name()))
+				restore[fresh] = true
+				r = fresh
+			}
+			rs = append(rs, r)
+		}
+		var offset *time.Duration
+		if o := g.QueryOffset(); o != 0 {
+			offset = &o
+		}
+		next = append(next, rules.NewGroup(rules.GroupOptions{
+			Name: g.Name(), File: g.File(), Interval: g.Interval(), Limit: g.Limit(), Rules: rs, Opts: m.ruleOpts, QueryOffset: offset,
+		}))
+	}
+	m.mu.Lock()
+	m.groups = next
+	m.mu.Unlock()
+	m.restore = restore
 }
 
 // restoring reports whether g has alerting rules whose `for` state is still to be restored.

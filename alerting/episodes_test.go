@@ -338,6 +338,56 @@ func TestFiringAlertStaysFiringAcrossRestart(t *testing.T) {
 	}
 }
 
+// A process that stops evaluating (its rules leadership lost, its Run ended) while another
+// evaluates drops the alerts it held: when it evaluates again, their `for` clocks come from the
+// store, as the other process left them, not from its own stale state.
+func TestRunEndForgetsAlerts(t *testing.T) {
+	db := openTSDB(t)
+	st := &recordingState{Store: openStore(t, t.TempDir())}
+	seedTeam(t, st.Store, 1)
+	dir := t.TempDir()
+	b, err := shippedRules.ReadFile("rules/budget.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dir, "budget.yml"), string(b))
+	writeTestFile(t, filepath.Join(dir, "custom.yml"), "groups:\n  - name: custom\n    rules:\n"+
+		"      - alert: SlowBurn\n        expr: cygni_project_cost_forecast_month_usd > 100\n        for: 40m\n        labels: {severity: warning}\n")
+	opts := rigOptions{ruleFiles: []string{filepath.Join(dir, "*.yml")}}
+	a, other := startRig(t, db, st, opts), startRig(t, db, st, opts)
+	t0 := clocktest.Now(t).Truncate(time.Minute)
+	activeAt := func(r *rig) time.Time {
+		for _, ar := range r.mgr.AlertingRules() {
+			if ar.Name() == "SlowBurn" {
+				for _, al := range ar.ActiveAlerts() {
+					return al.ActiveAt
+				}
+			}
+		}
+		return time.Time{}
+	}
+
+	// a leads for 10 minutes (SlowBurn active from t0+1m), then loses the lead.
+	ts := minutes(t, a, db, st, t0, 10, 100, 40, 130)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.mgr.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if at := activeAt(a); !at.IsZero() {
+		t.Fatalf("SlowBurn still held (active since t0+%s) after Run ended", at.Sub(t0))
+	}
+	// The other process: 5 minutes with the forecast under the limit, then 5 over it again
+	// (SlowBurn active from t0+16m).
+	ts = minutes(t, other, db, st, ts, 5, 100, 40, 90)
+	ts = minutes(t, other, db, st, ts, 5, 100, 40, 130)
+	// a leads again, first evaluating at t0+22m: the other's clock, shifted by the 2-minute gap.
+	minutes(t, a, db, st, ts.Add(time.Minute), 1, 100, 40, 130)
+	if got, want := activeAt(a), t0.Add(18*time.Minute); !got.Equal(want) {
+		t.Fatalf("SlowBurn active since t0+%s when a evaluates again, want t0+%s (its own stale clock: t0+1m)", got.Sub(t0), want.Sub(t0))
+	}
+}
+
 func writeTestFile(t testing.TB, path, body string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
