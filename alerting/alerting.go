@@ -43,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/model/value"
@@ -132,9 +133,11 @@ type Manager struct {
 	opts   Options
 	now    func() time.Time
 	loader *rules.Manager // builds groups from files; never run: the Manager drives evaluation
-	query  rules.QueryFunc
-	gm     *rules.Metrics
-	kick   chan struct{}
+	// ruleOpts are the loader's options, which every group shares.
+	ruleOpts *rules.ManagerOptions
+	query    rules.QueryFunc
+	gm       *rules.Metrics
+	kick     chan struct{}
 
 	reloadMu sync.Mutex                   // one reload at a time
 	evalMu   sync.Mutex                   // evaluations and the swap of a reload
@@ -198,8 +201,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 	m := &Manager{logger: logger, opts: opts, now: opts.Now, kick: make(chan struct{}, 1), restore: map[*rules.AlertingRule]bool{}}
 	m.gm = rules.NewGroupMetrics(reg)
 	m.query = rules.EngineQueryFunc(opts.Engine, opts.Storage)
-	m.loader = rules.NewManager(&rules.ManagerOptions{
-		AppendableV2: opts.Storage,
+	m.ruleOpts = &rules.ManagerOptions{
+		AppendableV2: ruleStorage{opts.Storage},
 		Queryable:    opts.Storage,
 		QueryFunc:    m.query,
 		// Alerts are read from the rules after each evaluation (Options.Evaluated).
@@ -209,7 +212,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 		Metrics:         m.gm,
 		OutageTolerance: opts.OutageTolerance,
 		ForGracePeriod:  opts.ForGracePeriod,
-	})
+	}
+	m.loader = rules.NewManager(m.ruleOpts)
 	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "cygni_alerting_reloads_total", Help: "Rule file reloads attempted (the first load included)."})
 	m.reloadFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "cygni_alerting_reload_failures_total", Help: "Rule file reloads rejected; the previous rules kept running."})
 	m.lastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cygni_alerting_last_reload_successful", Help: "1 if the last rule reload was accepted, 0 if it was rejected."})
@@ -236,7 +240,13 @@ func (m *Manager) Trigger() {
 
 // Run evaluates the rules on Trigger and every EvaluationInterval until ctx is done. Load them
 // first with Reload.
+//
+// When Run returns, this process no longer evaluates the rules (the rules leadership was lost,
+// or it shuts down): another process may evaluate them meanwhile, so the alerts held here would
+// go stale. They are dropped, and if Run is started again (the leadership taken again), the
+// first evaluation restores every alert's `for` clock from ALERTS_FOR_STATE, as after a start.
 func (m *Manager) Run(ctx context.Context) error {
+	defer m.forgetAlerts()
 	t := time.NewTicker(m.opts.EvaluationInterval)
 	defer t.Stop()
 	var tick <-chan time.Time
@@ -263,15 +273,28 @@ func (m *Manager) EvalAt(ctx context.Context, ts time.Time) {
 	defer m.evalMu.Unlock()
 	ev := Evaluation{At: ts, Query: m.query}
 	for _, g := range m.groups {
+		if m.restoring(g) {
+			// The group's first evaluation since its rules were loaded: an evaluation that
+			// writes nothing makes the active alerts, their `for` clocks are restored from
+			// ALERTS_FOR_STATE, and the evaluation at the same ts below decides pending or
+			// firing on the restored clocks. So an alert that was firing in the process that
+			// evaluated it before (a restart, another rules leader) is firing again from this
+			// first evaluation on, to the notifier and in ALERTS, instead of pending for one
+			// interval (Prometheus restores after its first evaluation and shows it pending
+			// until the next one).
+			g.Eval(context.WithValue(ctx, warmUpKey{}, true), ts)
+			for _, r := range g.AlertingRules() {
+				if m.restore[r] {
+					m.restoreForState(ctx, r, ts)
+					delete(m.restore, r)
+				}
+			}
+		}
 		rules.DefaultEvalIterationFunc(ctx, g, ts)
 		for _, rule := range g.Rules() { // in file order
 			r, ok := rule.(*rules.AlertingRule)
 			if !ok {
 				continue
-			}
-			if m.restore[r] {
-				m.restoreForState(ctx, r, ts)
-				delete(m.restore, r)
 			}
 			ra := RuleAlerts{Name: r.Name(), Position: m.position[g.File()+"\x00"+r.Name()], Healthy: r.Health() != rules.HealthBad}
 			for _, a := range r.ActiveAlerts() {
@@ -288,13 +311,79 @@ func (m *Manager) EvalAt(ctx context.Context, ts time.Time) {
 	m.opts.Evaluated(ctx, ev)
 }
 
+// forgetAlerts replaces every rule group by a copy that holds no alerts and marks each of its
+// alerting rules for a restore of its `for` state at the next evaluation.
+func (m *Manager) forgetAlerts() {
+	m.evalMu.Lock()
+	defer m.evalMu.Unlock()
+	next := make([]*rules.Group, 0, len(m.groups))
+	restore := map[*rules.AlertingRule]bool{}
+	for _, g := range m.groups {
+		rs := make([]rules.Rule, 0, len(g.Rules()))
+		for _, r := range g.Rules() {
+			if ar, ok := r.(*rules.AlertingRule); ok {
+				// As LoadGroups builds it: no external labels or URL.
+				fresh := rules.NewAlertingRule(ar.Name(), ar.Query(), ar.HoldDuration(), ar.KeepFiringFor(), ar.Labels(), ar.Annotations(),
+					labels.EmptyLabels(), "", false, m.logger.With("alert", ar.Name()))
+				restore[fresh] = true
+				r = fresh
+			}
+			rs = append(rs, r)
+		}
+		var offset *time.Duration
+		if o := g.QueryOffset(); o != 0 {
+			offset = &o
+		}
+		next = append(next, rules.NewGroup(rules.GroupOptions{
+			Name: g.Name(), File: g.File(), Interval: g.Interval(), Limit: g.Limit(), Rules: rs, Opts: m.ruleOpts, QueryOffset: offset,
+		}))
+	}
+	m.mu.Lock()
+	m.groups = next
+	m.mu.Unlock()
+	m.restore = restore
+}
+
+// restoring reports whether g has alerting rules whose `for` state is still to be restored.
+func (m *Manager) restoring(g *rules.Group) bool {
+	for _, r := range g.AlertingRules() {
+		if m.restore[r] {
+			return true
+		}
+	}
+	return false
+}
+
+// warmUpKey marks the context of an evaluation whose appends are dropped (EvalAt).
+type warmUpKey struct{}
+
+// ruleStorage is what the rule groups append to: Storage, except that appends under a warm-up
+// context (warmUpKey) are dropped.
+type ruleStorage struct{ Storage }
+
+func (s ruleStorage) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	if ctx.Value(warmUpKey{}) != nil {
+		return discardAppender{}
+	}
+	return s.Storage.AppenderV2(ctx)
+}
+
+// discardAppender takes samples and keeps none.
+type discardAppender struct{}
+
+func (discardAppender) Append(storage.SeriesRef, labels.Labels, int64, int64, float64, *histogram.Histogram, *histogram.FloatHistogram, storage.AppendV2Options) (storage.SeriesRef, error) {
+	return 0, nil
+}
+func (discardAppender) Commit() error   { return nil }
+func (discardAppender) Rollback() error { return nil }
+
 // restoreForState gives the active alerts of a newly loaded rule the `for` clock they had
 // before the restart or reload, from the last ALERTS_FOR_STATE sample (its value is the alert's
 // ActiveAt) within OutageTolerance before ts — Prometheus' rules: the time the rule was not
 // evaluated does not count; an alert whose remaining `for` is shorter than ForGracePeriod fires
 // ForGracePeriod after ts; an alert whose `for` is shorter than ForGracePeriod starts over; an
-// alert that was firing keeps its ActiveAt and fires at the next evaluation. From then on the rule
-// writes ALERTS_FOR_STATE itself.
+// alert that was firing keeps its ActiveAt and fires in the evaluation at ts that follows the
+// restore (EvalAt). From then on the rule writes ALERTS_FOR_STATE itself.
 func (m *Manager) restoreForState(ctx context.Context, r *rules.AlertingRule, ts time.Time) {
 	defer r.SetRestored(true)
 	q, err := m.opts.Storage.Querier(ts.Add(-m.opts.OutageTolerance).UnixMilli(), ts.UnixMilli())

@@ -268,6 +268,126 @@ func TestForStateSurvivesRestartAndReload(t *testing.T) {
 	}
 }
 
+// A new Manager on the same store (a restart, or another process taking the rules leadership)
+// restores the `for` clocks in its first evaluation and decides pending or firing on them in
+// that same evaluation: an alert that was firing is firing again at once, with its old active
+// time, no ALERTS{alertstate="pending"} sample of it is written, and it is not notified again;
+// one that was pending stays pending with its clock shifted by the gap.
+func TestFiringAlertStaysFiringAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	db := openTSDB(t)
+	st := &recordingState{Store: openStore(t, t.TempDir())}
+	seedTeam(t, st.Store, 1)
+	dir := t.TempDir()
+	b, err := shippedRules.ReadFile("rules/budget.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dir, "budget.yml"), string(b))
+	writeTestFile(t, filepath.Join(dir, "custom.yml"), "groups:\n  - name: custom\n    rules:\n"+
+		"      - alert: FastBurn\n        expr: cygni_project_cost_forecast_month_usd > 100\n        for: 15m\n        labels: {severity: warning}\n"+
+		"      - alert: SlowBurn\n        expr: cygni_project_cost_forecast_month_usd > 100\n        for: 40m\n        labels: {severity: warning}\n")
+	opts := rigOptions{ruleFiles: []string{filepath.Join(dir, "*.yml")}}
+	r := startRig(t, db, st, opts)
+	t0 := clocktest.Now(t).Truncate(time.Minute)
+	state := func(r *rig, name string) (rules.AlertState, time.Time) {
+		for _, ar := range r.mgr.AlertingRules() {
+			if ar.Name() == name {
+				for _, a := range ar.ActiveAlerts() {
+					return a.State, a.ActiveAt
+				}
+			}
+		}
+		return rules.StateInactive, time.Time{}
+	}
+
+	// Active from t0+1m; FastBurn fires at t0+16m. Down from t0+20m to t0+23m.
+	ts := minutes(t, r, db, st, t0, 20, 100, 40, 130)
+	if s, _ := state(r, "FastBurn"); s != rules.StateFiring {
+		t.Fatalf("FastBurn is %s before the restart", s)
+	}
+	notified := len(st.created())
+	r = startRig(t, db, st, opts)
+	ts = minutes(t, r, db, st, ts.Add(2*time.Minute), 1, 100, 40, 130)
+	if s, at := state(r, "FastBurn"); s != rules.StateFiring || !at.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("FastBurn after the restart's first evaluation: %s, active since t0+%s; want firing since t0+1m", s, at.Sub(t0))
+	}
+	// SlowBurn: 19 minutes evaluated, the 3-minute gap does not count.
+	if s, at := state(r, "SlowBurn"); s != rules.StatePending || !at.Equal(t0.Add(4*time.Minute)) {
+		t.Fatalf("SlowBurn after the restart's first evaluation: %s, active since t0+%s; want pending since t0+4m", s, at.Sub(t0))
+	}
+	q, err := db.Querier(ts.Add(-time.Minute).UnixMilli(), ts.UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "ALERTS"),
+		labels.MustNewMatcher(labels.MatchEqual, "alertname", "FastBurn"))
+	var written []string
+	for ss.Next() {
+		written = append(written, ss.At().Labels().Get("alertstate"))
+	}
+	if err := ss.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(written, ",") != "firing" {
+		t.Fatalf("ALERTS{alertname=\"FastBurn\"} around the restart: %v, want only firing", written)
+	}
+	if got := len(st.created()); got != notified {
+		t.Fatalf("%d notifications after the restart, %d before", got, notified)
+	}
+}
+
+// A process that stops evaluating (its rules leadership lost, its Run ended) while another
+// evaluates drops the alerts it held: when it evaluates again, their `for` clocks come from the
+// store, as the other process left them, not from its own stale state.
+func TestRunEndForgetsAlerts(t *testing.T) {
+	db := openTSDB(t)
+	st := &recordingState{Store: openStore(t, t.TempDir())}
+	seedTeam(t, st.Store, 1)
+	dir := t.TempDir()
+	b, err := shippedRules.ReadFile("rules/budget.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dir, "budget.yml"), string(b))
+	writeTestFile(t, filepath.Join(dir, "custom.yml"), "groups:\n  - name: custom\n    rules:\n"+
+		"      - alert: SlowBurn\n        expr: cygni_project_cost_forecast_month_usd > 100\n        for: 40m\n        labels: {severity: warning}\n")
+	opts := rigOptions{ruleFiles: []string{filepath.Join(dir, "*.yml")}}
+	a, other := startRig(t, db, st, opts), startRig(t, db, st, opts)
+	t0 := clocktest.Now(t).Truncate(time.Minute)
+	activeAt := func(r *rig) time.Time {
+		for _, ar := range r.mgr.AlertingRules() {
+			if ar.Name() == "SlowBurn" {
+				for _, al := range ar.ActiveAlerts() {
+					return al.ActiveAt
+				}
+			}
+		}
+		return time.Time{}
+	}
+
+	// a leads for 10 minutes (SlowBurn active from t0+1m), then loses the lead.
+	ts := minutes(t, a, db, st, t0, 10, 100, 40, 130)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.mgr.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if at := activeAt(a); !at.IsZero() {
+		t.Fatalf("SlowBurn still held (active since t0+%s) after Run ended", at.Sub(t0))
+	}
+	// The other process: 5 minutes with the forecast under the limit, then 5 over it again
+	// (SlowBurn active from t0+16m).
+	ts = minutes(t, other, db, st, ts, 5, 100, 40, 90)
+	ts = minutes(t, other, db, st, ts, 5, 100, 40, 130)
+	// a leads again, first evaluating at t0+22m: the other's clock, shifted by the 2-minute gap.
+	minutes(t, a, db, st, ts.Add(time.Minute), 1, 100, 40, 130)
+	if got, want := activeAt(a), t0.Add(18*time.Minute); !got.Equal(want) {
+		t.Fatalf("SlowBurn active since t0+%s when a evaluates again, want t0+%s (its own stale clock: t0+1m)", got.Sub(t0), want.Sub(t0))
+	}
+}
+
 func writeTestFile(t testing.TB, path, body string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
