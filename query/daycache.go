@@ -24,6 +24,29 @@ type Generations interface {
 	Generation(mint, maxt int64) (string, bool)
 }
 
+// TierGenerations is a Generations that also tells the generation of one derived tier's samples
+// alone, named by its suffix (HourlySuffix, DailySuffix): a commit of other series into the
+// range's days (1-minute samples, gauges) leaves it unchanged, so the hour cache keeps the
+// current day's derived hours while the collector and the Deriver write beside them.
+type TierGenerations interface {
+	TierGeneration(mint, maxt int64, suffix string) (string, bool)
+}
+
+// tierGeneration is the generation of tier's samples over [mint, maxt].
+func tierGeneration(g Generations, mint, maxt int64, tier int) (string, bool) {
+	tg, ok := g.(TierGenerations)
+	if !ok {
+		return g.Generation(mint, maxt)
+	}
+	switch tier {
+	case tierHour:
+		return tg.TierGeneration(mint, maxt, HourlySuffix)
+	case tierDay:
+		return tg.TierGeneration(mint, maxt, DailySuffix)
+	}
+	return g.Generation(mint, maxt)
+}
+
 // DefaultHourCacheEntries bounds the hour cache: project-days of hourly-tier sums, one per
 // deployment, series and hour (about 14 KB each with 2 deployments × 7 series,
 // BenchmarkHourCacheMemory, so ~70 MB; a day of 5,000 projects).
@@ -175,7 +198,7 @@ func (r *reader) readThrough(ctx context.Context, c *dayCache, tier int, d0, d1 
 	gen := map[int64]string{}
 	found := make([]*dayCell, len(projects))
 	for dy := d0; dy < d1; dy += dayMs {
-		g, ok := gens.Generation(dy+1, dy+dayMs)
+		g, ok := tierGeneration(gens, dy+1, dy+dayMs, tier)
 		if !ok {
 			c.unknown.Add(1)
 			if n := len(unknown); n > 0 && unknown[n-1][1] == dy {
@@ -215,7 +238,7 @@ func (r *reader) readThrough(ctx context.Context, c *dayCache, tier int, d0, d1 
 			return err
 		}
 		// Cached only if the day's generation held through the read.
-		if g, ok := gens.Generation(k.day+1, k.day+dayMs); ok && g == gen[k.day] {
+		if g, ok := tierGeneration(gens, k.day+1, k.day+dayMs, tier); ok && g == gen[k.day] {
 			cell.gen = g
 			keep[k] = cell
 		}

@@ -383,6 +383,47 @@ func TestHourCacheExactThroughCorrections(t *testing.T) {
 	}
 	derived = derived.Add(time.Hour)
 	compare("an hour derived")
+	// The collector's 1-minute samples and the Deriver's gauges committed into the last day (in
+	// the head): its derived hours are still served from the cache (the hourly tier's
+	// generation, TierGenerations), and exact.
+	// (No compaction meanwhile: a new block is a new generation, rightly read again.)
+	db.DisableCompactions()
+	lastHours, err := Buckets(derived.Add(-4*time.Hour), derived, Hour, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cached.Rollup(context.Background(), projects, lastHours, ByProject); err != nil {
+		t.Fatal(err)
+	}
+	app = db.Appender(context.Background())
+	for _, l := range []labels.Labels{
+		labels.FromStrings(labels.MetricName, seriesOf[CPUSeconds], series.LabelProject, "proj_001", series.LabelDeployment, "web"),
+		labels.FromStrings(labels.MetricName, "cygni_project_budget_usd", series.LabelProject, "proj_001"),
+	} {
+		if _, err := app.Append(0, l, derived.Add(90*time.Second).UnixMilli(), 60); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	before = counted.queriers.Load()
+	got, err := cached.Rollup(context.Background(), projects, lastHours, ByProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.queriers.Load() - before; n != 0 {
+		t.Errorf("derived hours of a day the collector and the Deriver's gauges wrote into since: %d queriers opened, want 0", n)
+	}
+	want, err := plain.Rollup(context.Background(), projects, lastHours, ByProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Rows, want.Rows) {
+		t.Fatal("derived hours after commits of other series: the cached rollup differs from a read")
+	}
+	db.EnableCompactions()
+	compare("other series committed")
 	if err := db.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}

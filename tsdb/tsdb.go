@@ -160,13 +160,13 @@ func (d *DB) compactLoop() {
 // Appender returns a new appender. Samples become visible and durable on Commit. From its first
 // sample to Commit or Rollback no compaction runs (DB.writeMu).
 func (d *DB) Appender(ctx context.Context) storage.Appender {
-	return &lockedAppender{db: d.db, ctx: ctx, mu: &d.writeMu, writes: &d.writes, span: emptySpan}
+	return &lockedAppender{db: d.db, ctx: ctx, mu: &d.writeMu, writes: &d.writes, span: emptySpan, tiers: newTierSpans()}
 }
 
 // AppenderV2 returns a new appender of Prometheus' next append interface, held apart from
 // compaction as Appender is.
 func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 {
-	return &lockedAppenderV2{db: d.db, ctx: ctx, mu: &d.writeMu, writes: &d.writes, span: emptySpan}
+	return &lockedAppenderV2{db: d.db, ctx: ctx, mu: &d.writeMu, writes: &d.writes, span: emptySpan, tiers: newTierSpans()}
 }
 
 // Querier returns a querier over [mint, maxt] in milliseconds.
@@ -185,12 +185,21 @@ func (d *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 // querier over the range returns the same samples (query.Generations). It is false when the
 // heads may hold samples of the range written before this DB was opened (replayed from the
 // write-ahead logs): no commit of this DB accounts for them.
-func (d *DB) Generation(mint, maxt int64) (string, bool) {
+func (d *DB) Generation(mint, maxt int64) (string, bool) { return d.generation(mint, maxt, -1) }
+
+// TierGeneration is Generation for the samples of one derived tier alone, named by its suffix
+// (":sum1h", ":sum1d"): in the heads, only commits that wrote samples of that tier into the
+// range's days change it. Any other suffix gives Generation.
+func (d *DB) TierGeneration(mint, maxt int64, suffix string) (string, bool) {
+	return d.generation(mint, maxt, slices.Index(tierSuffixes[:], suffix))
+}
+
+func (d *DB) generation(mint, maxt int64, tier int) (string, bool) {
 	h := d.db.Head()
 	inHead := h.MinTime() <= maxt || (h.MinOOOTime() <= maxt && h.MaxOOOTime() >= mint)
 	var b strings.Builder
 	if inHead {
-		seq, ok := d.writes.last(mint, maxt)
+		seq, ok := d.writes.last(mint, maxt, tier)
 		if !ok {
 			return "", false
 		}
@@ -233,6 +242,9 @@ type writeLog struct {
 	mu    sync.Mutex
 	seq   uint64
 	byDay map[int64]uint64
+	// byTier[k] is byDay for the samples of derived tier k alone (tierSuffixes): a commit of
+	// 1-minute samples or gauges does not change a day of the hourly tier.
+	byTier [len(tierSuffixes)]map[int64]uint64
 	// replayed is the span of the samples the heads held when the DB was opened (replayed
 	// from the write-ahead logs): no commit of this DB accounts for them.
 	replayed span
@@ -251,9 +263,10 @@ func (s span) overlaps(mint, maxt int64) bool {
 	return s.min <= s.max && s.min <= maxt && s.max >= mint
 }
 
-// committed records a commit of samples over sp. Called after the commit, so that a
-// Generation taken before a querier never names a commit the querier may miss.
-func (w *writeLog) committed(sp span) {
+// committed records a commit of samples over sp, of which those of derived tier k over
+// tiers[k]. Called after the commit, so that a Generation taken before a querier never names a
+// commit the querier may miss.
+func (w *writeLog) committed(sp span, tiers *tierSpans) {
 	if sp.min > sp.max {
 		return
 	}
@@ -266,6 +279,50 @@ func (w *writeLog) committed(sp span) {
 	for day := floorTo(sp.min, dayMs); day <= sp.max; day += dayMs {
 		w.byDay[day] = w.seq
 	}
+	for k := range tiers {
+		ts := tiers[k]
+		if ts.min > ts.max {
+			continue
+		}
+		if w.byTier[k] == nil {
+			w.byTier[k] = map[int64]uint64{}
+		}
+		for day := floorTo(ts.min, dayMs); day <= ts.max; day += dayMs {
+			w.byTier[k][day] = w.seq
+		}
+	}
+}
+
+// tierSuffixes are the name suffixes of the derived tiers whose commits the write log also
+// keeps apart (query.HourlySuffix, query.DailySuffix).
+var tierSuffixes = [...]string{":sum1h", ":sum1d"}
+
+// tierOf returns the index in tierSuffixes of the series l, or -1.
+func tierOf(l labels.Labels) int {
+	name := l.Get(labels.MetricName)
+	for k, suf := range tierSuffixes {
+		if strings.HasSuffix(name, suf) {
+			return k
+		}
+	}
+	return -1
+}
+
+// tierSpans are the spans of a commit's samples per derived tier.
+type tierSpans [len(tierSuffixes)]span
+
+func newTierSpans() tierSpans {
+	var t tierSpans
+	for k := range t {
+		t[k] = emptySpan
+	}
+	return t
+}
+
+func (t *tierSpans) add(l labels.Labels, ts int64) {
+	if k := tierOf(l); k >= 0 {
+		t[k].add(ts)
+	}
 }
 
 // flushed forgets the replayed span: the heads' samples are all in blocks now.
@@ -275,17 +332,22 @@ func (w *writeLog) flushed() {
 	w.mu.Unlock()
 }
 
-// last returns the number of the last commit that wrote into the days of [mint, maxt], and
-// false when the range holds samples replayed at open.
-func (w *writeLog) last(mint, maxt int64) (uint64, bool) {
+// last returns the number of the last commit that wrote into the days of [mint, maxt] (tier
+// -1) or into those days of derived tier k, and false when the range holds samples replayed at
+// open.
+func (w *writeLog) last(mint, maxt int64, tier int) (uint64, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.replayed.overlaps(mint, maxt) {
 		return 0, false
 	}
+	byDay := w.byDay
+	if tier >= 0 {
+		byDay = w.byTier[tier]
+	}
 	var seq uint64
 	for day := floorTo(mint, dayMs); day <= maxt; day += dayMs {
-		seq = max(seq, w.byDay[day])
+		seq = max(seq, byDay[day])
 	}
 	return seq, true
 }
@@ -541,7 +603,8 @@ type lockedAppender struct {
 	ctx    context.Context
 	mu     *sync.RWMutex
 	writes *writeLog
-	span   span // of the samples appended since the last Commit or Rollback
+	span   span      // of the samples appended since the last Commit or Rollback
+	tiers  tierSpans // of those of each derived tier
 	opts   *storage.AppendOptions
 	inner  storage.Appender // nil until the first sample, and again after Commit or Rollback
 }
@@ -577,11 +640,13 @@ func (a *lockedAppender) SetOptions(opts *storage.AppendOptions) {
 
 func (a *lockedAppender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
 	a.span.add(t)
+	a.tiers.add(l, t)
 	return a.app().Append(ref, l, t, v)
 }
 
 func (a *lockedAppender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
 	a.span.add(t)
+	a.tiers.add(l, t)
 	return a.app().AppendHistogram(ref, l, t, h, fh)
 }
 
@@ -595,11 +660,13 @@ func (a *lockedAppender) UpdateMetadata(ref storage.SeriesRef, l labels.Labels, 
 
 func (a *lockedAppender) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64) (storage.SeriesRef, error) {
 	a.span.add(st)
+	a.tiers.add(l, st)
 	return a.app().AppendSTZeroSample(ref, l, t, st)
 }
 
 func (a *lockedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
 	a.span.add(st)
+	a.tiers.add(l, st)
 	return a.app().AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
 }
 
@@ -607,13 +674,13 @@ func (a *lockedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l la
 // Commit returned: a failed commit may have written some of its samples.
 func (a *lockedAppender) Commit() error {
 	err := a.end(storage.Appender.Commit)
-	a.writes.committed(a.span)
-	a.span = emptySpan
+	a.writes.committed(a.span, &a.tiers)
+	a.span, a.tiers = emptySpan, newTierSpans()
 	return err
 }
 
 func (a *lockedAppender) Rollback() error {
-	a.span = emptySpan
+	a.span, a.tiers = emptySpan, newTierSpans()
 	return a.end(storage.Appender.Rollback)
 }
 
@@ -624,13 +691,16 @@ type lockedAppenderV2 struct {
 	mu     *sync.RWMutex
 	writes *writeLog
 	span   span
+	tiers  tierSpans
 	inner  storage.AppenderV2
 }
 
 func (a *lockedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
 	a.span.add(t)
+	a.tiers.add(ls, t)
 	if st != 0 {
 		a.span.add(st)
+		a.tiers.add(ls, st)
 	}
 	if a.inner == nil {
 		a.mu.RLock()
@@ -651,12 +721,12 @@ func (a *lockedAppenderV2) end(fn func(storage.AppenderV2) error) error {
 
 func (a *lockedAppenderV2) Commit() error {
 	err := a.end(storage.AppenderV2.Commit)
-	a.writes.committed(a.span)
-	a.span = emptySpan
+	a.writes.committed(a.span, &a.tiers)
+	a.span, a.tiers = emptySpan, newTierSpans()
 	return err
 }
 
 func (a *lockedAppenderV2) Rollback() error {
-	a.span = emptySpan
+	a.span, a.tiers = emptySpan, newTierSpans()
 	return a.end(storage.AppenderV2.Rollback)
 }

@@ -393,3 +393,59 @@ func TestGeneration(t *testing.T) {
 		t.Errorf("generation moved without a write: %q → %q", g3, g4)
 	}
 }
+
+// A derived tier's generation moves only with commits of that tier's samples into the day:
+// the collector's 1-minute samples and the Deriver's gauges leave the hourly tier's day as it
+// was, and a new hourly point moves it (and the day's generation of everything).
+func TestTierGeneration(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	day := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC).UnixMilli()
+	const dayMs = 24 * 3600 * 1000
+	appendAt := func(name string, ts int64) {
+		t.Helper()
+		app := db.Appender(context.Background())
+		if _, err := app.Append(0, labels.FromStrings(labels.MetricName, name, "project", "p1"), ts, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hourly := func() string {
+		t.Helper()
+		g, ok := db.TierGeneration(day+1, day+dayMs, ":sum1h")
+		if !ok {
+			t.Fatal("a day written by this DB has no hourly generation")
+		}
+		return g
+	}
+	appendAt("cygni_cpu_seconds:sum1h", day+3600_000)
+	h1, all1 := hourly(), must(db.Generation(day+1, day+dayMs))
+	daily1, _ := db.TierGeneration(day+1, day+dayMs, ":sum1d")
+	appendAt("cygni_cpu_seconds", day+3660_000)
+	appendAt("cygni_project_budget_usd", day+3660_000)
+	if h := hourly(); h != h1 {
+		t.Errorf("1-minute samples and gauges moved the hourly tier's generation %q → %q", h1, h)
+	}
+	if all := must(db.Generation(day+1, day+dayMs)); all == all1 {
+		t.Errorf("commits into the day left its generation %q", all1)
+	}
+	appendAt("cygni_cpu_seconds:sum1h", day+7200_000)
+	if h := hourly(); h == h1 {
+		t.Errorf("an hourly point left the hourly tier's generation %q", h1)
+	}
+	if d, _ := db.TierGeneration(day+1, day+dayMs, ":sum1d"); d != daily1 {
+		t.Errorf("an hourly point moved the daily tier's generation %q → %q", daily1, d)
+	}
+	if g, _ := db.TierGeneration(day+1, day+dayMs, ":other"); g != must(db.Generation(day+1, day+dayMs)) {
+		t.Errorf("an unknown suffix's generation %q is not the day's", g)
+	}
+}
+
+func must(g string, ok bool) string {
+	if !ok {
+		panic("no generation")
+	}
+	return g
+}
