@@ -26,7 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/cygni/usage/internal/fixture"
 	"github.com/cygni/usage/query"
@@ -180,6 +182,88 @@ func BenchmarkMonthAnalyticsOneProject(b *testing.B) {
 func BenchmarkMonthSummary(b *testing.B) {
 	m := monthFixture(b)
 	m.timedBoth(b, "/api/usage/summary")
+}
+
+// BenchmarkMonthSummaryLive is BenchmarkMonthSummary as a live server answers it: the clock at
+// 13:00:30 of the month's last day, the hour 12:00–13:00 not derived yet (read from its 60
+// minutes of 1-minute samples, through the minute cache; the summary stops at the current
+// minute, which has no sample yet on a live server, and at 13:00 here, where the fixture does
+// hold later samples), and commits as the collector and the Deriver make them:
+// before every call a budget gauge (the Deriver writes them every minute), before every tenth
+// a 1-minute sample into the current hour (the collector's cycle, every 5 minutes: ten summaries
+// a cycle). They belong to a project outside the team ("bench_live", kept in the cached
+// fixture), so the figures stay the fixture's; what they move is the day's generation and the
+// current hour's, which the hour and minute caches must follow and nothing more
+// (TierGenerations). p50 is a call between cycles, p99 the call after one.
+func BenchmarkMonthSummaryLive(b *testing.B) {
+	m := monthFixture(b)
+	now := m.to.Add(-36*time.Hour + time.Hour + 30*time.Second)
+	derived := func() (time.Time, time.Time) { return m.from, now.Truncate(time.Hour).Add(-time.Hour) }
+	engine, err := query.New(nil, nil, query.Options{Storage: m.f.DB, Now: func() time.Time { return now }, HourlyRange: derived, DailyRange: derived})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps := make([]store.Project, len(m.projects))
+	for i, p := range m.projects {
+		ps[i] = store.Project{ID: p, TeamID: "team_bulk", Name: "Project " + p}
+	}
+	ts := httptest.NewServer(New(Options{
+		AuthDeps:  AuthDeps{Tokens: fixedTokens{}},
+		UsageDeps: UsageDeps{Usage: engine, UsageProjects: bulkStore{ps}},
+		Limits:    Limits{RESTTimeout: 10 * time.Minute, QueryTimeout: 10 * time.Minute},
+	}))
+	defer ts.Close()
+	live := *m
+	live.url = ts.URL
+	raw := labels.FromStrings(labels.MetricName, series.CPUSeconds, series.LabelProject, "bench_live", series.LabelDeployment, "web")
+	gauge := labels.FromStrings(labels.MetricName, "cygni_project_budget_usd", series.LabelProject, "bench_live")
+	// Stamped after every sample an earlier run left, one millisecond apart.
+	t0 := now.Truncate(time.Hour).Add(-59 * time.Minute).UnixMilli()
+	if q, err := m.f.DB.Querier(t0, now.UnixMilli()); err == nil {
+		ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, series.LabelProject, "bench_live"))
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() != chunkenc.ValNone {
+				t0 = max(t0, it.AtT()+1)
+			}
+		}
+		if err := q.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := int64(0)
+	commit := func() {
+		app := m.f.DB.Appender(context.Background())
+		ls := []labels.Labels{gauge}
+		if i%10 == 0 {
+			ls = append(ls, raw)
+		}
+		for _, l := range ls {
+			if _, err := app.Append(0, l, t0+i, 60); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	commit()
+	live.get(b, "/api/usage/summary") // the days and hours cached once
+	b.ReportAllocs()
+	hb, mb := engine.HourCacheStats(), engine.MinuteCacheStats()
+	d := latencies(b, func() {
+		commit()
+		live.get(b, "/api/usage/summary")
+	})
+	reportP50(b, d)
+	b.ReportMetric(float64(percentile(d, 0.99).Microseconds())/1000, "p99-ms")
+	hs := engine.HourCacheStats()
+	b.ReportMetric(float64(hs.Hits-hb.Hits)/float64(b.N), "cached-project-hour-days/op")
+	b.ReportMetric(float64(hs.Misses-hb.Misses)/float64(b.N), "read-project-hour-days/op")
+	ms := engine.MinuteCacheStats()
+	b.ReportMetric(float64(ms.Hits-mb.Hits)/float64(b.N), "cached-project-hours/op")
+	b.ReportMetric(float64(ms.Misses-mb.Misses)/float64(b.N), "read-project-hours/op")
 }
 
 // BenchmarkMonthBudget: one project's budget (target < 1 ms).

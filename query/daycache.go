@@ -43,9 +43,16 @@ func tierGeneration(g Generations, mint, maxt int64, tier int) (string, bool) {
 		return tg.TierGeneration(mint, maxt, HourlySuffix)
 	case tierDay:
 		return tg.TierGeneration(mint, maxt, DailySuffix)
+	case tierMinute:
+		return tg.TierGeneration(mint, maxt, "") // the usage series' own, unsuffixed names
 	}
 	return g.Generation(mint, maxt)
 }
+
+// DefaultMinuteCacheEntries bounds the minute cache: project-hours of 1-minute sums, one per
+// deployment and series (about 0.7 KB each with 2 deployments × 7 series, so ~7 MB): the hours
+// not derived yet — the current one and the one before — of 5,000 projects.
+const DefaultMinuteCacheEntries = 10_000
 
 // DefaultHourCacheEntries bounds the hour cache: project-days of hourly-tier sums, one per
 // deployment, series and hour (about 14 KB each with 2 deployments × 7 series,
@@ -88,6 +95,10 @@ func (c *dayCache) stats() DayCacheStats {
 // DayCacheStats returns the day cache's counters (zero without a cache).
 func (e *Engine) DayCacheStats() DayCacheStats { return e.days.stats() }
 
+// MinuteCacheStats returns the minute cache's counters (project-hours of 1-minute sums; zero
+// without a cache).
+func (e *Engine) MinuteCacheStats() DayCacheStats { return e.minutes.stats() }
+
 // HourCacheStats returns the hour cache's counters (project-days of hourly sums; zero without a
 // cache).
 func (e *Engine) HourCacheStats() DayCacheStats { return e.hours.stats() }
@@ -102,6 +113,10 @@ type dayKey struct {
 type dayCell struct {
 	gen  string
 	sums []daySum
+	// last is, in a minute cell (the minute cache), the start of the hour's latest minute with a
+	// sample (minTime: none): the cell holds the sums of every minute of the hour before any
+	// end after it.
+	last int64
 }
 
 type daySum struct {
@@ -396,4 +411,201 @@ func (r *reader) applyDay(project string, dy int64, cell *dayCell) error {
 		}
 	}
 	return nil
+}
+
+// minuteHour is an hour whose 1-minute samples are read through the minute cache: the minutes
+// [h, end) of the run, all in bucket b.
+type minuteHour struct {
+	h, end int64
+	b      int
+}
+
+// readMinutes reads the 1-minute samples of run (hours not derived yet, or not whole in a bucket
+// of the hourly tier) into the rows. Each hour of the run that starts at its hour and lies in
+// one bucket is read through the minute cache: per project and UTC hour, the sums of the hour's
+// minutes, kept while the storage reports the hour's 1-minute samples unchanged (the collector
+// writes them once a cycle) and applied while the run's end lies after the hour's latest
+// minute. The other parts of the run are read directly.
+func (r *reader) readMinutes(ctx context.Context, run [2]int64, names string, ms []*labels.Matcher) error {
+	direct := func(lo, hi int64) error {
+		sub := [2]int64{lo, hi}
+		return r.selectInto(ctx, lo+1, hi, tierMinute, &sub, names, ms)
+	}
+	c := r.e.minutes
+	gens, ok := r.e.db.(Generations)
+	if c == nil || isScan(ctx) || !ok || r.projects == nil {
+		return direct(run[0], run[1])
+	}
+	var hours []minuteHour
+	var rest [][2]int64
+	for h := floorTo(run[0], hourMs); h < run[1]; h += hourMs {
+		a, b := max(h, run[0]), min(h+hourMs, run[1])
+		if bk := r.bucketOf(a); a == h && bk >= 0 && r.bucketOf(b-1) == bk {
+			hours = append(hours, minuteHour{h: h, end: b, b: bk})
+			continue
+		}
+		if n := len(rest); n > 0 && rest[n-1][1] == a {
+			rest[n-1][1] = b
+		} else {
+			rest = append(rest, [2]int64{a, b})
+		}
+	}
+	projects := slices.Clone(r.projects)
+	slices.Sort(projects)
+	projects = slices.Compact(projects)
+	if len(hours)*len(projects) > c.max/2 { // caching it would only push out what the cache holds
+		return direct(run[0], run[1])
+	}
+	for _, d := range rest {
+		if err := direct(d[0], d[1]); err != nil {
+			return err
+		}
+	}
+	apply := func(p string, mh minuteHour, cell *dayCell) error {
+		var (
+			acc     *rowAcc
+			lastKey Key
+		)
+		for i, s := range cell.sums {
+			if k := r.keyFor(p, s.deployment); acc == nil || k != lastKey || i == 0 {
+				acc, lastKey = r.row(k), k
+			}
+			if err := r.addCell(acc, mh.b, mh.h, Metric(s.metric), s.sum); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	missing := map[int64][]string{}
+	gen := map[int64]string{}
+	byHour := map[int64]minuteHour{}
+	found := make([]*dayCell, len(projects))
+	for _, mh := range hours {
+		byHour[mh.h] = mh
+		g, ok := tierGeneration(gens, mh.h+1, mh.h+hourMs, tierMinute)
+		if !ok {
+			c.unknown.Add(1)
+			if err := direct(mh.h, mh.end); err != nil {
+				return err
+			}
+			continue
+		}
+		gen[mh.h] = g
+		c.getAll(projects, mh.h, g, found)
+		for i, p := range projects {
+			if cell := found[i]; cell != nil && cell.last < mh.end {
+				if err := apply(p, mh, cell); err != nil {
+					return err
+				}
+				continue
+			}
+			missing[mh.h] = append(missing[mh.h], p)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	cells, full, err := r.captureMinutes(ctx, missing, byHour, names)
+	if err != nil {
+		return err
+	}
+	keep := make(map[dayKey]*dayCell, len(cells))
+	for k, cell := range cells {
+		if err := apply(k.project, byHour[k.day], cell); err != nil {
+			return err
+		}
+		// Cached only with every minute of the hour in it, and if the hour's generation held
+		// through the read.
+		if g, ok := tierGeneration(gens, k.day+1, k.day+hourMs, tierMinute); ok && g == gen[k.day] && full[k] {
+			cell.gen = g
+			keep[k] = cell
+		}
+	}
+	c.put(keep)
+	return nil
+}
+
+// captureMinutes reads the 1-minute samples of the given hours and projects in one Select and
+// returns, per (project, hour) asked for, the sums per deployment and series of the minutes
+// [h, end) — as selectInto assigns samples to minutes — and whether those are all the hour's
+// minutes with samples (full).
+func (r *reader) captureMinutes(ctx context.Context, missing map[int64][]string, hours map[int64]minuteHour, names string) (map[dayKey]*dayCell, map[dayKey]bool, error) {
+	cells := map[dayKey]*dayCell{}
+	full := map[dayKey]bool{}
+	var projects []string
+	lo, hi := int64(math.MaxInt64), int64(minTime)
+	for h, ps := range missing {
+		lo, hi = min(lo, h), max(hi, h+hourMs)
+		for _, p := range ps {
+			cells[dayKey{p, h}] = &dayCell{last: minTime}
+			full[dayKey{p, h}] = true
+			projects = append(projects, p)
+		}
+	}
+	slices.Sort(projects)
+	projects = slices.Compact(projects)
+	q, err := r.e.db.Querier(lo+1, hi)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open TSDB querier: %w", err)
+	}
+	defer q.Close()
+	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, names), projectMatcher(projects))
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		lbls := s.Labels()
+		m, ok := metricByName[lbls.Get(labels.MetricName)]
+		if !ok {
+			continue
+		}
+		p, dep := lbls.Get(series.LabelProject), lbls.Get(series.LabelDeployment)
+		it = s.Iterator(it)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt != chunkenc.ValFloat {
+				continue
+			}
+			t, v := it.At()
+			start := ceilTo(t, minuteMs) - minuteMs
+			h := floorTo(start, hourMs)
+			k := dayKey{p, h}
+			cell := cells[k]
+			if cell == nil {
+				continue // an hour or project not asked for
+			}
+			if start >= hours[h].end {
+				full[k] = false // a minute after the run's end: not the whole hour
+				continue
+			}
+			qv, err := Quantize(m, v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("read series %s at %d: %w", lbls, t, err)
+			}
+			i := len(cell.sums) - 1
+			if i < 0 || cell.sums[i].metric != uint8(m) || cell.sums[i].deployment != dep {
+				if i = slices.IndexFunc(cell.sums, func(d daySum) bool { return d.metric == uint8(m) && d.deployment == dep }); i < 0 {
+					cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m)})
+					i = len(cell.sums) - 1
+				}
+			}
+			sum, overflow := cell.sums[i].sum.Add64(qv)
+			if overflow {
+				return nil, nil, fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
+			}
+			cell.sums[i].sum = sum
+			cell.last = max(cell.last, start)
+		}
+		if err := it.Err(); err != nil {
+			return nil, nil, fmt.Errorf("read series %s: %w", lbls, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return nil, nil, fmt.Errorf("select usage series: %w", err)
+	}
+	for _, cell := range cells {
+		cell.sums = slices.Clone(cell.sums)
+	}
+	return cells, full, nil
 }

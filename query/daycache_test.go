@@ -445,3 +445,153 @@ func BenchmarkHourCacheMemory(b *testing.B) {
 		return sums
 	})
 }
+
+// The minute cache (the hours not derived yet, read from 1-minute samples) answers exactly what
+// a read does while the collector keeps committing minutes and corrections into the current
+// hour and the Deriver its gauges: a commit of other series leaves it cached, a commit of
+// 1-minute samples is read again, a run ending before a cached hour's last minute is read.
+func TestMinuteCacheExactLive(t *testing.T) {
+	db := openCacheDB(t)
+	d0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	const nproj = 20
+	metrics := []Metric{CPUSeconds, MemoryGBHours, TaskMinutes, EgressBytes}
+	rng := rand.New(rand.NewPCG(21, 22))
+	projects := make([]string, nproj)
+	label := func(m Metric, p, dep string) labels.Labels {
+		return labels.FromStrings(labels.MetricName, seriesOf[m], series.LabelProject, p, series.LabelDeployment, dep)
+	}
+	appendMinutes := func(from, to time.Time) {
+		t.Helper()
+		app := db.Appender(context.Background())
+		for i, p := range projects {
+			for _, dep := range []string{"web", "worker"} {
+				for _, m := range metrics {
+					for mn := from; mn.Before(to); mn = mn.Add(time.Minute) {
+						if (i+mn.Minute())%7 == 3 {
+							continue
+						}
+						if _, err := app.Append(0, label(m, p, dep), mn.Add(time.Minute).UnixMilli(), Dequantize(m, rng.Int64N(1<<20))); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range projects {
+		projects[i] = fmt.Sprintf("proj_%03d", i)
+	}
+	// Nothing derived: 3 hours and 20 minutes of 1-minute samples, the clock at 03:20.
+	now := d0.Add(3*time.Hour + 20*time.Minute)
+	appendMinutes(d0, now)
+	db.DisableCompactions() // a new block is a new generation, rightly read again: not here
+	defer db.EnableCompactions()
+	counted := &countingDB{DB: db}
+	clock := func() time.Time { return now }
+	cached, err := New(nil, nil, Options{Storage: counted, DayCacheEntries: -1, HourCacheEntries: -1, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := New(nil, nil, Options{Storage: db, DayCacheEntries: -1, HourCacheEntries: -1, MinuteCacheEntries: -1, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes := func() [][]time.Time {
+		var out [][]time.Time
+		for _, s := range []struct {
+			from, to time.Time
+			g        GroupBy
+			loc      *time.Location
+		}{
+			{d0, now, Day, time.UTC},                                  // a summary: today to now
+			{d0, d0.Add(4 * time.Hour), Hour, time.UTC},               // by hour, the current hour partial
+			{d0.Add(90 * time.Minute), now, Hour, time.UTC},           // starting mid-hour
+			{d0, now, Hour, kolkata},                                  // half-hour boundaries: read directly
+			{d0, d0.Add(3*time.Hour + 10*time.Minute), Day, time.UTC}, // ends before the latest minute
+		} {
+			b, err := Buckets(s.from, s.to, s.g, s.loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	compare := func(what string) {
+		t.Helper()
+		for si, b := range shapes() {
+			for _, g := range []Grouping{ByProject, ByDeployment, ByTotal} {
+				for _, ps := range [][]string{projects, projects[:3], {"proj_004", "proj_004"}} {
+					got, err := cached.Rollup(context.Background(), ps, b, g)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := plain.Rollup(context.Background(), ps, b, g)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(got.Rows, want.Rows) {
+						t.Fatalf("%s: shape %d, grouping %v, %d projects: the cached rollup differs from a read", what, si, g, len(ps))
+					}
+				}
+			}
+		}
+	}
+	summary := func() []time.Time { return shapes()[0] }
+	compare("cold")
+	if cached.minutes.len() == 0 {
+		t.Fatal("nothing cached")
+	}
+	before := counted.queriers.Load()
+	if _, err := cached.Rollup(context.Background(), projects, summary(), ByProject); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.queriers.Load() - before; n != 0 {
+		t.Errorf("a warm summary opened %d queriers, want 0", n)
+	}
+	// The Deriver's gauges: still cached.
+	app := db.Appender(context.Background())
+	if _, err := app.Append(0, labels.FromStrings(labels.MetricName, "cygni_project_budget_usd", series.LabelProject, "proj_001"), now.UnixMilli(), 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	before = counted.queriers.Load()
+	if _, err := cached.Rollup(context.Background(), projects, summary(), ByProject); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.queriers.Load() - before; n != 0 {
+		t.Errorf("a summary after a gauge commit opened %d queriers, want 0", n)
+	}
+	compare("a gauge committed")
+	// The collector's next cycle: five more minutes, the clock moves on.
+	appendMinutes(now, now.Add(5*time.Minute))
+	now = now.Add(5 * time.Minute)
+	compare("a cycle committed")
+	// A correction into an earlier minute of the current hour (the difference, inside the minute).
+	app = db.Appender(context.Background())
+	if _, err := app.Append(0, label(CPUSeconds, "proj_002", "web"), d0.Add(3*time.Hour+2*time.Minute).UnixMilli()-1, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	compare("a correction committed")
+	// A new hour begins.
+	appendMinutes(now, d0.Add(4*time.Hour+3*time.Minute))
+	now = d0.Add(4*time.Hour + 3*time.Minute)
+	compare("the next hour")
+	st := cached.MinuteCacheStats()
+	t.Logf("minute cache: %+v", st)
+	if st.Hits == 0 {
+		t.Error("the minute cache answered nothing")
+	}
+}

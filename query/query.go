@@ -77,6 +77,9 @@ type Options struct {
 	// HourCacheEntries bounds the hour cache (project-days of hourly-tier sums, per hour, reused
 	// the same way). Zero: DefaultHourCacheEntries; negative: no cache.
 	HourCacheEntries int
+	// MinuteCacheEntries bounds the minute cache (project-hours of 1-minute sums, for the hours
+	// not derived yet, reused the same way). Zero: DefaultMinuteCacheEntries; negative: no cache.
+	MinuteCacheEntries int
 }
 
 // Engine answers usage and cost questions over the TSDB. It is safe for concurrent use.
@@ -90,6 +93,7 @@ type Engine struct {
 	dailyRange  func() (from, through time.Time)
 	days        *dayCache // nil: every day is read from the storage
 	hours       *dayCache // hourly cells; nil: every hour is read from the storage
+	minutes     *dayCache // per project and UTC hour, 1-minute sums; nil: read from the storage
 }
 
 // New builds an Engine. It starts no goroutines.
@@ -118,11 +122,15 @@ func New(logger *slog.Logger, _ prometheus.Registerer, opts Options) (*Engine, e
 	if opts.HourCacheEntries == 0 {
 		opts.HourCacheEntries = DefaultHourCacheEntries
 	}
+	if opts.MinuteCacheEntries == 0 {
+		opts.MinuteCacheEntries = DefaultMinuteCacheEntries
+	}
 	e := &Engine{logger: logger.With("component", "query"), db: opts.Storage, prices: opts.Prices, overrides: opts.Overrides, now: opts.Now,
 		hourlyRange: opts.HourlyRange, dailyRange: opts.DailyRange}
 	if _, ok := opts.Storage.(Generations); ok {
 		e.days = newDayCache(opts.DayCacheEntries)
 		e.hours = newDayCache(opts.HourCacheEntries)
+		e.minutes = newDayCache(opts.MinuteCacheEntries)
 	}
 	return e, nil
 }
@@ -634,7 +642,7 @@ func (r *reader) read(ctx context.Context, ms ...*labels.Matcher) error {
 		}
 	}
 	for _, run := range runs {
-		if err := r.selectInto(ctx, run[0]+1, run[1], tierMinute, &run, nameRe(func(n string) string { return n }), ms); err != nil {
+		if err := r.readMinutes(ctx, run, nameRe(func(n string) string { return n }), ms); err != nil {
 			return err
 		}
 	}

@@ -32,6 +32,8 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
+
+	"github.com/cygni/usage/series"
 )
 
 // Options configure the embedded TSDB. Zero values take the defaults.
@@ -189,10 +191,19 @@ func (d *DB) Generation(mint, maxt int64) (string, bool) { return d.generation(m
 
 // TierGeneration is Generation for the samples of one derived tier alone, named by its suffix
 // (":sum1h", ":sum1d"): in the heads, only commits that wrote samples of that tier into the
-// range's days change it. Any other suffix gives Generation.
+// range's days change it. The suffix RawSuffix names the usage series' 1-minute samples, kept
+// per UTC hour: only commits of such samples into the range's hours change it. Any other
+// suffix gives Generation.
 func (d *DB) TierGeneration(mint, maxt int64, suffix string) (string, bool) {
-	return d.generation(mint, maxt, slices.Index(tierSuffixes[:], suffix))
+	tier := slices.Index(tierSuffixes[:], suffix)
+	if suffix == RawSuffix {
+		tier = rawTier
+	}
+	return d.generation(mint, maxt, tier)
 }
+
+// RawSuffix names the usage series' 1-minute samples in TierGeneration: they have no suffix.
+const RawSuffix = ""
 
 func (d *DB) generation(mint, maxt int64, tier int) (string, bool) {
 	h := d.db.Head()
@@ -245,6 +256,9 @@ type writeLog struct {
 	// byTier[k] is byDay for the samples of derived tier k alone (tierSuffixes): a commit of
 	// 1-minute samples or gauges does not change a day of the hourly tier.
 	byTier [len(tierSuffixes)]map[int64]uint64
+	// byRawHour is, per UTC hour, the last commit that wrote a 1-minute sample of a usage series
+	// (series.Usage) into it: the collector's, every cycle, into the current hour.
+	byRawHour map[int64]uint64
 	// replayed is the span of the samples the heads held when the DB was opened (replayed
 	// from the write-ahead logs): no commit of this DB accounts for them.
 	replayed span
@@ -279,7 +293,7 @@ func (w *writeLog) committed(sp span, tiers *tierSpans) {
 	for day := floorTo(sp.min, dayMs); day <= sp.max; day += dayMs {
 		w.byDay[day] = w.seq
 	}
-	for k := range tiers {
+	for k := range tierSuffixes {
 		ts := tiers[k]
 		if ts.min > ts.max {
 			continue
@@ -291,13 +305,35 @@ func (w *writeLog) committed(sp span, tiers *tierSpans) {
 			w.byTier[k][day] = w.seq
 		}
 	}
+	if rs := tiers[rawTier]; rs.min <= rs.max {
+		if w.byRawHour == nil {
+			w.byRawHour = map[int64]uint64{}
+		}
+		for h := floorTo(rs.min, hourMs); h <= rs.max; h += hourMs {
+			w.byRawHour[h] = w.seq
+		}
+	}
 }
+
+const hourMs = 60 * 60 * 1000
 
 // tierSuffixes are the name suffixes of the derived tiers whose commits the write log also
 // keeps apart (query.HourlySuffix, query.DailySuffix).
 var tierSuffixes = [...]string{":sum1h", ":sum1d"}
 
-// tierOf returns the index in tierSuffixes of the series l, or -1.
+// rawTier is the index in tierSpans of the usage series' 1-minute samples.
+const rawTier = len(tierSuffixes)
+
+// usageNames are the usage series (series.Usage), whose 1-minute samples are rawTier.
+var usageNames = func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range series.Usage {
+		m[n] = true
+	}
+	return m
+}()
+
+// tierOf returns the index in tierSpans of the series l, or -1.
 func tierOf(l labels.Labels) int {
 	name := l.Get(labels.MetricName)
 	for k, suf := range tierSuffixes {
@@ -305,11 +341,15 @@ func tierOf(l labels.Labels) int {
 			return k
 		}
 	}
+	if usageNames[name] {
+		return rawTier
+	}
 	return -1
 }
 
-// tierSpans are the spans of a commit's samples per derived tier.
-type tierSpans [len(tierSuffixes)]span
+// tierSpans are the spans of a commit's samples per derived tier, and of the usage series'
+// 1-minute samples (rawTier).
+type tierSpans [len(tierSuffixes) + 1]span
 
 func newTierSpans() tierSpans {
 	var t tierSpans
@@ -341,11 +381,17 @@ func (w *writeLog) last(mint, maxt int64, tier int) (uint64, bool) {
 	if w.replayed.overlaps(mint, maxt) {
 		return 0, false
 	}
+	var seq uint64
+	if tier == rawTier {
+		for h := floorTo(mint, hourMs); h <= maxt; h += hourMs {
+			seq = max(seq, w.byRawHour[h])
+		}
+		return seq, true
+	}
 	byDay := w.byDay
 	if tier >= 0 {
 		byDay = w.byTier[tier]
 	}
-	var seq uint64
 	for day := floorTo(mint, dayMs); day <= maxt; day += dayMs {
 		seq = max(seq, byDay[day])
 	}

@@ -441,6 +441,23 @@ func TestTierGeneration(t *testing.T) {
 	if g, _ := db.TierGeneration(day+1, day+dayMs, ":other"); g != must(db.Generation(day+1, day+dayMs)) {
 		t.Errorf("an unknown suffix's generation %q is not the day's", g)
 	}
+	// The 1-minute samples of the usage series, per UTC hour: a commit into hour 1 moves hour 1
+	// only; gauges and hourly points move neither.
+	const hourMs = 3600_000
+	raw := func(h int64) string { return must(db.TierGeneration(day+h*hourMs+1, day+(h+1)*hourMs, RawSuffix)) }
+	r1, r3 := raw(1), raw(3)
+	appendAt("cygni_project_budget_usd", day+3720_000)
+	appendAt("cygni_cpu_seconds:sum1h", day+3*hourMs)
+	if g := raw(1); g != r1 {
+		t.Errorf("a gauge and an hourly point moved hour 1's raw generation %q → %q", r1, g)
+	}
+	appendAt("cygni_memory_gb_hours", day+3720_000)
+	if g := raw(1); g == r1 {
+		t.Errorf("a 1-minute sample into hour 1 left its raw generation %q", r1)
+	}
+	if g := raw(3); g != r3 {
+		t.Errorf("a 1-minute sample into hour 1 moved hour 3's raw generation %q → %q", r3, g)
+	}
 }
 
 func must(g string, ok bool) string {
