@@ -600,14 +600,13 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 		}
 		durable := ch.to
 		if bf != nil {
-			if _, err := bf.Flush(ctx, ch.to.UnixMilli()); err != nil {
+			// The ranges this chunk completed are written while the next chunk is read; the
+			// watermark passes only ranges whose blocks are loaded.
+			if err := bf.Flush(ctx, ch.to.UnixMilli()); err != nil {
 				return fmt.Errorf("collect %s..%s: %w", ch.from.Format(time.RFC3339), ch.to.Format(time.RFC3339), err)
 			}
 			if oldest, ok := bf.OldestPending(); ok {
 				durable = minTime(durable, time.UnixMilli(oldest).UTC())
-			}
-			if !bf.Loaded() {
-				durable = time.Time{} // written, not yet loaded: the next chunk moves the watermark
 			}
 		}
 		if newest.After(published) {
@@ -653,7 +652,7 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 		}
 	}
 	if bf != nil {
-		if _, err := bf.Flush(ctx, math.MaxInt64); err != nil {
+		if err := bf.Flush(ctx, math.MaxInt64); err != nil {
 			return fmt.Errorf("collect %s..%s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 		}
 		if err := bf.Wait(ctx); err != nil {

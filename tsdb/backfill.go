@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -29,15 +28,18 @@ const BackfillRange = promtsdb.DefaultBlockDuration
 // BackfillRange, instead of through the write-ahead log and the out-of-order head: what a
 // collector reading history writes. Its appenders may be used concurrently; samples of one
 // series must be appended in time order (a sample behind its series' last one is refused with
-// storage.ErrOutOfOrderSample). Nothing is durable or visible before Flush has written the
-// block of its range and Loaded (or Wait) reports the block loaded.
+// storage.ErrOutOfOrderSample). Flush hands the ranges the caller has passed to a goroutine that
+// writes and loads their blocks while the caller goes on reading; nothing is durable or visible
+// before Loaded (or Wait) reports them loaded.
 type Backfill struct {
 	db *DB
 
-	mu      sync.Mutex
-	writers map[int64]*rangeWriter // by range start (ms)
-	written []ulid.ULID            // flushed, perhaps not yet loaded
-	closed  bool
+	mu       sync.Mutex
+	writers  map[int64]*rangeWriter // by range start (ms), taking samples
+	inflight map[int64]bool         // ranges being written and loaded
+	err      error                  // the first failed flush
+	closed   bool
+	flushes  sync.WaitGroup
 }
 
 type rangeWriter struct {
@@ -51,7 +53,7 @@ func (d *DB) HeadMinTime() int64 { return d.db.Head().MinTime() }
 
 // NewBackfill starts a backfill. Close it when done: it discards what was never flushed.
 func (d *DB) NewBackfill() *Backfill {
-	return &Backfill{db: d, writers: map[int64]*rangeWriter{}}
+	return &Backfill{db: d, writers: map[int64]*rangeWriter{}, inflight: map[int64]bool{}}
 }
 
 func rangeStart(t int64) int64 { return floorTo(t, BackfillRange) }
@@ -89,56 +91,84 @@ func (b *Backfill) Appender(ctx context.Context) storage.Appender {
 	return &backfillAppender{b: b, ctx: ctx, apps: map[int64]storage.Appender{}}
 }
 
-// OldestPending returns the start (ms) of the oldest range holding samples not yet flushed.
+// OldestPending returns the start (ms) of the oldest range whose block is not loaded yet.
 func (b *Backfill) OldestPending() (int64, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.writers) == 0 {
-		return 0, false
-	}
-	oldest := int64(math.MaxInt64)
+	oldest, ok := int64(math.MaxInt64), false
 	for s := range b.writers {
-		oldest = min(oldest, s)
+		oldest, ok = min(oldest, s), true
 	}
-	return oldest, true
+	for s := range b.inflight {
+		oldest, ok = min(oldest, s), true
+	}
+	return oldest, ok
 }
 
-// Flush writes the block of every range that ends at or before until (ms), moves it into the
-// TSDB and loads it. No appender may be adding samples to those ranges meanwhile. It returns
-// the number of blocks written.
-func (b *Backfill) Flush(ctx context.Context, until int64) (int, error) {
+// Flush hands every range that ends at or before until (ms) to a goroutine that writes its
+// block, moves it into the TSDB and loads it, once the flush handed before it is done (so at
+// most one is under way: a reader's chunk is read while the previous chunk's blocks are
+// written, and after Flush returns every range handed before is loaded). No appender may add
+// samples to those ranges any more. It returns the error of an earlier flush, if one failed.
+func (b *Backfill) Flush(ctx context.Context, until int64) error {
+	b.flushes.Wait()
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return b.err
+	}
 	var starts []int64
 	for s := range b.writers {
 		if s+BackfillRange <= until {
 			starts = append(starts, s)
 		}
 	}
-	b.mu.Unlock()
+	if len(starts) == 0 {
+		return nil
+	}
 	slices.Sort(starts)
-	n := 0
-	for _, s := range starts {
-		b.mu.Lock()
-		rw := b.writers[s]
+	rws := make([]*rangeWriter, len(starts))
+	for i, s := range starts {
+		rws[i] = b.writers[s]
 		delete(b.writers, s)
-		b.mu.Unlock()
-		id, err := rw.flush(ctx, b.db.db.Dir())
-		if err != nil {
-			return n, err
+		b.inflight[s] = true
+	}
+	b.flushes.Add(1)
+	go func() {
+		defer b.flushes.Done()
+		err := b.flush(ctx, rws)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, s := range starts {
+			delete(b.inflight, s)
+		}
+		if err != nil && b.err == nil {
+			b.err = err
+		}
+	}()
+	return nil
+}
+
+// flush writes, moves and loads the blocks of rws.
+func (b *Backfill) flush(ctx context.Context, rws []*rangeWriter) error {
+	n := 0
+	var err error
+	for _, rw := range rws {
+		var id ulid.ULID
+		if err == nil {
+			id, err = rw.flush(ctx, b.db.db.Dir())
+		} else {
+			err = errors.Join(err, rw.w.Close(), os.RemoveAll(rw.dir))
 		}
 		if id != (ulid.ULID{}) {
-			b.mu.Lock()
-			b.written = append(b.written, id)
-			b.mu.Unlock()
 			n++
 		}
 	}
 	if n > 0 {
-		if err := b.db.loadBlocks(ctx); err != nil {
-			return n, err
-		}
+		// Loaded even after a failure: the blocks moved in are in the TSDB.
+		err = errors.Join(err, b.db.loadBlocks(ctx))
 	}
-	return n, nil
+	return err
 }
 
 // loadBlocks makes queries see the blocks written into the directory now rather than at the
@@ -170,54 +200,32 @@ func (rw *rangeWriter) flush(ctx context.Context, dbDir string) (ulid.ULID, erro
 	return id, nil
 }
 
-// Loaded reports whether every block flushed so far is loaded (queries see it), forgetting
-// those that are.
-func (b *Backfill) Loaded() bool {
+// Loaded reports whether every range handed to Flush has its block written and loaded; an
+// error if a flush failed.
+func (b *Backfill) Loaded() (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.written) == 0 {
-		return true
-	}
-	blocks := b.db.db.Blocks()
-	b.written = slices.DeleteFunc(b.written, func(id ulid.ULID) bool { return loaded(blocks, id) })
-	return len(b.written) == 0
+	return len(b.inflight) == 0, b.err
 }
 
-func loaded(blocks []*promtsdb.Block, id ulid.ULID) bool {
-	for _, bl := range blocks {
-		// Loaded, or already merged into a bigger block by compaction.
-		if slices.Contains(bl.Meta().Compaction.Sources, id) {
-			return true
-		}
-	}
-	return false
-}
-
-// Wait waits until Loaded, at most a minute.
+// Wait waits until every range handed to Flush is written and loaded, and returns the first
+// error of a flush.
 func (b *Backfill) Wait(ctx context.Context) error {
-	if b.Loaded() {
-		return nil
+	done := make(chan struct{})
+	go func() { b.flushes.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			return errors.New("backfill blocks were not loaded within a minute")
-		case <-tick.C:
-		}
-		if b.Loaded() {
-			return nil
-		}
-	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
-// Close discards every range not flushed.
+// Close waits for the flushes under way and discards every range not handed to Flush.
 func (b *Backfill) Close() error {
+	b.flushes.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
