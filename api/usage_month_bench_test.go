@@ -109,7 +109,10 @@ func (m *monthBench) get(b *testing.B, path string) int {
 // getInto GETs path and copies the body into sink.
 func (m *monthBench) getInto(b *testing.B, path string, sink *heapWatcher) {
 	b.Helper()
-	req, _ := http.NewRequest(http.MethodGet, m.url+path, nil)
+	req, err := http.NewRequest(http.MethodGet, m.url+path, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer x")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

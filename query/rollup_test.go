@@ -29,13 +29,17 @@ var rawFactor = [query.NumMetrics]int64{15, 15, 1, 1, 1_000_000, 60, 1, 0}
 
 // truthQuanta is the simulator's exact ground truth for one metric of a row over [from, to), in
 // quanta; query.Key{} is the total over every tagged project.
-func truthQuanta(sim *simaws.Sim, k query.Key, m query.Metric, from, to time.Time) query.Int128 {
+func truthQuanta(t *testing.T, sim *simaws.Sim, k query.Key, m query.Metric, from, to time.Time) query.Int128 {
+	t.Helper()
 	var total query.Int128
 	for _, svc := range sim.Services() {
 		if svc.Project == "" || (k.Project != "" && svc.Project != k.Project) || (k.Deployment != "" && svc.Deployment != k.Deployment) {
 			continue
 		}
-		total, _ = total.Add64(sim.RawTruth(svc, query.SeriesOf(m), from, to) * rawFactor[m])
+		var overflow bool
+		if total, overflow = total.Add64(sim.RawTruth(svc, query.SeriesOf(m), from, to) * rawFactor[m]); overflow {
+			t.Fatalf("%v %s [%s, %s): the truth overflows 128 bits", k, query.SeriesOf(m), from, to)
+		}
 	}
 	return total
 }
@@ -45,7 +49,7 @@ func truthQuanta(sim *simaws.Sim, k query.Key, m query.Metric, from, to time.Tim
 func checkAmounts(t *testing.T, sim *simaws.Sim, k query.Key, b query.Bucket) {
 	t.Helper()
 	for _, m := range []query.Metric{query.CPUSeconds, query.CPUUsedSeconds, query.MemoryGBHours, query.MemoryUsedGBHours, query.TaskMinutes, query.EgressBytes, query.Requests} {
-		if want, got := truthQuanta(sim, k, m, b.Start, b.End), b.Usage[m]; got != want {
+		if want, got := truthQuanta(t, sim, k, m, b.Start, b.End), b.Usage[m]; got != want {
 			t.Errorf("%v %s [%s, %s): got %s quanta, truth %s", k, query.SeriesOf(m), b.Start, b.End, got, want)
 		}
 	}
