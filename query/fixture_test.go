@@ -1,4 +1,8 @@
-package query
+package query_test
+
+// The query package's tests that need the shared fixture are in this external test package:
+// internal/fixture builds it with the collector and derives it with package rollup, which
+// imports query.
 
 import (
 	"context"
@@ -7,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/cygni/usage/series"
+	"github.com/cygni/usage/internal/fixture"
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/simaws"
 	"github.com/cygni/usage/tsdb"
 )
 
-// simNow is the simulator's fixed clock: every minute the fixtures write has ended.
+// simNow is the simulator's fixed clock for the assertions: every minute the fixture holds has
+// ended.
 var simNow = time.Date(2024, 12, 1, 0, 0, 0, 0, time.UTC)
 
 // fixtureRanges are the spans of 1-minute data the shared fixture holds: a year boundary, the
@@ -24,127 +28,66 @@ var fixtureRanges = [][2]time.Time{
 	{time.Date(2024, 11, 2, 0, 0, 0, 0, time.UTC), time.Date(2024, 11, 5, 0, 0, 0, 0, time.UTC)},
 }
 
-// fixture is a TSDB filled exactly as the collector fills it from a simulated fleet.
-type fixture struct {
+// fixtureShape is the fleet of the shared fixture: 2 projects × 2 services and one untagged
+// service, read by the collector one day at a time over fixtureRanges, each day's last hour
+// first while CloudWatch still shows it partial and then again (corrections), derived by the
+// rollup Deriver. The TSDB's out-of-order window covers the fixture, so the derived hours
+// behind the head stay in the out-of-order head; nothing is compacted at the end: the tests
+// read what the collector and the Deriver left, and the directory is removed afterwards.
+func fixtureShape() fixture.Shape {
+	s := fixture.Shape{
+		Projects: 2, Deployments: 2, Untagged: 1, Seed: 7,
+		Corrections:      true,
+		OutOfOrderWindow: 400 * 24 * time.Hour,
+		Chunk:            25 * time.Hour,
+		KeepHeads:        true,
+	}
+	for _, r := range fixtureRanges {
+		s.Ranges = append(s.Ranges, fixture.Range{From: r[0], To: r[1]})
+	}
+	return s
+}
+
+// sharedFixture is a TSDB filled by the collector from a simulated fleet and derived by the
+// Deriver, and that fleet with its clock at simNow.
+type sharedFixture struct {
 	sim *simaws.Sim
 	db  *tsdb.DB
 }
 
-var shared *fixture
+var shared *sharedFixture
 
 func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "query-fixture-")
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
 	start := time.Now()
-	f, err := newFixture(dir, fixtureRanges)
-	fmt.Fprintf(os.Stderr, "fixture built in %s\n", time.Since(start))
+	s := fixtureShape()
+	f, err := fixture.Build(context.Background(), dir, s, nil)
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	shared = f
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func newSim() *simaws.Sim {
-	return simaws.New(simaws.Options{Seed: 7, Projects: 2, ServicesPerProject: 2, Untagged: 1, Now: func() time.Time { return simNow }})
-}
-
-func newFixture(dir string, ranges [][2]time.Time) (*fixture, error) {
-	db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: dir, OutOfOrderWindow: 400 * 24 * time.Hour})
-	if err != nil {
-		return nil, err
-	}
-	// The tests read the heads as they are: no compaction competes with them for the CPU (its
-	// 2-hour blocks of ten weeks took minutes), and none is waited for at the end (TestMain
-	// removes the directory without closing).
-	db.DisableCompactions()
-	f := &fixture{sim: newSim(), db: db}
-	for _, r := range ranges {
-		if err := f.write(r[0], r[1]); err != nil {
-			return nil, err
-		}
-		if err := f.writeHourly(r[0], r[1]); err != nil {
-			return nil, err
-		}
-	}
-	return f, nil
-}
-
-// writeHourly writes the hourly tier of [from, to) as the Deriver (package rollup, which tests
-// it against the 1-minute samples) writes it: one point per series and hour at the hour's end,
-// the hour's exact quanta (the simulator's integer truth) as a float.
-func (f *fixture) writeHourly(from, to time.Time) error {
-	app := f.db.Appender(context.Background())
-	for _, svc := range f.sim.Services() {
-		for _, name := range series.Usage {
-			m := metricByName[name]
-			l := svcLabels(svc, HourlyName(name))
-			for h := from; h.Before(to); h = h.Add(time.Hour) {
-				q := f.sim.RawTruth(svc, name, h, h.Add(time.Hour)) * rawFactor[m]
-				if _, err := app.Append(0, l, h.Add(time.Hour).UnixMilli(), Dequantize(m, q)); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return app.Commit()
-}
-
-func svcLabels(svc simaws.Service, name string) labels.Labels {
-	b := labels.NewScratchBuilder(5)
-	b.Add(labels.MetricName, name)
-	if svc.Project != "" {
-		b.Add(series.LabelProject, svc.Project)
-	}
-	dep := svc.Name
-	if svc.Deployment != "" {
-		dep = svc.Deployment
-	}
-	b.Add(series.LabelDeployment, dep)
-	b.Add(series.LabelCluster, svc.Cluster)
-	b.Add(series.LabelRegion, "us-east-1")
-	b.Sort()
-	return b.Labels()
-}
-
-// write appends, for every service, series and minute m in [from, to), the simulator's exact
-// value stamped at m+1min, as the collector does; time-major, so the head appends in order.
-func (f *fixture) write(from, to time.Time) error {
-	ctx := context.Background()
-	type ser struct {
-		svc  simaws.Service
-		name string
-		l    labels.Labels
-	}
-	var all []ser
-	for _, svc := range f.sim.Services() {
-		for _, name := range series.Usage {
-			all = append(all, ser{svc, name, svcLabels(svc, name)})
-		}
-	}
-	for day := from; day.Before(to); day = day.Add(24 * time.Hour) {
-		app := f.db.Appender(ctx)
-		for m := day; m.Before(day.Add(24*time.Hour)) && m.Before(to); m = m.Add(time.Minute) {
-			for _, s := range all {
-				v := f.sim.Truth(s.svc, s.name, m, m.Add(time.Minute))
-				if _, err := app.Append(0, s.l, m.Add(time.Minute).UnixMilli(), v); err != nil {
-					return err
-				}
-			}
-		}
-		if err := app.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
+	fmt.Fprintf(os.Stderr, "fixture built in %s: %d samples, %d of them corrections\n", time.Since(start), f.Stats.Samples, f.Stats.Corrections)
+	// Not closed: closing writes the heads into blocks, minutes of work for a directory that
+	// is removed anyway.
+	shared = &sharedFixture{sim: fixture.NewSim(s, func() time.Time { return simNow }), db: f.DB}
+	return m.Run()
 }
 
 // projects returns the tagged projects of the fleet.
-func (f *fixture) projects() []string {
+func (f *sharedFixture) projects() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, s := range f.sim.Services() {
@@ -161,9 +104,9 @@ func spanRange(from, to time.Time) func() (time.Time, time.Time) {
 	return func() (time.Time, time.Time) { return from, to }
 }
 
-func newEngine(tb testing.TB, db *tsdb.DB, prices Prices, hourly func() (time.Time, time.Time)) *Engine {
+func newEngine(tb testing.TB, db *tsdb.DB, prices query.Prices, hourly func() (time.Time, time.Time)) *query.Engine {
 	tb.Helper()
-	e, err := New(nil, nil, Options{Storage: db, Prices: prices, Now: func() time.Time { return simNow }, HourlyRange: hourly})
+	e, err := query.New(nil, nil, query.Options{Storage: db, Prices: prices, Now: func() time.Time { return simNow }, HourlyRange: hourly})
 	if err != nil {
 		tb.Fatal(err)
 	}

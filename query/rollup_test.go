@@ -1,4 +1,4 @@
-package query
+package query_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/cygni/usage/config"
+	"github.com/cygni/usage/query"
 	"github.com/cygni/usage/series"
 	"github.com/cygni/usage/simaws"
 )
@@ -24,28 +25,32 @@ func mustLoc(tb testing.TB, name string) *time.Location {
 // rawFactor converts simaws.RawTruth (whole CloudWatch units) to quanta (PerUnit): a
 // CPU-unit-minute is 60/1024 vCPU-seconds = 15/256, a MiB-minute is one memory quantum, a task
 // 10^6, bytes per second × 60 seconds.
-var rawFactor = [NumMetrics]int64{15, 15, 1, 1, 1_000_000, 60, 1, 0}
+var rawFactor = [query.NumMetrics]int64{15, 15, 1, 1, 1_000_000, 60, 1, 0}
 
 // truthQuanta is the simulator's exact ground truth for one metric of a row over [from, to), in
-// quanta; Key{} is the total over every tagged project.
-func truthQuanta(sim *simaws.Sim, k Key, m Metric, from, to time.Time) Int128 {
-	var total Int128
+// quanta; query.Key{} is the total over every tagged project.
+func truthQuanta(t *testing.T, sim *simaws.Sim, k query.Key, m query.Metric, from, to time.Time) query.Int128 {
+	t.Helper()
+	var total query.Int128
 	for _, svc := range sim.Services() {
 		if svc.Project == "" || (k.Project != "" && svc.Project != k.Project) || (k.Deployment != "" && svc.Deployment != k.Deployment) {
 			continue
 		}
-		total, _ = total.Add64(sim.RawTruth(svc, seriesOf[m], from, to) * rawFactor[m])
+		var overflow bool
+		if total, overflow = total.Add64(sim.RawTruth(svc, query.SeriesOf(m), from, to) * rawFactor[m]); overflow {
+			t.Fatalf("%v %s [%s, %s): the truth overflows 128 bits", k, query.SeriesOf(m), from, to)
+		}
 	}
 	return total
 }
 
 // checkAmounts compares a bucket with the ground truth, exactly, for every metric (memory
 // too: MiB-minutes).
-func checkAmounts(t *testing.T, sim *simaws.Sim, k Key, b Bucket) {
+func checkAmounts(t *testing.T, sim *simaws.Sim, k query.Key, b query.Bucket) {
 	t.Helper()
-	for _, m := range []Metric{CPUSeconds, CPUUsedSeconds, MemoryGBHours, MemoryUsedGBHours, TaskMinutes, EgressBytes, Requests} {
-		if want, got := truthQuanta(sim, k, m, b.Start, b.End), b.Usage[m]; got != want {
-			t.Errorf("%v %s [%s, %s): got %s quanta, truth %s", k, seriesOf[m], b.Start, b.End, got, want)
+	for _, m := range []query.Metric{query.CPUSeconds, query.CPUUsedSeconds, query.MemoryGBHours, query.MemoryUsedGBHours, query.TaskMinutes, query.EgressBytes, query.Requests} {
+		if want, got := truthQuanta(t, sim, k, m, b.Start, b.End), b.Usage[m]; got != want {
+			t.Errorf("%v %s [%s, %s): got %s quanta, truth %s", k, query.SeriesOf(m), b.Start, b.End, got, want)
 		}
 	}
 }
@@ -59,27 +64,27 @@ func TestRollupMatchesGroundTruth(t *testing.T) {
 	cases := []struct {
 		name     string
 		from, to time.Time
-		g        GroupBy
+		g        query.GroupBy
 		loc      *time.Location
 		buckets  int
 		lengths  map[int]time.Duration // bucket index → expected length
 	}{
-		{"seed example by day", d(2024, 1, 1, 0, utc), time.Date(2024, 1, 31, 23, 59, 59, 0, utc), Day, utc, 31, nil},
-		{"year boundary by hour", d(2023, 12, 31, 21, utc), d(2024, 1, 1, 3, utc), Hour, utc, 6, nil},
-		{"leap day by day", d(2024, 2, 28, 0, utc), d(2024, 3, 2, 0, utc), Day, utc, 3, map[int]time.Duration{1: 24 * time.Hour}},
-		{"leap day by hour", d(2024, 2, 29, 22, utc), d(2024, 3, 1, 2, utc), Hour, utc, 4, nil},
-		{"months", d(2024, 1, 1, 0, utc), d(2024, 2, 29, 12, utc), Month, utc, 2, map[int]time.Duration{0: 31 * 24 * time.Hour, 1: 28*24*time.Hour + 12*time.Hour}},
-		{"months clipped at both ends", d(2024, 1, 20, 0, utc), d(2024, 3, 5, 0, utc), Month, utc, 3, map[int]time.Duration{0: 12 * 24 * time.Hour, 1: 29 * 24 * time.Hour, 2: 4 * 24 * time.Hour}},
-		{"week starting mid-week", d(2024, 1, 3, 0, utc), d(2024, 1, 10, 0, utc), Week, utc, 2, map[int]time.Duration{0: 5 * 24 * time.Hour, 1: 2 * 24 * time.Hour}},
-		{"day clipped to a minute", time.Date(2024, 1, 2, 6, 30, 20, 0, utc), time.Date(2024, 1, 3, 8, 15, 0, 0, utc), Day, utc, 2, map[int]time.Duration{0: 17*time.Hour + 29*time.Minute, 1: 8*time.Hour + 15*time.Minute}},
-		{"ISO weeks", d(2023, 12, 31, 0, utc), d(2024, 2, 1, 0, utc), Week, utc, 6, map[int]time.Duration{0: 24 * time.Hour, 1: 7 * 24 * time.Hour, 5: 3 * 24 * time.Hour}},
-		{"DST spring New York", d(2024, 3, 9, 0, ny), d(2024, 3, 12, 0, ny), Day, ny, 3, map[int]time.Duration{1: 23 * time.Hour}},
-		{"DST spring New York by hour", d(2024, 3, 10, 0, ny), d(2024, 3, 10, 5, ny), Hour, ny, 4, nil},
-		{"DST fall New York", d(2024, 11, 2, 0, ny), d(2024, 11, 4, 0, ny), Day, ny, 2, map[int]time.Duration{1: 25 * time.Hour}},
-		{"half-hour zone", d(2024, 1, 2, 0, kolkata), d(2024, 1, 4, 0, kolkata), Day, kolkata, 2, nil},
-		{"half-hour zone by hour", d(2024, 1, 2, 0, kolkata), d(2024, 1, 2, 3, kolkata), Hour, kolkata, 3, nil},
-		{"month in New York", d(2024, 2, 1, 0, ny), d(2024, 3, 1, 0, ny), Month, ny, 1, map[int]time.Duration{0: 29 * 24 * time.Hour}},
-		{"one day of a month in New York", d(2024, 2, 1, 0, ny), d(2024, 2, 2, 0, ny), Month, ny, 1, map[int]time.Duration{0: 24 * time.Hour}},
+		{"seed example by day", d(2024, 1, 1, 0, utc), time.Date(2024, 1, 31, 23, 59, 59, 0, utc), query.Day, utc, 31, nil},
+		{"year boundary by hour", d(2023, 12, 31, 21, utc), d(2024, 1, 1, 3, utc), query.Hour, utc, 6, nil},
+		{"leap day by day", d(2024, 2, 28, 0, utc), d(2024, 3, 2, 0, utc), query.Day, utc, 3, map[int]time.Duration{1: 24 * time.Hour}},
+		{"leap day by hour", d(2024, 2, 29, 22, utc), d(2024, 3, 1, 2, utc), query.Hour, utc, 4, nil},
+		{"months", d(2024, 1, 1, 0, utc), d(2024, 2, 29, 12, utc), query.Month, utc, 2, map[int]time.Duration{0: 31 * 24 * time.Hour, 1: 28*24*time.Hour + 12*time.Hour}},
+		{"months clipped at both ends", d(2024, 1, 20, 0, utc), d(2024, 3, 5, 0, utc), query.Month, utc, 3, map[int]time.Duration{0: 12 * 24 * time.Hour, 1: 29 * 24 * time.Hour, 2: 4 * 24 * time.Hour}},
+		{"week starting mid-week", d(2024, 1, 3, 0, utc), d(2024, 1, 10, 0, utc), query.Week, utc, 2, map[int]time.Duration{0: 5 * 24 * time.Hour, 1: 2 * 24 * time.Hour}},
+		{"day clipped to a minute", time.Date(2024, 1, 2, 6, 30, 20, 0, utc), time.Date(2024, 1, 3, 8, 15, 0, 0, utc), query.Day, utc, 2, map[int]time.Duration{0: 17*time.Hour + 29*time.Minute, 1: 8*time.Hour + 15*time.Minute}},
+		{"ISO weeks", d(2023, 12, 31, 0, utc), d(2024, 2, 1, 0, utc), query.Week, utc, 6, map[int]time.Duration{0: 24 * time.Hour, 1: 7 * 24 * time.Hour, 5: 3 * 24 * time.Hour}},
+		{"DST spring New York", d(2024, 3, 9, 0, ny), d(2024, 3, 12, 0, ny), query.Day, ny, 3, map[int]time.Duration{1: 23 * time.Hour}},
+		{"DST spring New York by hour", d(2024, 3, 10, 0, ny), d(2024, 3, 10, 5, ny), query.Hour, ny, 4, nil},
+		{"DST fall New York", d(2024, 11, 2, 0, ny), d(2024, 11, 4, 0, ny), query.Day, ny, 2, map[int]time.Duration{1: 25 * time.Hour}},
+		{"half-hour zone", d(2024, 1, 2, 0, kolkata), d(2024, 1, 4, 0, kolkata), query.Day, kolkata, 2, nil},
+		{"half-hour zone by hour", d(2024, 1, 2, 0, kolkata), d(2024, 1, 2, 3, kolkata), query.Hour, kolkata, 3, nil},
+		{"month in New York", d(2024, 2, 1, 0, ny), d(2024, 3, 1, 0, ny), query.Month, ny, 1, map[int]time.Duration{0: 29 * 24 * time.Hour}},
+		{"one day of a month in New York", d(2024, 2, 1, 0, ny), d(2024, 2, 2, 0, ny), query.Month, ny, 1, map[int]time.Duration{0: 24 * time.Hour}},
 	}
 	first, last := fixtureRanges[0][0], fixtureRanges[0][1]
 	modes := map[string]func() (time.Time, time.Time){
@@ -87,10 +92,10 @@ func TestRollupMatchesGroundTruth(t *testing.T) {
 		"hourly points":  spanRange(first, last),
 	}
 	for mode, hr := range modes {
-		e := newEngine(t, shared.db, Prices{}, hr)
+		e := newEngine(t, shared.db, query.Prices{}, hr)
 		for _, tc := range cases {
 			t.Run(mode+"/"+tc.name, func(t *testing.T) {
-				bounds, err := Buckets(tc.from, tc.to, tc.g, tc.loc)
+				bounds, err := query.Buckets(tc.from, tc.to, tc.g, tc.loc)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -102,13 +107,13 @@ func TestRollupMatchesGroundTruth(t *testing.T) {
 						t.Errorf("bucket %d is %s long, want %s", i, got, want)
 					}
 				}
-				for _, g := range []Grouping{ByProject, ByDeployment} {
+				for _, g := range []query.Grouping{query.ByProject, query.ByDeployment} {
 					r, err := e.Rollup(context.Background(), shared.projects(), bounds, g)
 					if err != nil {
 						t.Fatal(err)
 					}
 					wantRows := 2
-					if g == ByDeployment {
+					if g == query.ByDeployment {
 						wantRows = 4
 					}
 					if len(r.Rows) != wantRows {
@@ -124,8 +129,8 @@ func TestRollupMatchesGroundTruth(t *testing.T) {
 						t.Fatal(err)
 					}
 					for i, b := range total {
-						checkAmounts(t, shared.sim, Key{}, b)
-						if b.Usage[CPUSeconds].IsZero() {
+						checkAmounts(t, shared.sim, query.Key{}, b)
+						if b.Usage[query.CPUSeconds].IsZero() {
 							t.Errorf("bucket %d [%s, %s) has no usage: the fixture does not cover it", i, b.Start, b.End)
 						}
 					}
@@ -137,7 +142,7 @@ func TestRollupMatchesGroundTruth(t *testing.T) {
 
 // expectedCost prices the ground truth hour by hour, exactly (to 30 decimals): each series'
 // hourly amount times the price of the sheet in force at the hour's start.
-func expectedCost(sim *simaws.Sim, p Prices, project string, from, to time.Time) decimal.Decimal {
+func expectedCost(sim *simaws.Sim, p query.Prices, project string, from, to time.Time) decimal.Decimal {
 	total := decimal.Zero
 	for h := from; h.Before(to); h = h.Add(time.Hour) {
 		s := p.SheetAt(h)
@@ -147,14 +152,14 @@ func expectedCost(sim *simaws.Sim, p Prices, project string, from, to time.Time)
 			}
 			// Exact rationals, to 30 decimals: CPU-unit-minutes × 60/1024 / 3600 vCPU-hours,
 			// MiB-minutes / 61440 GB-hours, bytes/s × 60 / 2^30 GB, requests / 10^6.
-			q := func(m Metric) decimal.Decimal {
-				return decimal.NewFromInt(sim.RawTruth(svc, seriesOf[m], h, h.Add(time.Hour)))
+			q := func(m query.Metric) decimal.Decimal {
+				return decimal.NewFromInt(sim.RawTruth(svc, query.SeriesOf(m), h, h.Add(time.Hour)))
 			}
 			total = total.
-				Add(q(CPUSeconds).Mul(s.VCPUHour.Decimal).DivRound(decimal.NewFromInt(1024*60), 30)).
-				Add(q(MemoryGBHours).Mul(s.MemoryGBHour.Decimal).DivRound(decimal.NewFromInt(61440), 30)).
-				Add(q(EgressBytes).Mul(decimal.NewFromInt(60)).Mul(s.EgressGB.Decimal).DivRound(decimal.NewFromInt(series.GiB), 30)).
-				Add(q(Requests).Mul(s.MillionRequests.Decimal).DivRound(decimal.NewFromInt(1e6), 30))
+				Add(q(query.CPUSeconds).Mul(s.VCPUHour.Decimal).DivRound(decimal.NewFromInt(1024*60), 30)).
+				Add(q(query.MemoryGBHours).Mul(s.MemoryGBHour.Decimal).DivRound(decimal.NewFromInt(61440), 30)).
+				Add(q(query.EgressBytes).Mul(decimal.NewFromInt(60)).Mul(s.EgressGB.Decimal).DivRound(decimal.NewFromInt(series.GiB), 30)).
+				Add(q(query.Requests).Mul(s.MillionRequests.Decimal).DivRound(decimal.NewFromInt(1e6), 30))
 		}
 	}
 	return total
@@ -162,7 +167,7 @@ func expectedCost(sim *simaws.Sim, p Prices, project string, from, to time.Time)
 
 func TestCostWithMidMonthPriceChange(t *testing.T) {
 	change := time.Date(2024, 1, 15, 12, 0, 0, 0, time.UTC)
-	prices := NewPrices(config.PricingConfig{Sheets: []config.PriceSheet{
+	prices := query.NewPrices(config.PricingConfig{Sheets: []config.PriceSheet{
 		config.DefaultPriceSheet(),
 		{EffectiveFrom: change, VCPUHour: dec("0.08"), MemoryGBHour: dec("0.01"), EgressGB: dec("0.12"), StorageGBHour: dec("0.0001"), MillionRequests: dec("0.55")},
 	}})
@@ -170,18 +175,18 @@ func TestCostWithMidMonthPriceChange(t *testing.T) {
 	for mode, hr := range map[string]func() (time.Time, time.Time){"minute samples": nil, "hourly points": spanRange(fixtureRanges[0][0], fixtureRanges[0][1])} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEngine(t, shared.db, prices, hr)
-			r, err := e.Rollup(context.Background(), shared.projects(), jan, ByProject)
+			r, err := e.Rollup(context.Background(), shared.projects(), jan, query.ByProject)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, p := range shared.projects() {
-				got := r.Rows[Key{Project: p}][0].Cost.Total()
+				got := r.Rows[query.Key{Project: p}][0].Cost.Total()
 				want := expectedCost(shared.sim, prices, p, jan[0], jan[1])
 				if !got.Round(10).Equal(want.Round(10)) {
 					t.Errorf("%s January cost = %s, want %s", p, got.Round(10), want.Round(10))
 				}
 				// Priced with the old sheet only, the month must differ: the change is visible.
-				old := expectedCost(shared.sim, NewPrices(config.PricingConfig{}), p, jan[0], jan[1])
+				old := expectedCost(shared.sim, query.NewPrices(config.PricingConfig{}), p, jan[0], jan[1])
 				if got.Round(2).Equal(old.Round(2)) {
 					t.Errorf("%s: the price change did not change the cost (%s)", p, got)
 				}
@@ -200,29 +205,29 @@ func TestHourlyAmountsAreTheRollupsHours(t *testing.T) {
 	to := from.Add(30 * time.Hour)
 	for mode, hr := range map[string]func() (time.Time, time.Time){"minute samples": nil, "hourly points": spanRange(fixtureRanges[0][0], fixtureRanges[0][1])} {
 		t.Run(mode, func(t *testing.T) {
-			e := newEngine(t, shared.db, Prices{}, hr)
-			bounds, err := Buckets(from, to, Hour, time.UTC)
+			e := newEngine(t, shared.db, query.Prices{}, hr)
+			bounds, err := query.Buckets(from, to, query.Hour, time.UTC)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := e.Rollup(context.Background(), shared.projects(), bounds, ByProject)
+			r, err := e.Rollup(context.Background(), shared.projects(), bounds, query.ByProject)
 			if err != nil {
 				t.Fatal(err)
 			}
 			n := 0
 			last := ""
-			err = e.HourlyAmounts(context.Background(), nil, from, to, func(p string, h time.Time, a *Amounts) error {
+			err = e.HourlyAmounts(context.Background(), nil, from, to, func(p string, h time.Time, a *query.Amounts) error {
 				if k := h.Format(time.RFC3339) + p; k <= last {
 					t.Errorf("%s after %s: not in hour, project order", k, last)
 				} else {
 					last = k
 				}
 				i := int(h.Sub(from) / time.Hour)
-				b := r.Rows[Key{Project: p}][i]
+				b := r.Rows[query.Key{Project: p}][i]
 				if *a != b.Usage {
 					t.Errorf("%s %s: HourlyAmounts %v, Rollup %v", p, h, a, b.Usage)
 				}
-				checkAmounts(t, shared.sim, Key{Project: p}, Bucket{Start: h, End: h.Add(time.Hour), Usage: *a})
+				checkAmounts(t, shared.sim, query.Key{Project: p}, query.Bucket{Start: h, End: h.Add(time.Hour), Usage: *a})
 				n++
 				return nil
 			})
