@@ -73,8 +73,9 @@ func (b *Backfill) writer(t int64) (*rangeWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make a directory for a new block: %w", err)
 	}
-	// The writer's head refuses samples more than half its chunk range behind its newest one;
-	// twice the range takes the whole range in any order of series.
+	// The writer's head refuses samples more than half its chunk range before the first one
+	// appended or, for a later appender, before its newest; twice the range takes the whole range
+	// in any order of series and batches.
 	w, err := promtsdb.NewBlockWriter(b.db.logger, dir, 2*BackfillRange)
 	if err != nil {
 		os.RemoveAll(dir)

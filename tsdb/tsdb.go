@@ -454,7 +454,11 @@ func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.App
 		return fmt.Errorf("make a directory for a new block: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	w, err := promtsdb.NewBlockWriter(d.logger, tmp, promtsdb.DefaultBlockDuration)
+	// The writer's head refuses samples more than half its chunk range before the first one
+	// appended (and, for a later appender, before its newest): with Prometheus' 2 hours, the
+	// Deriver's old hours of a series that starts earlier than the first series appended were
+	// refused ("out of bounds"). writeBlockRange takes them in any order of series.
+	w, err := promtsdb.NewBlockWriter(d.logger, tmp, writeBlockRange)
 	if err != nil {
 		return fmt.Errorf("open a block writer: %w", err)
 	}
@@ -477,26 +481,22 @@ func (d *DB) WriteBlock(ctx context.Context, maxt int64, fn func(app storage.App
 	if err := os.Rename(filepath.Join(tmp, id.String()), filepath.Join(d.db.Dir(), id.String())); err != nil {
 		return fmt.Errorf("move block %s into the TSDB: %w", id, err)
 	}
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		// Loaded, or already merged into a bigger block by compaction.
-		for _, b := range d.db.Blocks() {
-			if slices.Contains(b.Meta().Compaction.Sources, id) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			return fmt.Errorf("block %s was not loaded within a minute", id)
-		case <-tick.C:
+	// Loaded now rather than at the next periodic reload, then found (or already merged into a
+	// bigger block by compaction).
+	if err := d.loadBlocks(ctx); err != nil {
+		return err
+	}
+	for _, b := range d.db.Blocks() {
+		if slices.Contains(b.Meta().Compaction.Sources, id) {
+			return nil
 		}
 	}
+	return fmt.Errorf("block %s was not loaded", id)
 }
+
+// writeBlockRange is the chunk range of WriteBlock's block writer: wider than any block it
+// writes (~34 years), so that its head takes every sample whatever the order of the series.
+const writeBlockRange = int64(1) << 40
 
 // Close writes everything the heads hold (Flush) into blocks and closes the TSDB, so that
 // after a clean shutdown the blocks alone hold every sample: read-only tools (promtool tsdb

@@ -322,6 +322,33 @@ func TestOverlappingBlocksAreNotAWarning(t *testing.T) {
 	}
 }
 
+// A block of several days appended one series after the other (as the Deriver writes old hours)
+// keeps every sample: the block writer's head used to refuse samples more than an hour before
+// the first one appended (a series that starts later came first).
+func TestWriteBlockSeriesAfterSeries(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	const hourMs = 3600_000
+	start := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC).UnixMilli()
+	const hours = 3 * 24
+	err := db.WriteBlock(context.Background(), start+hours*hourMs, func(app storage.Appender) error {
+		for i, s := range []string{"a", "b", "c"} {
+			for h := int64(1 + 10*(1-i%2)); h <= hours; h++ { // a and c from hour 11, b from hour 1
+				if _, err := app.Append(0, labels.FromStrings(labels.MetricName, "x:sum1h", "s", s), start+h*hourMs, float64(h)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := count(t, db, "x:sum1h"); n != 3*hours-20 {
+		t.Fatalf("%d samples in the block, want %d", n, 3*hours-20)
+	}
+}
+
 type syncBuf struct {
 	mu sync.Mutex
 	b  strings.Builder
