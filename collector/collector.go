@@ -427,6 +427,21 @@ func (c *Collector) Collect(ctx context.Context, from, to time.Time) error {
 // backfiller is a Storage that can write history as blocks of its own (*tsdb.DB).
 type backfiller interface {
 	NewBackfill() *tsdb.Backfill
+	HeadMaxTime() int64
+}
+
+// inOrder reports whether the head takes chunk ch in order, its newest sample being at headMax
+// (ms): the chunk does not start more than half a block range (an hour) before it, and is no
+// longer than that, so that the batches, each appending the whole chunk, keep one another in
+// the head's in-order window. A backfill of a large fleet (short chunks, in time order) then
+// goes through the head, whose series persist from chunk to chunk; longer chunks (a small
+// fleet) and history behind the head go into blocks.
+func inOrder(ch chunk, headMax int64) bool {
+	half := tsdb.BackfillRange / 2
+	if ch.to.Sub(ch.from).Milliseconds() > half {
+		return false
+	}
+	return headMax == math.MinInt64 || ch.from.UnixMilli() >= headMax-half // an empty head takes any
 }
 
 // flusher is a Storage that can persist its heads as blocks (*tsdb.DB).
@@ -576,9 +591,9 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 	if advance && !ms.has(false) && targets.running > 0 {
 		followed = time.UnixMilli(c.published.Load()).UTC()
 	}
-	// History goes into blocks of its own (tsdb.Backfill): no write-ahead log, no out-of-order
-	// head, no out-of-order window. The watermark then moves only over ranges whose blocks are
-	// loaded.
+	// History the head would take out of order goes into blocks of its own (tsdb.Backfill): no
+	// write-ahead log, no out-of-order head, no out-of-order window. The watermark then moves
+	// only over ranges whose blocks are loaded.
 	var bf *tsdb.Backfill
 	bs, _ := c.opts.Storage.(backfiller)
 	if bs != nil {
@@ -589,7 +604,7 @@ func (c *Collector) collect(ctx context.Context, from, to time.Time, ms metricSe
 	var lastNext time.Time // the watermark the last chunk allows, once its samples are loaded
 	for _, ch := range chunks {
 		var chunkBF *tsdb.Backfill
-		if bf != nil && !ch.to.After(history) {
+		if bf != nil && !ch.to.After(history) && !inOrder(ch, bs.HeadMaxTime()) {
 			chunkBF = bf
 		}
 		n, newest, err := c.collectChunk(ctx, targets, ch, chunkBF)

@@ -202,6 +202,31 @@ func TestCoarsePeriods(t *testing.T) {
 	})
 }
 
+// A backfill in short chunks (a large fleet's: MaxChunkPoints) goes through the head in order,
+// one whose chunks are longer than an hour into blocks; both exact, nothing refused, and read
+// again without a second count.
+func TestBackfillHeadOrBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		chunk time.Duration
+	}{{"short chunks, head", 30 * time.Minute}, {"long chunks, blocks", 6 * time.Hour}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, simaws.Options{Projects: 20, ServicesPerProject: 2})
+			c := e.collector(t, func(o *Options) { o.Chunk = tc.chunk })
+			from, to := testNow.Add(-30*time.Hour), testNow.Add(-6*time.Hour)
+			for range 2 {
+				if err := c.Collect(context.Background(), from, to); err != nil {
+					t.Fatal(err)
+				}
+				e.assertProjectsExact(t, from, to)
+			}
+			if n := counter(e.set, "cygni_collector_samples_rejected_total"); n != 0 {
+				t.Errorf("%d samples rejected", n)
+			}
+		})
+	}
+}
+
 func TestPlan(t *testing.T) {
 	e := newEnv(t, simaws.Options{})
 	c := e.collector(t, func(o *Options) { o.Chunk = 6 * time.Hour; o.MaxChunkPoints = 1_000_000 })

@@ -47,9 +47,9 @@ type rangeWriter struct {
 	w   *promtsdb.BlockWriter
 }
 
-// HeadMinTime is the oldest timestamp the head holds in order (math.MaxInt64 while it holds
-// none): a Backfill's ranges should end at or before it.
-func (d *DB) HeadMinTime() int64 { return d.db.Head().MinTime() }
+// HeadMaxTime is the newest timestamp the head holds in order (math.MinInt64 while it holds
+// none): the head takes samples in order down to about half a block range before it.
+func (d *DB) HeadMaxTime() int64 { return d.db.Head().MaxTime() }
 
 // NewBackfill starts a backfill. Close it when done: it discards what was never flushed.
 func (d *DB) NewBackfill() *Backfill {
