@@ -75,7 +75,7 @@ type dayCache struct {
 	max   int
 	cells map[int64]map[string]*dayCell // by day (or hour) start, then project: a query looks
 	// up the projects of one day at a time, in a map of a thousand rather than of all entries
-	n            int // entries
+	n            int          // entries
 	hits, misses atomic.Int64 // project-days answered from the cache, and read
 	unknown      atomic.Int64 // days read because the storage knew no generation for them
 }
