@@ -59,8 +59,8 @@ const DefaultMinuteCacheEntries = 10_000
 // BenchmarkHourCacheMemory, so ~70 MB; a day of 5,000 projects).
 const DefaultHourCacheEntries = 5_000
 
-// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.72 KB
-// each with 2 deployments × 7 series, BenchmarkDayCacheMemory, so ~72 MB; 1,000 projects × 100
+// DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.94 KB
+// each with 2 deployments × 7 series and their sums over the deployments, BenchmarkDayCacheMemory, so ~94 MB; 1,000 projects × 100
 // days).
 const DefaultDayCacheEntries = 100_000
 
@@ -411,22 +411,30 @@ func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, na
 	for _, cell := range cells {
 		cell.sums = slices.Clone(cell.sums) // no spare capacity held in the cache
 		if tier == tierDay {
-			for _, d := range cell.sums {
-				i := slices.IndexFunc(cell.byMetric, func(b daySum) bool { return b.metric == d.metric })
-				if i < 0 {
-					cell.byMetric = append(cell.byMetric, daySum{metric: d.metric})
-					i = len(cell.byMetric) - 1
-				}
-				sum, overflow := cell.byMetric[i].sum.Add(d.sum)
-				if overflow {
-					return nil, fmt.Errorf("%s: %w", seriesOf[d.metric], ErrOverflow)
-				}
-				cell.byMetric[i].sum = sum
+			if cell.byMetric, err = byMetricOf(cell.sums); err != nil {
+				return nil, err
 			}
-			cell.byMetric = slices.Clip(cell.byMetric)
 		}
 	}
 	return cells, nil
+}
+
+// byMetricOf sums a day cell's sums over the deployments: one per series present.
+func byMetricOf(sums []daySum) ([]daySum, error) {
+	var out []daySum
+	for _, d := range sums {
+		i := slices.IndexFunc(out, func(b daySum) bool { return b.metric == d.metric })
+		if i < 0 {
+			out = append(out, daySum{metric: d.metric})
+			i = len(out) - 1
+		}
+		sum, overflow := out[i].sum.Add(d.sum)
+		if overflow {
+			return nil, fmt.Errorf("%s: %w", seriesOf[d.metric], ErrOverflow)
+		}
+		out[i].sum = sum
+	}
+	return slices.Clip(out), nil
 }
 
 // applyDay adds a project's daily sums of day dy to the reader's rows, into the bucket and sheet

@@ -244,7 +244,12 @@ func cacheMemory(b *testing.B, days int, sums func(p, d int) []daySum) {
 			cells := map[dayKey]*dayCell{}
 			gen := fmt.Sprintf("w17 01M8YA6BEC9CYYHWMBW4CH%04d.0 ", d)
 			for p := range projects {
-				cells[dayKey{fmt.Sprintf("proj_%04d", p), int64(d) * dayMs}] = &dayCell{gen: gen, sums: slices.Clone(sums(p, d))}
+				cs := slices.Clone(sums(p, d))
+				bm, err := byMetricOf(cs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cells[dayKey{fmt.Sprintf("proj_%04d", p), int64(d) * dayMs}] = &dayCell{gen: gen, sums: cs, byMetric: bm}
 			}
 			c.put(cells)
 		}
