@@ -60,8 +60,8 @@ const DefaultMinuteCacheEntries = 10_000
 const DefaultHourCacheEntries = 5_000
 
 // DefaultDayCacheEntries bounds the day cache: project-days of daily-tier sums (about 0.94 KB
-// each with 2 deployments × 7 series and their sums over the deployments, BenchmarkDayCacheMemory, so ~94 MB; 1,000 projects × 100
-// days).
+// each with 2 deployments × 7 series and their sums over the deployments,
+// BenchmarkDayCacheMemory, so ~94 MB; 1,000 projects × 100 days).
 const DefaultDayCacheEntries = 100_000
 
 // dayCache holds, per project and UTC day, the sums of the project's daily-tier points: the
