@@ -8,6 +8,7 @@ package api
 // same endpoints on 1-minute samples read by the collector and derived by the Deriver.
 
 import (
+	"bytes"
 	"context"
 	"runtime"
 	"sort"
@@ -54,13 +55,11 @@ type heapWatcher struct {
 	gc      bool
 }
 
+var newline = []byte{'\n'}
+
 func (h *heapWatcher) Write(p []byte) (int, error) {
 	h.n += len(p)
-	for _, c := range p {
-		if c == '\n' {
-			h.rows++
-		}
-	}
+	h.rows += bytes.Count(p, newline) // the benchmark's client: as little of the 2 cores as it can
 	if h.gc && h.n >= h.next {
 		h.next = h.n + 8<<20
 		runtime.GC()
