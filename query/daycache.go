@@ -334,25 +334,15 @@ func (r *reader) applyHours(project string, dy int64, cell *dayCell, lo, hi int6
 	return nil
 }
 
-// captureDays reads the daily points (tierDay) or the hourly points (tierHour) of the given days
-// and projects in one Select and returns a cell for every (project, day) asked for, empty where
-// the project has no point that day: one sum per deployment and series, per hour for tierHour.
-func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, names string, tier int) (map[dayKey]*dayCell, error) {
-	cells := map[dayKey]*dayCell{}
-	var projects []string
-	lo, hi := int64(math.MaxInt64), int64(minTime)
-	for dy, ps := range missing {
-		lo, hi = min(lo, dy), max(hi, dy+dayMs)
-		for _, p := range ps {
-			cells[dayKey{p, dy}] = &dayCell{}
-			projects = append(projects, p)
-		}
-	}
+// visitSamples calls fn with every float sample stamped in [mint, maxt] of the series named by
+// names of projects (deduplicated, sorted here), as its metric, project, deployment, timestamp
+// and integer quanta (Quantize): the one Select of the caches' captures.
+func (r *reader) visitSamples(ctx context.Context, mint, maxt int64, names string, projects []string, fn func(m Metric, project, deployment string, t int64, quanta int64) error) error {
 	slices.Sort(projects)
 	projects = slices.Compact(projects)
-	q, err := r.e.db.Querier(lo+1, hi)
+	q, err := r.e.db.Querier(mint, maxt)
 	if err != nil {
-		return nil, fmt.Errorf("open TSDB querier: %w", err)
+		return fmt.Errorf("open TSDB querier: %w", err)
 	}
 	defer q.Close()
 	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, names), projectMatcher(projects))
@@ -371,42 +361,73 @@ func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, na
 				continue
 			}
 			t, v := it.At()
-			dy := ceilTo(t, dayMs) - dayMs
-			cell := cells[dayKey{p, dy}]
-			if cell == nil {
-				continue // a day not asked for (or outside the range)
-			}
 			qv, err := Quantize(m, v)
 			if err != nil {
-				return nil, fmt.Errorf("read series %s at %d: %w", lbls, t, err)
+				return fmt.Errorf("read series %s at %d: %w", lbls, t, err)
 			}
-			var i int
-			if tier == tierHour {
-				// A series' points come in time order: its sums of an hour are the last entry.
-				hour := uint8((ceilTo(t, hourMs) - hourMs - dy) / hourMs)
-				if i = len(cell.sums) - 1; i < 0 || cell.sums[i].metric != uint8(m) || cell.sums[i].deployment != dep || cell.sums[i].hour != hour {
-					cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m), hour: hour})
-					i = len(cell.sums) - 1
-				}
-			} else if i = slices.IndexFunc(cell.sums, func(d daySum) bool { return d.metric == uint8(m) && d.deployment == dep }); i < 0 {
-				cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m)})
-				i = len(cell.sums) - 1
+			if err := fn(m, p, dep, t, qv); err != nil {
+				return err
 			}
-			sum, overflow := cell.sums[i].sum.Add64(qv)
-			if overflow {
-				return nil, fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
-			}
-			cell.sums[i].sum = sum
 		}
 		if err := it.Err(); err != nil {
-			return nil, fmt.Errorf("read series %s: %w", lbls, err)
+			return fmt.Errorf("read series %s: %w", lbls, err)
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := ss.Err(); err != nil {
-		return nil, fmt.Errorf("select usage series: %w", err)
+		return fmt.Errorf("select usage series: %w", err)
+	}
+	return nil
+}
+
+// add adds quanta of metric m to the sum.
+func (d *daySum) add(m Metric, quanta int64) error {
+	sum, overflow := d.sum.Add64(quanta)
+	if overflow {
+		return fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
+	}
+	d.sum = sum
+	return nil
+}
+
+// captureDays reads the daily points (tierDay) or the hourly points (tierHour) of the given days
+// and projects in one Select and returns a cell for every (project, day) asked for, empty where
+// the project has no point that day: one sum per deployment and series, per hour for tierHour.
+func (r *reader) captureDays(ctx context.Context, missing map[int64][]string, names string, tier int) (map[dayKey]*dayCell, error) {
+	cells := map[dayKey]*dayCell{}
+	var projects []string
+	lo, hi := int64(math.MaxInt64), int64(minTime)
+	for dy, ps := range missing {
+		lo, hi = min(lo, dy), max(hi, dy+dayMs)
+		for _, p := range ps {
+			cells[dayKey{p, dy}] = &dayCell{}
+			projects = append(projects, p)
+		}
+	}
+	err := r.visitSamples(ctx, lo+1, hi, names, projects, func(m Metric, p, dep string, t int64, qv int64) error {
+		dy := ceilTo(t, dayMs) - dayMs
+		cell := cells[dayKey{p, dy}]
+		if cell == nil {
+			return nil // a day not asked for (or outside the range)
+		}
+		var i int
+		if tier == tierHour {
+			// A series' points come in time order: its sums of an hour are the last entry.
+			hour := uint8((ceilTo(t, hourMs) - hourMs - dy) / hourMs)
+			if i = len(cell.sums) - 1; i < 0 || cell.sums[i].metric != uint8(m) || cell.sums[i].deployment != dep || cell.sums[i].hour != hour {
+				cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m), hour: hour})
+				i = len(cell.sums) - 1
+			}
+		} else if i = slices.IndexFunc(cell.sums, func(d daySum) bool { return d.metric == uint8(m) && d.deployment == dep }); i < 0 {
+			cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m)})
+			i = len(cell.sums) - 1
+		}
+		return cell.sums[i].add(m, qv)
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, cell := range cells {
 		cell.sums = slices.Clone(cell.sums) // no spare capacity held in the cache
@@ -445,14 +466,7 @@ func (r *reader) applyDay(project string, dy int64, cell *dayCell) error {
 	if di < 0 || r.dayBucket[di] < 0 || len(cell.sums) == 0 {
 		return nil
 	}
-	b := int(r.dayBucket[di])
-	var sheet int
-	if i := r.hourIndex(dy); i >= 0 {
-		sheet = int(r.hourSheet[i])
-	} else {
-		sheet = r.prices.sheet(dy)
-	}
-	c := b*r.nsheets + sheet
+	c := r.cellIndex(int(r.dayBucket[di]), dy)
 	var (
 		acc    *rowAcc
 		lastDp string
@@ -466,12 +480,9 @@ func (r *reader) applyDay(project string, dy int64, cell *dayCell) error {
 		if acc == nil || (r.group == ByDeployment && s.deployment != lastDp) {
 			acc, lastDp = r.row(r.keyFor(project, s.deployment)), s.deployment
 		}
-		sum, overflow := acc.cells[c][s.metric].Add(s.sum)
-		if overflow {
-			return fmt.Errorf("%s: %w", seriesOf[s.metric], ErrOverflow)
+		if err := acc.add(c, Metric(s.metric), s.sum); err != nil {
+			return err
 		}
-		acc.cells[c][s.metric] = sum
-		acc.has[c] = true
 	}
 	return nil
 }
@@ -605,67 +616,30 @@ func (r *reader) captureMinutes(ctx context.Context, missing map[int64][]string,
 			projects = append(projects, p)
 		}
 	}
-	slices.Sort(projects)
-	projects = slices.Compact(projects)
-	q, err := r.e.db.Querier(lo+1, hi)
+	err := r.visitSamples(ctx, lo+1, hi, names, projects, func(m Metric, p, dep string, t int64, qv int64) error {
+		start := ceilTo(t, minuteMs) - minuteMs
+		h := floorTo(start, hourMs)
+		k := dayKey{p, h}
+		cell := cells[k]
+		if cell == nil {
+			return nil // an hour or project not asked for
+		}
+		if start >= hours[h].end {
+			full[k] = false // a minute after the run's end: not the whole hour
+			return nil
+		}
+		i := len(cell.sums) - 1
+		if i < 0 || cell.sums[i].metric != uint8(m) || cell.sums[i].deployment != dep {
+			if i = slices.IndexFunc(cell.sums, func(d daySum) bool { return d.metric == uint8(m) && d.deployment == dep }); i < 0 {
+				cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m)})
+				i = len(cell.sums) - 1
+			}
+		}
+		cell.last = max(cell.last, start)
+		return cell.sums[i].add(m, qv)
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open TSDB querier: %w", err)
-	}
-	defer q.Close()
-	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, names), projectMatcher(projects))
-	var it chunkenc.Iterator
-	for ss.Next() {
-		s := ss.At()
-		lbls := s.Labels()
-		m, ok := metricByName[lbls.Get(labels.MetricName)]
-		if !ok {
-			continue
-		}
-		p, dep := lbls.Get(series.LabelProject), lbls.Get(series.LabelDeployment)
-		it = s.Iterator(it)
-		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-			if vt != chunkenc.ValFloat {
-				continue
-			}
-			t, v := it.At()
-			start := ceilTo(t, minuteMs) - minuteMs
-			h := floorTo(start, hourMs)
-			k := dayKey{p, h}
-			cell := cells[k]
-			if cell == nil {
-				continue // an hour or project not asked for
-			}
-			if start >= hours[h].end {
-				full[k] = false // a minute after the run's end: not the whole hour
-				continue
-			}
-			qv, err := Quantize(m, v)
-			if err != nil {
-				return nil, nil, fmt.Errorf("read series %s at %d: %w", lbls, t, err)
-			}
-			i := len(cell.sums) - 1
-			if i < 0 || cell.sums[i].metric != uint8(m) || cell.sums[i].deployment != dep {
-				if i = slices.IndexFunc(cell.sums, func(d daySum) bool { return d.metric == uint8(m) && d.deployment == dep }); i < 0 {
-					cell.sums = append(cell.sums, daySum{deployment: dep, metric: uint8(m)})
-					i = len(cell.sums) - 1
-				}
-			}
-			sum, overflow := cell.sums[i].sum.Add64(qv)
-			if overflow {
-				return nil, nil, fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
-			}
-			cell.sums[i].sum = sum
-			cell.last = max(cell.last, start)
-		}
-		if err := it.Err(); err != nil {
-			return nil, nil, fmt.Errorf("read series %s: %w", lbls, err)
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := ss.Err(); err != nil {
-		return nil, nil, fmt.Errorf("select usage series: %w", err)
+		return nil, nil, err
 	}
 	for _, cell := range cells {
 		cell.sums = slices.Clone(cell.sums)

@@ -297,6 +297,9 @@ func TestHourCacheExactThroughCorrections(t *testing.T) {
 	if err := db.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// No background compaction: a new block is a new generation, rightly read again, and the
+	// warm reads below count their queriers.
+	db.DisableCompactions()
 	derived := d0.Add(days*24*time.Hour - 5*time.Hour)
 	span := func() (time.Time, time.Time) { return d0, derived }
 	counted := &countingDB{DB: db}
@@ -391,8 +394,6 @@ func TestHourCacheExactThroughCorrections(t *testing.T) {
 	// The collector's 1-minute samples and the Deriver's gauges committed into the last day (in
 	// the head): its derived hours are still served from the cache (the hourly tier's
 	// generation, TierGenerations), and exact.
-	// (No compaction meanwhile: a new block is a new generation, rightly read again.)
-	db.DisableCompactions()
 	lastHours, err := Buckets(derived.Add(-4*time.Hour), derived, Hour, time.UTC)
 	if err != nil {
 		t.Fatal(err)
@@ -427,7 +428,6 @@ func TestHourCacheExactThroughCorrections(t *testing.T) {
 	if !reflect.DeepEqual(got.Rows, want.Rows) {
 		t.Fatal("derived hours after commits of other series: the cached rollup differs from a read")
 	}
-	db.EnableCompactions()
 	compare("other series committed")
 	if err := db.Flush(context.Background()); err != nil {
 		t.Fatal(err)

@@ -798,13 +798,23 @@ func (r *reader) keyFor(project, deployment string) Key {
 // addCell adds sum of metric m to acc's cell of bucket b and the sheet that prices the hour (or
 // UTC day) starting at h: the range's own sheet of that hour where h is inside the range.
 func (r *reader) addCell(acc *rowAcc, b int, h int64, m Metric, sum Int128) error {
+	return acc.add(r.cellIndex(b, h), m, sum)
+}
+
+// cellIndex is the index in a row's cells of bucket b for the sheet that prices the hour (or UTC
+// day) starting at h.
+func (r *reader) cellIndex(b int, h int64) int {
 	var sheet int
 	if i := r.hourIndex(h); i >= 0 {
 		sheet = int(r.hourSheet[i])
 	} else {
 		sheet = r.prices.sheet(h)
 	}
-	c := b*r.nsheets + sheet
+	return b*r.nsheets + sheet
+}
+
+// add adds sum of metric m to cell c.
+func (acc *rowAcc) add(c int, m Metric, sum Int128) error {
 	s, overflow := acc.cells[c][m].Add(sum)
 	if overflow {
 		return fmt.Errorf("%s: %w", seriesOf[m], ErrOverflow)
