@@ -59,6 +59,21 @@ func (p *inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// recordedFleet is the fleet (10,000 services: 5,000 projects × 2) behind SDK clients
+// whose answers are recorded (tr.record) and replayed once recording is off.
+func recordedFleet(clk *clock) (*cloudwatch.Client, *ecs.Client, *inProcess) {
+	sim := simaws.New(simaws.Options{Projects: 5000, ServicesPerProject: 2, Untagged: -1, Now: clk.Now})
+	tr := &inProcess{h: sim.Handler(), record: true, saved: map[[32]byte]*httptest.ResponseRecorder{}}
+	cfg := aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDSIMULATED", "simulated-secret", ""),
+		HTTPClient:  &http.Client{Transport: tr},
+	}
+	cw := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String("http://sim.invalid") })
+	ec := ecs.NewFromConfig(cfg, func(o *ecs.Options) { o.BaseEndpoint = aws.String("http://sim.invalid") })
+	return cw, ec, tr
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -73,15 +88,7 @@ func cpuTime() time.Duration {
 //	go test -run '^$' -bench BenchmarkDecodeConvertAppend -benchtime 5x ./collector/
 func BenchmarkDecodeConvertAppend(b *testing.B) {
 	clk := &clock{t: testNow}
-	sim := simaws.New(simaws.Options{Projects: 5000, ServicesPerProject: 2, Untagged: -1, Now: clk.Now})
-	tr := &inProcess{h: sim.Handler(), record: true, saved: map[[32]byte]*httptest.ResponseRecorder{}}
-	cfg := aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDSIMULATED", "simulated-secret", ""),
-		HTTPClient:  &http.Client{Transport: tr},
-	}
-	cw := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String("http://sim.invalid") })
-	ec := ecs.NewFromConfig(cfg, func(o *ecs.Options) { o.BaseEndpoint = aws.String("http://sim.invalid") })
+	cw, ec, tr := recordedFleet(clk)
 	ch := chunk{from: testNow.Add(-5 * time.Minute), to: testNow, period: 60}
 	ctx := context.Background()
 
@@ -152,15 +159,7 @@ func BenchmarkBackfill(b *testing.B) {
 	to := testNow.Add(-3 * time.Hour).Truncate(time.Hour)
 	from := to.Add(-6 * time.Hour)
 	clk := &clock{t: testNow}
-	sim := simaws.New(simaws.Options{Projects: 5000, ServicesPerProject: 2, Untagged: -1, Now: clk.Now})
-	tr := &inProcess{h: sim.Handler(), record: true, saved: map[[32]byte]*httptest.ResponseRecorder{}}
-	cfg := aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDSIMULATED", "simulated-secret", ""),
-		HTTPClient:  &http.Client{Transport: tr},
-	}
-	cw := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String("http://sim.invalid") })
-	ec := ecs.NewFromConfig(cfg, func(o *ecs.Options) { o.BaseEndpoint = aws.String("http://sim.invalid") })
+	cw, ec, tr := recordedFleet(clk)
 	ctx := context.Background()
 	collect := func() (uint64, time.Duration) {
 		db, err := tsdb.Open(nil, nil, tsdb.Options{Dir: b.TempDir()})

@@ -342,23 +342,7 @@ func TestHourCacheExactThroughCorrections(t *testing.T) {
 	}
 	compare := func(what string) {
 		t.Helper()
-		for si, b := range shapes {
-			for _, g := range []Grouping{ByProject, ByDeployment, ByTotal} {
-				for _, ps := range [][]string{projects, projects[:3], {"proj_004", "proj_004"}} {
-					got, err := cached.Rollup(context.Background(), ps, b, g)
-					if err != nil {
-						t.Fatal(err)
-					}
-					want, err := plain.Rollup(context.Background(), ps, b, g)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !reflect.DeepEqual(got.Rows, want.Rows) {
-						t.Fatalf("%s: shape %d, grouping %v, %d projects: the cached rollup differs from a read", what, si, g, len(ps))
-					}
-				}
-			}
-		}
+		compareRollups(t, cached, plain, shapes, projects, what)
 	}
 	compare("cold")
 	if cached.hours.len() == 0 {
@@ -531,23 +515,7 @@ func TestMinuteCacheExactLive(t *testing.T) {
 	}
 	compare := func(what string) {
 		t.Helper()
-		for si, b := range shapes() {
-			for _, g := range []Grouping{ByProject, ByDeployment, ByTotal} {
-				for _, ps := range [][]string{projects, projects[:3], {"proj_004", "proj_004"}} {
-					got, err := cached.Rollup(context.Background(), ps, b, g)
-					if err != nil {
-						t.Fatal(err)
-					}
-					want, err := plain.Rollup(context.Background(), ps, b, g)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !reflect.DeepEqual(got.Rows, want.Rows) {
-						t.Fatalf("%s: shape %d, grouping %v, %d projects: the cached rollup differs from a read", what, si, g, len(ps))
-					}
-				}
-			}
-		}
+		compareRollups(t, cached, plain, shapes(), projects, what)
 	}
 	summary := func() []time.Time { return shapes()[0] }
 	compare("cold")
@@ -598,5 +566,28 @@ func TestMinuteCacheExactLive(t *testing.T) {
 	t.Logf("minute cache: %+v", st)
 	if st.Hits == 0 {
 		t.Error("the minute cache answered nothing")
+	}
+}
+
+// compareRollups fails t unless the cached engine's rollups equal the plain one's for every
+// shape, grouping and set of projects (all of them, three, and one named twice).
+func compareRollups(t *testing.T, cached, plain *Engine, shapes [][]time.Time, projects []string, what string) {
+	t.Helper()
+	for si, b := range shapes {
+		for _, g := range []Grouping{ByProject, ByDeployment, ByTotal} {
+			for _, ps := range [][]string{projects, projects[:3], {"proj_004", "proj_004"}} {
+				got, err := cached.Rollup(context.Background(), ps, b, g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := plain.Rollup(context.Background(), ps, b, g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got.Rows, want.Rows) {
+					t.Fatalf("%s: shape %d, grouping %v, %d projects: the cached rollup differs from a read", what, si, g, len(ps))
+				}
+			}
+		}
 	}
 }
