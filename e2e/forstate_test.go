@@ -44,6 +44,7 @@ func TestRulesLeaderKillKeepsForState(t *testing.T) {
 	vm := storetest.Start(t, storetest.VictoriaMetrics)
 	dsn := pgtest.DSN(t, "e2e_forstate")
 	mail := smtptest.Start(t, "127.0.0.1:0")
+	mail.Now = clk // arrivals on the test's clock
 
 	admin := storeBackend{name: "postgres", config: "store:\n  driver: postgres\n", env: []string{"CYGNI_STORE_DSN=" + dsn}}
 	cliDir := t.TempDir()
@@ -167,7 +168,6 @@ alerting:
 	close(stop)
 	<-watched
 	after := alertStates(t, follower.URL(), token)
-	offset := clk().Sub(time.Now()) // wall clock → the test's clock, for the e-mails' arrival
 
 	// The stored samples: the leader's (at or before the kill) and the follower's (after it).
 	forState := exportSeries(t, vm, `ALERTS_FOR_STATE{alertname=~"E2EFor.*"}`, killedAt.Add(-time.Hour), clk().Add(time.Minute))
@@ -258,7 +258,7 @@ alerting:
 		if n == "E2EForFiring" {
 			continue // e-mailed by the leader before the kill
 		}
-		at := ms[0].Received.Add(offset)
+		at := ms[0].Received
 		if at.Before(got.Add(hold[n])) {
 			t.Errorf("%s: e-mailed at %s, before its restored active time %s + for %s", n, at, got, hold[n])
 		}

@@ -25,7 +25,7 @@ type Message struct {
 	Text     string
 	HTML     string
 	Header   mail.Header
-	Received time.Time // wall clock, when the DATA command completed
+	Received time.Time // when the DATA command completed, by Server.Now
 }
 
 // Server is an smtp.Backend that keeps the messages it receives.
@@ -34,6 +34,9 @@ type Server struct {
 	msgs []Message
 	// Addr is host:port once started with Start.
 	Addr string
+	// Now stamps Message.Received; nil: the wall clock. A test that compares arrivals with its
+	// own clock (e2e.Clock) sets it before the first message.
+	Now func() time.Time
 }
 
 // Session is one SMTP session of a Server; embed it to add authentication.
@@ -93,8 +96,12 @@ func (ss *Session) Data(r io.Reader) error {
 			rc.HTML = string(b)
 		}
 	}
-	rc.Received = time.Now()
 	ss.S.mu.Lock()
+	if ss.S.Now != nil {
+		rc.Received = ss.S.Now()
+	} else {
+		rc.Received = time.Now()
+	}
 	ss.S.msgs = append(ss.S.msgs, rc)
 	ss.S.mu.Unlock()
 	return nil
